@@ -1,0 +1,26 @@
+"""shallot: a small, data-driven ASGI framework on anyio.
+
+Requests and responses are plain dicts, handlers are async functions, features are
+middlewares, and websocket handlers are async generators.
+"""
+
+from __future__ import annotations
+
+from ._asgi import build_server
+from ._errors import ASGIProtocolError, ShallotError, WSDisconnect
+from .handlers import standard_not_found
+from .middlewares import apply_middleware
+from .response import standard_disconnect, ws_accept, ws_close, ws_send
+
+__all__ = [
+    "ASGIProtocolError",
+    "ShallotError",
+    "WSDisconnect",
+    "apply_middleware",
+    "build_server",
+    "standard_disconnect",
+    "standard_not_found",
+    "ws_accept",
+    "ws_close",
+    "ws_send",
+]

@@ -1,0 +1,140 @@
+"""The ASGI 3 entry point: ``build_server`` and the dispatch on ``scope["type"]``.
+
+HTTP goes to ``_http``, lifespan to ``_lifespan``; a websocket request is turned into a request
+dict and handed to the handler, which returns a takeover callable (a ``@websocket`` handler) or a
+response dict, which denies the handshake.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from ._http import (
+    INTERNAL_ERROR,
+    SERVICE_UNAVAILABLE,
+    InvalidResponse,
+    Limits,
+    build_request,
+    decode_headers,
+    prepare,
+    serve_http,
+)
+from ._lifespan import AppState, Hook, LifespanFactory, run_lifespan
+from ._types import ASGIApp, Handler, Receive, Response, Scope, Send
+
+logger = logging.getLogger("shallot")
+
+_MIB = 1024 * 1024
+
+
+def _positive(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+    if math.isinf(value):
+        return math.inf
+    return float(value)
+
+
+def build_server(
+    handler: Handler,
+    *,
+    on_start: Hook | None = None,
+    on_stop: Hook | None = None,
+    lifespan: LifespanFactory | None = None,
+    max_body_size: int = 10 * _MIB,
+    body_timeout: float = 30.0,
+    response_timeout: float = 30.0,
+    max_receive_timeout_s: float | None = None,
+    max_responde_timeout_s: float | None = None,
+) -> ASGIApp:
+    """Returns an ASGI 3 application that answers every request with ``handler``.
+
+    ``on_start(scope)`` and ``on_stop(scope)`` run at lifespan startup and shutdown; what
+    ``on_start`` returns becomes ``request["config"]``. ``lifespan`` is a factory of an async
+    context manager whose body spans startup to shutdown and which yields config too.
+    ``body_timeout`` bounds how long a client may take to send its body (408 after it),
+    ``max_body_size`` how large the body may be (413 over it), and ``response_timeout`` each
+    send to a client that stopped reading. ``max_receive_timeout_s`` and
+    ``max_responde_timeout_s`` are shallot 2.0's names for the two timeouts.
+
+    Raises:
+        TypeError: ``handler`` or a hook is not callable, or a 2.0 name repeats a new one.
+        ValueError: a limit is not positive.
+    """
+    if not callable(handler):
+        raise TypeError(f"handler {handler!r} is not callable")
+    for name, hook in (("on_start", on_start), ("on_stop", on_stop), ("lifespan", lifespan)):
+        if hook is not None and not callable(hook):
+            raise TypeError(f"{name} {hook!r} is not callable")
+    if max_receive_timeout_s is not None:
+        body_timeout = max_receive_timeout_s
+    if max_responde_timeout_s is not None:
+        response_timeout = max_responde_timeout_s
+    if isinstance(max_body_size, bool) or not isinstance(max_body_size, int) or max_body_size < 0:
+        raise ValueError(f"max_body_size must be a whole number of bytes, not {max_body_size!r}")
+    limits = Limits(max_body_size, _positive("body_timeout", body_timeout),
+                    _positive("response_timeout", response_timeout))
+    state = AppState()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            if not state.ready:
+                await state.wait_ready()
+            if state.failed:
+                await serve_http(scope, receive, send, _unavailable, state.config, limits)
+                return
+            await serve_http(scope, receive, send, handler, state.config, limits)
+        elif kind == "websocket":
+            if not state.ready:
+                await state.wait_ready()
+            await serve_websocket(scope, receive, send, _unavailable if state.failed else handler,
+                                  state.config)
+        elif kind == "lifespan":
+            await run_lifespan(state, scope, receive, send, on_start, on_stop, lifespan)
+        else:  # the ASGI spec asks apps to raise on scope types they do not know
+            raise ValueError(f"shallot does not handle ASGI scope type {kind!r}")
+
+    return app
+
+
+async def _unavailable(request: dict[str, Any]) -> Response:
+    return SERVICE_UNAVAILABLE
+
+
+async def serve_websocket(scope: Scope, receive: Receive, send: Send, handler: Handler,
+                          config: dict[str, Any]) -> None:
+    """Hands a websocket connection to its handler: a takeover callable runs it, a response
+    dict denies the handshake."""
+    headers = decode_headers(scope.get("headers", ()))
+    try:
+        result = await handler(build_request(scope, headers, b"", "WS", config))
+    except Exception:
+        logger.exception("handler %s raised on a websocket request",
+                         getattr(handler, "__qualname__", handler))
+        result = INTERNAL_ERROR
+    if not isinstance(result, dict) and callable(result):
+        await result(receive, send)
+        return
+    message = await receive()
+    if message["type"] != "websocket.connect":  # the client left before the handshake
+        return
+    await deny_handshake(scope, send, result)
+
+
+async def deny_handshake(scope: Scope, send: Send, response: Any) -> None:
+    """Refuses a websocket handshake (after ``websocket.connect`` was received) with
+    ``response``, sent through the ``websocket.http.response`` extension when the server offers
+    it; otherwise the server answers 403."""
+    if "websocket.http.response" not in (scope.get("extensions") or {}):
+        await send({"type": "websocket.close", "code": 1000, "reason": ""})
+        return
+    try:
+        status, headers, body, _ = prepare(response)
+    except InvalidResponse as error:
+        logger.error("websocket handshake answered with an unusable response: %s", error)
+        status, headers, body, _ = prepare(INTERNAL_ERROR)
+    await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body or b"", "more_body": False})

@@ -1,0 +1,32 @@
+"""The exceptions shallot raises, in one tree::
+
+    Exception
+     └── ShallotError
+          ├── WSDisconnect         the websocket client went away (carries the close code)
+          └── ASGIProtocolError    the server broke the ASGI contract
+
+App misuse (sending after a close, say) raises ``RuntimeError`` naming the state and the
+message; bad client input never raises, it becomes a 4xx response.
+"""
+
+from __future__ import annotations
+
+
+class ShallotError(Exception):
+    """Base class of every exception shallot defines."""
+
+
+class WSDisconnect(ShallotError):  # noqa: N818 - the name shallot 2.0 users know
+    """The websocket client closed the connection; ``code`` is its close code."""
+
+    def __init__(self, code: int = 1005, reason: str = "") -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"WSDisconnect(code={self.code!r}, reason={self.reason!r})"
+
+
+class ASGIProtocolError(ShallotError):
+    """The server sent a message the ASGI specification does not allow at this point."""

@@ -1,0 +1,343 @@
+"""HTTP in both directions: ASGI receive -> request dict, response dict -> ``http.response.*``.
+
+The hot path of a plain request (no body announced, a ``body`` response) opens no task group
+and no timeout scope: a request without ``content-length`` or ``transfer-encoding`` has no body
+(RFC 9112 §6.3), so the server already holds its one ``http.request`` message, and a small
+response body fits the socket buffer. Timeouts and the disconnect watcher are paid only where
+they mean something: a body still arriving, a large body, a ``stream``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Any
+
+import anyio
+
+from ._types import Handler, Message, Receive, Request, Response, Scope, Send
+
+logger = logging.getLogger("shallot")
+
+#: Bodies up to this size are sent without a timeout scope: they fit the socket buffer.
+_SMALL_BODY = 64 * 1024
+#: Bound on awaiting a stream's own cleanup (its ``finally``) after it was stopped.
+_CLEANUP_TIMEOUT = 5.0
+
+
+class Limits:
+    """The HTTP limits of one app, fixed when it is built."""
+
+    __slots__ = ("body_timeout", "max_body_size", "response_timeout")
+
+    def __init__(self, max_body_size: int, body_timeout: float, response_timeout: float) -> None:
+        self.max_body_size = max_body_size
+        self.body_timeout = body_timeout
+        self.response_timeout = response_timeout
+
+
+class _Refused(Exception):
+    """The request body cannot be accepted; ``response`` says why to the client."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response["status"])
+        self.response = response
+
+
+class _ClientGone(Exception):
+    """The client disconnected before its request was read."""
+
+
+class InvalidResponse(Exception):
+    """A handler returned something shallot cannot send."""
+
+
+def _plain(status: int, text: str, *, close: bool = False) -> Response:
+    body = text.encode()
+    headers = {"content-type": "text/plain; charset=utf-8"}
+    if close:  # the rest of the request was not read, so the connection cannot be reused
+        headers["connection"] = "close"
+    return {"status": status, "headers": headers, "body": body}
+
+
+INTERNAL_ERROR = _plain(500, "Internal Server Error")
+SERVICE_UNAVAILABLE = _plain(503, "Service Unavailable")
+
+
+def decode_headers(raw: Any) -> dict[str, str]:
+    """Returns the ASGI header list as a dict: lower-cased names, latin-1 values, repeats
+    joined with ``","`` (RFC 9110 §5.3)."""
+    headers: dict[str, str] = {}
+    for name, value in raw:
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        if key in headers:
+            headers[key] = f"{headers[key]},{text}"
+        else:
+            headers[key] = text
+    return headers
+
+
+def build_request(scope: Scope, headers: dict[str, str], body: bytes, method: str,
+                  config: dict[str, Any]) -> Request:
+    """Returns the request dict: a copy of the scope plus shallot's keys (SPEC §1)."""
+    request = dict(scope)
+    request["headers"] = headers
+    request["headers_list"] = scope.get("headers", [])
+    request["body"] = body
+    request["method"] = method
+    request["config"] = config
+    return request
+
+
+async def read_body(scope: Scope, headers: dict[str, str], receive: Receive,
+                    limits: Limits) -> bytes:
+    """Returns the whole request body.
+
+    Raises:
+        _Refused: the body is too large (413) or arrives too slowly (408).
+        _ClientGone: the client disconnected first.
+    """
+    length = headers.get("content-length")
+    if length is not None:
+        try:
+            announced = int(length)
+        except ValueError:
+            raise _Refused(_plain(400, "Bad Request: invalid content-length", close=True)) from None
+        if announced > limits.max_body_size:
+            raise _Refused(_plain(413, "Payload Too Large", close=True))
+        if announced == 0 and "transfer-encoding" not in headers:
+            return await _read_announced_empty(receive, limits)
+    elif "transfer-encoding" not in headers and scope.get("http_version") in ("1.0", "1.1"):
+        return await _read_announced_empty(receive, limits)
+    return await _read_rest(receive, limits)
+
+
+async def _read_announced_empty(receive: Receive, limits: Limits) -> bytes:
+    # The server holds this message already (no body on the wire), so no timeout is needed.
+    message = await receive()
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        return bytes(message.get("body", b""))
+    return await _read_rest(receive, limits, message)  # a body came after all
+
+
+async def _read_rest(receive: Receive, limits: Limits, message: Message | None = None) -> bytes:
+    with anyio.move_on_after(limits.body_timeout):
+        return await _read_chunks(receive, limits.max_body_size, message)
+    raise _Refused(_plain(408, "Request Timeout", close=True))
+
+
+async def _read_chunks(receive: Receive, max_size: int, message: Message | None) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        if message is None:
+            message = await receive()
+        if message["type"] != "http.request":  # http.disconnect
+            raise _ClientGone
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > max_size:  # refuse now; the rest is never read into memory
+                raise _Refused(_plain(413, "Payload Too Large", close=True))
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+        message = None
+
+
+def _encode_headers(headers: Any) -> tuple[list[tuple[bytes, bytes]], bool]:
+    """Returns the headers as ASGI pairs and whether a content-length is among them."""
+    items = headers.items() if isinstance(headers, dict) else headers
+    raw: list[tuple[bytes, bytes]] = []
+    has_length = False
+    for name, value in items:
+        key = name.encode("latin-1") if isinstance(name, str) else bytes(name)
+        if isinstance(value, str):
+            data = value.encode("latin-1")
+        elif isinstance(value, (bytes, bytearray)):
+            data = bytes(value)
+        elif isinstance(value, int):  # content-length given as a number
+            data = str(value).encode()
+        else:
+            raise InvalidResponse(f"header {name!r} has a {type(value).__name__} value")
+        if key.lower() == b"content-length":
+            has_length = True
+        raw.append((key, data))
+    return raw, has_length
+
+
+def prepare(response: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes | None, Any]:
+    """Returns (status, ASGI headers, body, stream) of a response dict.
+
+    Raises:
+        InvalidResponse: it is not a response shallot can send.
+    """
+    if not isinstance(response, dict):
+        raise InvalidResponse(f"returned {response!r}, not a response dict")
+    status = response.get("status")
+    if type(status) is not int or not 100 <= status <= 999:
+        raise InvalidResponse(f"returned status {status!r}; it must be an int from 100 to 999")
+    try:
+        headers, has_length = _encode_headers(response.get("headers") or ())
+    except (UnicodeEncodeError, ValueError, TypeError) as error:
+        raise InvalidResponse(f"returned unusable headers: {error}") from None
+    stream = response.get("stream")
+    if stream is not None:
+        if not hasattr(stream, "__aiter__"):
+            raise InvalidResponse(f"returned a stream that is not async iterable: {stream!r}")
+        return status, headers, None, stream
+    body = response.get("body", b"")
+    if isinstance(body, str):
+        body = body.encode()
+    elif isinstance(body, (bytearray, memoryview)):
+        body = bytes(body)
+    elif not isinstance(body, bytes):
+        raise InvalidResponse(f"returned a {type(body).__name__} body; it must be bytes")
+    if not has_length and status >= 200 and status not in (204, 304):
+        headers.append((b"content-length", str(len(body)).encode()))
+    return status, headers, body, None
+
+
+async def send_body(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes,
+                    head: bool, limits: Limits) -> None:
+    """Sends a whole-body response. A body too large for the socket buffer is sent under the
+    response timeout, so a client that stopped reading cannot hold the task forever."""
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    if head or len(body) <= _SMALL_BODY:
+        await send({"type": "http.response.body", "body": b"" if head else body,
+                    "more_body": False})
+        return
+    with anyio.move_on_after(limits.response_timeout) as timeout:
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+    if timeout.cancelled_caught:
+        logger.info("client stopped reading; response abandoned after %ss",
+                    limits.response_timeout)
+
+
+async def send_stream(send: Send, receive: Receive, status: int,
+                      headers: list[tuple[bytes, bytes]], stream: AsyncIterable[Any],
+                      head: bool, limits: Limits, handler: Handler) -> None:
+    """Sends a streamed response chunk by chunk, stopping when the client disconnects.
+
+    The first chunk is read before the response starts, so a stream that fails at once still
+    gets a 500. Each send is bounded by the response timeout, never the stream's whole life.
+    Whatever happens, the stream is closed (its ``finally`` runs) before this returns.
+    """
+    iterator = stream.__aiter__()
+    try:
+        if head:
+            await send_body(send, status, headers, b"", True, limits)
+            return
+        try:
+            first = await _next_chunk(iterator)
+        except Exception:
+            logger.exception("stream of handler %s failed before its first chunk",
+                             _name(handler))
+            await send_body(send, *_INTERNAL_ERROR_PARTS, False, limits)
+            return
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
+            await _pump(send, iterator, first, limits, handler)
+            tg.cancel_scope.cancel()
+    finally:
+        await _close_iterator(iterator)
+
+
+async def _pump(send: Send, iterator: AsyncIterator[Any], chunk: bytes | None,
+                limits: Limits, handler: Handler) -> None:
+    while chunk is not None:
+        if chunk:
+            with anyio.move_on_after(limits.response_timeout) as timeout:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if timeout.cancelled_caught:
+                logger.info("client stopped reading; stream abandoned after %ss",
+                            limits.response_timeout)
+                return
+        try:
+            chunk = await _next_chunk(iterator)
+        except Exception:
+            # The response has started: ending without the final message aborts it, so the
+            # client sees a truncated response rather than a complete-looking one.
+            logger.exception("stream of handler %s failed mid-response", _name(handler))
+            return
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _next_chunk(iterator: AsyncIterator[Any]) -> bytes | None:
+    try:
+        chunk = await iterator.__anext__()
+    except StopAsyncIteration:
+        return None
+    if isinstance(chunk, bytes):
+        return chunk
+    if isinstance(chunk, str):
+        return chunk.encode()
+    if isinstance(chunk, (bytearray, memoryview)):
+        return bytes(chunk)
+    raise InvalidResponse(f"stream yielded a {type(chunk).__name__}; it must yield bytes")
+
+
+async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
+
+
+async def _close_iterator(iterator: Any) -> None:
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is None:
+        return
+    with anyio.CancelScope(shield=True), anyio.move_on_after(_CLEANUP_TIMEOUT):
+        try:
+            await aclose()
+        except Exception:
+            logger.exception("closing a response stream failed")
+
+
+def _name(handler: Any) -> str:
+    return getattr(handler, "__qualname__", None) or repr(handler)
+
+
+async def serve_http(scope: Scope, receive: Receive, send: Send, handler: Handler,
+                     config: dict[str, Any], limits: Limits) -> None:
+    """Answers one HTTP request: read it, call the handler, send what it returned.
+
+    This is the error boundary of a request: a handler error is logged once and answered
+    with 500, so the server keeps serving.
+    """
+    headers = decode_headers(scope.get("headers", ()))
+    try:
+        body = await read_body(scope, headers, receive, limits)
+    except _Refused as refused:
+        status, raw, data, _ = prepare(refused.response)
+        await send_body(send, status, raw, data or b"", False, limits)
+        return
+    except _ClientGone:
+        return
+    method = scope["method"]
+    try:
+        result = await handler(build_request(scope, headers, body, method, config))
+    except Exception:
+        logger.exception("handler %s raised", _name(handler))
+        result = INTERNAL_ERROR
+    if not isinstance(result, dict) and callable(result):
+        await result(receive, send)  # raw takeover (SPEC §1)
+        return
+    try:
+        status, raw, data, stream = prepare(result)
+    except InvalidResponse as error:
+        logger.error("handler %s %s", _name(handler), error)
+        status, raw, data, stream = prepare(INTERNAL_ERROR)
+    try:
+        if stream is None:
+            await send_body(send, status, raw, data or b"", method == "HEAD", limits)
+        else:
+            await send_stream(send, receive, status, raw, stream, method == "HEAD", limits,
+                              handler)
+    except OSError:  # ASGI 2.4: send() may raise once the client has gone
+        logger.debug("client went away while handler %s answered", _name(handler))
+
+
+_INTERNAL_ERROR_PARTS = prepare(INTERNAL_ERROR)[:3]

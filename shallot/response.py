@@ -1,0 +1,136 @@
+"""Response builders: pure functions that return response dicts and websocket messages.
+
+Nothing here does I/O except the stream that ``filestream`` returns, which reads its file with
+anyio when the response is sent.
+"""
+
+from __future__ import annotations
+
+import json as _json
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import anyio
+
+from ._errors import WSDisconnect
+from ._types import Response, Scope, WSAccept, WSClose, WSSend
+
+__all__ = [
+    "WSDisconnect",
+    "filestream",
+    "json",
+    "respond400",
+    "respond404",
+    "respond_not_modified",
+    "standard_disconnect",
+    "text",
+    "ws_accept",
+    "ws_close",
+    "ws_send",
+]
+
+logger = logging.getLogger("shallot")
+
+
+def text(body: str = "", status: int = 200, encoding: str = "utf-8",
+         headers: Mapping[str, str] | None = None) -> Response:
+    """Returns a ``text/plain`` response with ``body`` encoded as ``encoding``."""
+    return {
+        "status": status,
+        "headers": {"content-type": f"text/plain; charset={encoding}", **(headers or {})},
+        "body": body.encode(encoding),
+    }
+
+
+def json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    """Returns an ``application/json`` response holding ``data`` as UTF-8 JSON.
+
+    Raises:
+        TypeError: ``data`` is not JSON serializable.
+    """
+    body = _json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    return {
+        "status": status,
+        "headers": {"content-type": "application/json", **(headers or {})},
+        "body": body,
+    }
+
+
+def filestream(path: str | os.PathLike[str], headers: Mapping[str, str] | None = None,
+               chunk_size: int = 64 * 1024, status: int = 200) -> Response:
+    """Returns a response that streams the file at ``path`` in chunks of ``chunk_size`` bytes,
+    read with anyio's file I/O. A file that cannot be opened gives a 500 when sent."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        async with await anyio.open_file(path, "rb") as file:
+            while chunk := await file.read(chunk_size):
+                yield chunk
+
+    return {"status": status, "headers": dict(headers or {}), "stream": chunks()}
+
+
+def respond404(message: str = "Not Found") -> Response:
+    """Returns a 404 plain-text response."""
+    return text(message, status=404)
+
+
+def respond400(message: str = "Bad Request") -> Response:
+    """Returns a 400 plain-text response."""
+    return text(message, status=400)
+
+
+def respond_not_modified(headers: Mapping[str, str] | None = None) -> Response:
+    """Returns a 304 response, which carries no body (RFC 9110 §15.4.5)."""
+    return {"status": 304, "headers": dict(headers or {})}
+
+
+def ws_send(data: str | bytes) -> WSSend:
+    """Returns the message that sends ``data`` as a text (str) or binary (bytes) frame.
+
+    Raises:
+        TypeError: ``data`` is neither str nor bytes.
+    """
+    if isinstance(data, str):
+        return {"type": "websocket.send", "text": data}
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return {"type": "websocket.send", "bytes": bytes(data)}
+    raise TypeError(f"ws_send takes str or bytes, not {type(data).__name__}")
+
+
+def ws_close(code: int = 1000, reason: str = "") -> WSClose:
+    """Returns the message that closes the websocket with ``code`` and ``reason``.
+
+    Raises:
+        TypeError: ``code`` is not an int or ``reason`` not a str.
+        ValueError: ``code`` may not be sent in a close frame (RFC 6455 §7.4), or ``reason``
+            is longer than 123 bytes in UTF-8.
+    """
+    if type(code) is not int:
+        raise TypeError(f"close code must be an int, not {type(code).__name__}")
+    if not (code == 1000 or 1001 <= code <= 1014 and code not in (1004, 1005, 1006)
+            or 3000 <= code <= 4999):
+        raise ValueError(f"close code {code} may not be sent (RFC 6455 §7.4)")
+    if not isinstance(reason, str):
+        raise TypeError(f"close reason must be a str, not {type(reason).__name__}")
+    if len(reason.encode()) > 123:
+        raise ValueError("close reason is longer than 123 bytes (RFC 6455 §5.5)")
+    return {"type": "websocket.close", "code": code, "reason": reason}
+
+
+def ws_accept(subprotocol: str | None = None,
+              headers: Mapping[str, str] | list[tuple[str, str]] | None = None) -> WSAccept:
+    """Returns the message that accepts a websocket handshake, with an optional
+    ``subprotocol`` (one the client offered) and extra response ``headers``."""
+    message: WSAccept = {"type": "websocket.accept", "subprotocol": subprotocol}
+    if headers:
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        message["headers"] = [(k.lower().encode("latin-1"), v.encode("latin-1"))
+                              for k, v in items]
+    return message
+
+
+async def standard_disconnect(scope: Scope) -> None:
+    """A ready-made ``on_disconnect`` hook: logs the client's leaving at debug level."""
+    logger.debug("websocket client disconnected from %s", scope.get("path", "?"))

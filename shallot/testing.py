@@ -1,0 +1,240 @@
+"""An in-memory test client that runs inside the caller's event loop, on asyncio or trio.
+
+``TestClient`` runs the app's lifespan around an ``async with`` block and talks HTTP to it
+through an httpx transport that calls the ASGI app directly: no threads, no sockets. It needs
+``httpx`` (the ``test`` extra).
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Any
+
+import anyio
+import httpx
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ._types import ASGIApp, Message
+
+__all__ = ["LifespanError", "TestClient"]
+
+
+class LifespanError(RuntimeError):
+    """The app reported a failed lifespan startup or shutdown."""
+
+
+class _ASGITransport(httpx.AsyncBaseTransport):
+    """Sends each httpx request to the ASGI app and collects its whole response."""
+
+    def __init__(self, app: ASGIApp, client: tuple[str, int], root_path: str) -> None:
+        self.app = app
+        self.client = client
+        self.root_path = root_path
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "http_version": "1.1",
+            "method": request.method,
+            "scheme": url.scheme,
+            "path": url.path,
+            "raw_path": url.raw_path.split(b"?", 1)[0],
+            "query_string": url.query,
+            "root_path": self.root_path,
+            "headers": [(name.lower(), value) for name, value in request.headers.raw],
+            "client": self.client,
+            "server": (url.host, url.port or (443 if url.scheme == "https" else 80)),
+            "state": {},
+            "extensions": {},
+        }
+        chunks = aiter_bytes(request)
+        request_done = False
+        response_done = anyio.Event()
+        start: Message | None = None
+        body: list[bytes] = []
+
+        async def receive() -> Message:
+            nonlocal request_done
+            if request_done:
+                await response_done.wait()
+                return {"type": "http.disconnect"}
+            try:
+                chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                request_done = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            return {"type": "http.request", "body": chunk, "more_body": True}
+
+        async def send(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                if start is not None:
+                    raise RuntimeError("the app sent http.response.start twice")
+                start = message
+            elif message["type"] == "http.response.body":
+                if start is None or response_done.is_set():
+                    raise RuntimeError(f"the app sent {message['type']} out of order")
+                body.append(bytes(message.get("body", b"")))
+                if not message.get("more_body", False):
+                    response_done.set()
+            else:
+                raise RuntimeError(f"the app sent {message['type']!r} on an HTTP request")
+
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            response_done.set()
+        if start is None:  # what a server answers for an app that never responded
+            return httpx.Response(500, request=request)
+        return httpx.Response(start["status"], headers=start.get("headers", []),
+                              content=b"".join(body), request=request)
+
+
+async def aiter_bytes(request: httpx.Request) -> Any:
+    stream = request.stream
+    if isinstance(stream, httpx.AsyncByteStream):
+        async for chunk in stream:
+            if chunk:
+                yield chunk
+    else:  # pragma: no cover - httpx always gives an async stream to an async client
+        for chunk in stream:  # type: ignore[union-attr]
+            if chunk:
+                yield chunk
+
+
+class TestClient:
+    """An in-memory client for a shallot (or any ASGI) app.
+
+    ``async with TestClient(app) as client:`` runs the app's lifespan startup, and shutdown
+    when the block ends; ``await client.get("/")`` returns an ``httpx.Response``. Cookies set by
+    the app are kept and sent back, as a browser would.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, app: ASGIApp, *, base_url: str = "http://testserver",
+                 headers: dict[str, str] | None = None, cookies: dict[str, str] | None = None,
+                 client: tuple[str, int] = ("127.0.0.1", 50000), root_path: str = "",
+                 lifespan: bool = True) -> None:
+        self.app = app
+        self._lifespan = lifespan
+        self._http = httpx.AsyncClient(
+            transport=_ASGITransport(app, client, root_path), base_url=base_url,
+            headers=headers, cookies=cookies, follow_redirects=False,
+        )
+        self._stack: AsyncExitStack | None = None
+        self._to_app: MemoryObjectSendStream[Message] | None = None
+        self._from_app: MemoryObjectReceiveStream[Message] | None = None
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        """The cookies the client holds."""
+        return self._http.cookies
+
+    async def __aenter__(self) -> TestClient:
+        stack = AsyncExitStack()
+        await stack.__aenter__()
+        try:
+            await stack.enter_async_context(self._http)
+            if self._lifespan:
+                task_group = await stack.enter_async_context(anyio.create_task_group())
+                await self._start_lifespan(task_group)
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> bool | None:
+        stack, self._stack = self._stack, None
+        assert stack is not None, "TestClient was not entered"
+        failure: str | None = None
+        try:
+            if self._to_app is not None and exc_type is None:
+                failure = await self._stop_lifespan()
+        finally:
+            if self._to_app is not None:
+                self._to_app.close()
+            await stack.__aexit__(exc_type, exc, tb)
+        if failure is not None:
+            raise LifespanError(f"lifespan shutdown failed: {failure}")
+        return None
+
+    async def _start_lifespan(self, task_group: anyio.abc.TaskGroup) -> None:
+        to_app_tx, to_app_rx = anyio.create_memory_object_stream[Message](math.inf)
+        from_app_tx, from_app_rx = anyio.create_memory_object_stream[Message](math.inf)
+        self._to_app, self._from_app = to_app_tx, from_app_rx
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"},
+                 "state": {}}
+
+        async def receive() -> Message:
+            try:
+                return await to_app_rx.receive()
+            except anyio.EndOfStream:  # the client is leaving without a shutdown
+                await anyio.sleep_forever()
+                raise AssertionError("unreachable") from None
+
+        async def run() -> None:
+            with to_app_rx, from_app_tx:
+                try:
+                    await self.app(scope, receive, from_app_tx.send)
+                except Exception:  # an app without lifespan support, as servers allow
+                    pass
+
+        task_group.start_soon(run)
+        await to_app_tx.send({"type": "lifespan.startup"})
+        try:
+            reply = await from_app_rx.receive()
+        except anyio.EndOfStream:  # no lifespan support: go on without it
+            self._to_app = None
+            return
+        if reply["type"] == "lifespan.startup.failed":
+            raise LifespanError(f"lifespan startup failed: {reply.get('message', '')}")
+
+    async def _stop_lifespan(self) -> str | None:
+        assert self._to_app is not None and self._from_app is not None
+        await self._to_app.send({"type": "lifespan.shutdown"})
+        try:
+            reply = await self._from_app.receive()
+        except anyio.EndOfStream:
+            return None
+        if reply["type"] == "lifespan.shutdown.failed":
+            return str(reply.get("message", ""))
+        return None
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """Sends a request; keyword arguments are httpx's (``json=``, ``headers=``...)."""
+        return await self._http.request(method, url, **kwargs)
+
+    async def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        """Sends a GET request."""
+        return await self._http.request("GET", url, **kwargs)
+
+    async def head(self, url: str, **kwargs: Any) -> httpx.Response:
+        """Sends a HEAD request."""
+        return await self._http.request("HEAD", url, **kwargs)
+
+    async def options(self, url: str, **kwargs: Any) -> httpx.Response:
+        """Sends an OPTIONS request."""
+        return await self._http.request("OPTIONS", url, **kwargs)
+
+    async def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        """Sends a POST request."""
+        return await self._http.request("POST", url, **kwargs)
+
+    async def put(self, url: str, **kwargs: Any) -> httpx.Response:
+        """Sends a PUT request."""
+        return await self._http.request("PUT", url, **kwargs)
+
+    async def patch(self, url: str, **kwargs: Any) -> httpx.Response:
+        """Sends a PATCH request."""
+        return await self._http.request("PATCH", url, **kwargs)
+
+    async def delete(self, url: str, **kwargs: Any) -> httpx.Response:
+        """Sends a DELETE request."""
+        return await self._http.request("DELETE", url, **kwargs)
