@@ -9,7 +9,16 @@ from collections.abc import Callable
 
 from .._types import Handler, HandlerResult, Middleware, Next, Request
 
-__all__ = ["apply_middleware"]
+# --- re-exports of the request-side middlewares (routing, parameters, json, cookies, content type)
+# --- end request-side
+# --- re-exports of the file and header middlewares (static, cors, gzip)
+# --- end file and header
+
+__all__ = [
+    "apply_middleware",
+    # __all__ request-side
+    # __all__ file and header
+]
 
 
 async def _call_handler(handler: Handler, request: Request) -> HandlerResult:
