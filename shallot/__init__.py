@@ -11,15 +11,18 @@ from ._errors import ASGIProtocolError, ShallotError, WSDisconnect
 from .handlers import standard_not_found
 from .middlewares import apply_middleware
 from .response import standard_disconnect, ws_accept, ws_close, ws_send
+from .websocket import Receiver, websocket
 
 __all__ = [
     "ASGIProtocolError",
+    "Receiver",
     "ShallotError",
     "WSDisconnect",
     "apply_middleware",
     "build_server",
     "standard_disconnect",
     "standard_not_found",
+    "websocket",
     "ws_accept",
     "ws_close",
     "ws_send",

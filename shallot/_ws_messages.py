@@ -1,0 +1,109 @@
+"""Websocket message rules, pure and synchronous: no I/O, no event loop.
+
+Turns what a handler yields into ASGI ``websocket.send`` / ``websocket.close`` messages (and
+refuses anything else), ASGI ``websocket.receive`` messages into ``str | bytes``, and classifies
+what ``on_connect`` returned. The close-code rules are RFC 6455 §7.4.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from ._types import Message
+
+#: Close codes shallot sends itself.
+NORMAL = 1000
+GOING_AWAY = 1001
+MESSAGE_TOO_BIG = 1009
+INTERNAL_ERROR = 1011
+#: What the ASGI server reports for a connection that dropped without a close frame.
+ABNORMAL = 1006
+
+
+def sendable_code(code: Any) -> bool:
+    """Returns whether ``code`` may be sent in a close frame (RFC 6455 §7.4.1-2)."""
+    return type(code) is int and (
+        code == 1000 or (1001 <= code <= 1014 and code not in (1004, 1005, 1006))
+        or 3000 <= code <= 4999
+    )
+
+
+def outgoing(message: Any) -> Message:
+    """Returns the ASGI message for what a handler yielded.
+
+    Raises:
+        TypeError: it is not a ``websocket.send`` or ``websocket.close`` message dict.
+        ValueError: its close code may not be sent, or its reason is too long.
+    """
+    if not isinstance(message, dict):
+        raise TypeError(f"a websocket handler yielded {message!r}; yield ws_send(...) or "
+                        "ws_close(...)")
+    kind = message.get("type")
+    if kind == "websocket.send":
+        text, data = message.get("text"), message.get("bytes")
+        if isinstance(text, str) and data is None:
+            return {"type": "websocket.send", "text": text}
+        if isinstance(data, (bytes, bytearray, memoryview)) and text is None:
+            return {"type": "websocket.send", "bytes": bytes(data)}
+        raise TypeError("websocket.send needs exactly one of 'text' (str) or 'bytes' (bytes), "
+                        f"got {message!r}")
+    if kind == "websocket.close":
+        code = message.get("code", NORMAL)
+        if not sendable_code(code):
+            raise ValueError(f"close code {code!r} may not be sent (RFC 6455 §7.4)")
+        reason = message.get("reason") or ""
+        if not isinstance(reason, str) or len(reason.encode()) > 123:
+            raise ValueError(f"close reason {reason!r} must be a str of at most 123 bytes")
+        return {"type": "websocket.close", "code": code, "reason": reason}
+    raise TypeError(f"a websocket handler yielded a {kind!r} message; only websocket.send and "
+                    "websocket.close can be sent once the connection is open")
+
+
+def incoming(message: Message) -> str | bytes:
+    """Returns the payload of a ``websocket.receive`` message.
+
+    Raises:
+        ValueError: it carries neither text nor bytes (the server broke ASGI).
+    """
+    text = message.get("text")
+    if text is not None:
+        return str(text)
+    data = message.get("bytes")
+    if data is not None:
+        return bytes(data)
+    raise ValueError("websocket.receive carried neither 'text' nor 'bytes'")
+
+
+def size_of(payload: str | bytes) -> int:
+    """Returns the size a payload is counted with: bytes, or UTF-8 bytes of a str (bounded by
+    four bytes per character, so a cheap upper estimate is used for long texts)."""
+    if isinstance(payload, bytes):
+        return len(payload)
+    return len(payload) if payload.isascii() else len(payload.encode())
+
+
+Verdict = Literal["accept", "close", "http", "invalid"]
+
+
+def classify_connect(result: Any, offered: list[str]) -> tuple[Verdict, Message | str]:
+    """Returns what ``on_connect``'s result means: ``("accept", message)``,
+    ``("close", message)``, ``("http", response)`` or ``("invalid", why)``."""
+    if not isinstance(result, dict):
+        return "invalid", f"on_connect returned {result!r}; return ws_accept() or ws_close()"
+    kind = result.get("type")
+    if kind == "websocket.accept":
+        subprotocol = result.get("subprotocol")
+        if subprotocol is not None and subprotocol not in offered:
+            return "invalid", (f"on_connect chose subprotocol {subprotocol!r}, which the client "
+                               f"did not offer (offered: {offered!r})")
+        accept: Message = {"type": "websocket.accept", "subprotocol": subprotocol}
+        headers = result.get("headers")
+        if headers:
+            accept["headers"] = list(headers)
+        return "accept", accept
+    if kind == "websocket.close":
+        return "close", {"type": "websocket.close", "code": result.get("code", NORMAL),
+                         "reason": result.get("reason") or ""}
+    if kind is None and "status" in result:
+        return "http", result
+    return "invalid", f"on_connect returned {result!r}; return ws_accept() or ws_close()"

@@ -1,0 +1,213 @@
+"""``@websocket``: turns an async generator (or coroutine) function into a shallot handler.
+
+The decorated function is an ordinary handler: middlewares and routing see it like any other.
+Called with a websocket request, it returns a takeover callable that performs the handshake
+(``on_connect``) and then runs the connection on its own task group (``_taskgroup``).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import math
+from collections.abc import AsyncGenerator, Callable
+from typing import Any, overload
+
+import anyio
+
+from ._asgi import deny_handshake
+from ._errors import ASGIProtocolError, WSDisconnect
+from ._http import INTERNAL_ERROR
+from ._taskgroup import Connection, Hook, Inbound, Options, run_connection
+from ._types import Handler, HandlerResult, Message, Receive, Request, Send
+from ._ws_messages import ABNORMAL, classify_connect
+from .response import text
+
+__all__ = ["Receiver", "websocket"]
+
+logger = logging.getLogger("shallot")
+
+_MIB = 1024 * 1024
+
+
+class Receiver:
+    """What the client sends, as ``str`` or ``bytes``, in order: ``async for message in
+    receiver`` or ``await receiver.receive()``.
+
+    Once every message that had arrived is handed over, a client disconnect raises
+    ``WSDisconnect`` (with the client's close code).
+    """
+
+    __slots__ = ("_connection", "_inbound")
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._inbound: Inbound = connection.inbound
+
+    def __aiter__(self) -> Receiver:
+        return self
+
+    async def __anext__(self) -> str | bytes:
+        return await self.receive()
+
+    async def receive(self) -> str | bytes:
+        """Returns the next message from the client.
+
+        Raises:
+            WSDisconnect: the client has left and every earlier message was handed over.
+        """
+        inbound = self._inbound
+        inbound.reading = True
+        try:
+            payload = await inbound.rx.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            connection = self._connection
+            raise WSDisconnect(connection.client_code or ABNORMAL,
+                               connection.client_reason) from None
+        inbound.taken(payload)
+        return payload
+
+    @property
+    def dropped(self) -> int:
+        """How many messages were dropped because the handler was not reading (pure push)."""
+        return self._inbound.dropped
+
+
+def _positive(name: str, value: Any, kind: type = float) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a positive number, not {value!r}")
+    if kind is int and not (isinstance(value, int) or value == math.inf):
+        raise ValueError(f"{name} must be a whole number, not {value!r}")
+    return value
+
+
+@overload
+def websocket(func: Callable[..., Any], /) -> Handler: ...
+
+
+@overload
+def websocket(
+    *, on_connect: Hook | None = None, on_disconnect: Hook | None = None,
+    on_close: Hook | None = None, max_queue: int = 32, max_queue_bytes: int = _MIB,
+    max_message_size: int = _MIB, disconnect_timeout: float = 0.5, close_timeout: float = 1.0,
+    send_timeout: float = 10.0,
+) -> Callable[[Callable[..., Any]], Handler]: ...
+
+
+def websocket(
+    func: Callable[..., Any] | None = None,
+    /,
+    *,
+    on_connect: Hook | None = None,
+    on_disconnect: Hook | None = None,
+    on_close: Hook | None = None,
+    max_queue: int = 32,
+    max_queue_bytes: int = _MIB,
+    max_message_size: int = _MIB,
+    disconnect_timeout: float = 0.5,
+    close_timeout: float = 1.0,
+    send_timeout: float = 10.0,
+) -> Handler | Callable[[Callable[..., Any]], Handler]:
+    """Makes a websocket handler of ``func(scope, receiver, *route_args)``, an async generator
+    that yields ``ws_send(...)``/``ws_close(...)`` messages, or a coroutine function whose
+    return value (a message or None) is sent before closing.
+
+    ``on_connect(scope)`` returns ``ws_accept(...)``, ``ws_close()`` (the client sees 403) or an
+    HTTP response dict (sent as the handshake's answer where the server allows it, else 403);
+    by default every connection is accepted. ``on_disconnect(scope)`` runs when the client
+    left while the handler ran; ``on_close(scope)`` whenever an accepted connection ends.
+
+    Flow control: at most ``max_queue`` messages and ``max_queue_bytes`` bytes wait for the
+    handler; a message over ``max_message_size`` bytes closes with 1009. After the client
+    leaves, a handler that is neither reading nor yielding is cancelled after
+    ``disconnect_timeout`` seconds. After a server-side close the client's close is awaited
+    ``close_timeout`` seconds; one send may take ``send_timeout`` seconds.
+
+    Raises:
+        TypeError: ``func`` is not an async generator or coroutine function, or a hook is not
+            callable.
+        ValueError: a limit is not positive.
+    """
+    for hook_name, hook in (("on_connect", on_connect), ("on_disconnect", on_disconnect),
+                            ("on_close", on_close)):
+        if hook is not None and not callable(hook):
+            raise TypeError(f"{hook_name} {hook!r} is not callable")
+    options = Options(
+        max_queue=_positive("max_queue", max_queue, int),
+        max_queue_bytes=_positive("max_queue_bytes", max_queue_bytes, int),
+        max_message_size=_positive("max_message_size", max_message_size, int),
+        disconnect_timeout=_positive("disconnect_timeout", disconnect_timeout),
+        close_timeout=_positive("close_timeout", close_timeout),
+        send_timeout=_positive("send_timeout", send_timeout),
+    )
+
+    def decorate(function: Callable[..., Any]) -> Handler:
+        if inspect.isasyncgenfunction(function):
+            start = function
+        elif inspect.iscoroutinefunction(function):
+            start = functools.partial(_coroutine_messages, function)
+        else:
+            raise TypeError(f"@websocket needs an async generator or coroutine function, not "
+                            f"{function!r}")
+        name = getattr(function, "__qualname__", repr(function))
+
+        @functools.wraps(function)
+        async def handler(request: Request, *route_args: Any) -> HandlerResult:
+            if request.get("type") != "websocket":
+                return text("Upgrade Required: this is a websocket endpoint", status=426,
+                            headers={"upgrade": "websocket", "connection": "Upgrade"})
+
+            async def takeover(receive: Receive, send: Send) -> None:
+                if not await _handshake(request, receive, send, on_connect):
+                    return
+                connection = Connection(request, receive, send, options)
+                messages = start(request, Receiver(connection), *route_args)
+                await run_connection(connection, messages, name, on_disconnect, on_close)
+
+            return takeover
+
+        return handler
+
+    if func is not None:
+        return decorate(func)
+    return decorate
+
+
+async def _coroutine_messages(function: Callable[..., Any], scope: Request, receiver: Receiver,
+                              *route_args: Any) -> AsyncGenerator[Any, None]:
+    result = await function(scope, receiver, *route_args)
+    if result is not None:
+        yield result
+
+
+async def _handshake(request: Request, receive: Receive, send: Send,
+                     on_connect: Hook | None) -> bool:
+    """Performs the opening handshake; returns whether the connection was accepted."""
+    message: Message = await receive()
+    if message["type"] == "websocket.disconnect":
+        return False
+    if message["type"] != "websocket.connect":
+        raise ASGIProtocolError(f"a websocket began with {message['type']!r}, not "
+                                "websocket.connect")
+    if on_connect is None:
+        await send({"type": "websocket.accept", "subprotocol": None})
+        return True
+    try:
+        result = await on_connect(request)
+    except Exception:
+        logger.exception("websocket on_connect hook failed; handshake refused")
+        await deny_handshake(request, send, INTERNAL_ERROR)
+        return False
+    verdict, answer = classify_connect(result, list(request.get("subprotocols") or ()))
+    if verdict == "accept":
+        await send(answer)  # type: ignore[arg-type]
+        return True
+    if verdict == "close":
+        await send(answer)  # type: ignore[arg-type]
+    elif verdict == "http":
+        await deny_handshake(request, send, answer)
+    else:
+        logger.error("websocket handshake refused: %s", answer)
+        await deny_handshake(request, send, INTERNAL_ERROR)
+    return False
