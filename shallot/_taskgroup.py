@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Any
@@ -37,6 +38,9 @@ from ._ws_messages import (
     size_of,
 )
 from ._types import Message, Receive, Request, Send
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
 
 logger = logging.getLogger("shallot")
 
@@ -179,9 +183,12 @@ class Connection:
                         final = message
                         break
                     with anyio.move_on_after(self.options.send_timeout) as timeout:
-                        await self.send(message)
-                    if timeout.cancelled_caught:  # the client stopped reading: treat it as gone
-                        logger.info("websocket send timed out after %ss; dropping the client",
+                        try:
+                            await self.send(message)
+                        except OSError:  # ASGI 2.4: the server says the client has gone
+                            timeout.cancel()
+                    if timeout.cancel_called:  # the client stopped reading or left
+                        logger.info("websocket client stopped reading (send timeout %ss) or left",
                                     self.options.send_timeout)
                         self.client_code = ABNORMAL
                         break
@@ -192,7 +199,10 @@ class Connection:
             if final is not None and self.client_code is None:
                 self.server_closed = True
                 with anyio.move_on_after(self.options.send_timeout):
-                    await self.send(final)
+                    try:
+                        await self.send(final)
+                    except OSError:
+                        self.client_code = ABNORMAL
         if self.server_closed and self.client_code is None:
             with anyio.move_on_after(self.options.close_timeout):
                 await self.client_left.wait()

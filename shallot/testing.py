@@ -8,6 +8,7 @@ through an httpx transport that calls the ASGI app directly: no threads, no sock
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from types import TracebackType
@@ -18,6 +19,9 @@ import httpx
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._types import ASGIApp, Message
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
 
 __all__ = [
     "LifespanError",
@@ -93,12 +97,17 @@ class _ASGITransport(httpx.AsyncBaseTransport):
 
         try:
             await self.app(scope, receive, send)
+            completed = response_done.is_set()
         finally:
             response_done.set()
         if start is None:  # what a server answers for an app that never responded
             return httpx.Response(500, request=request)
+        if not completed:  # a server aborts such a response; its client sees it cut short
+            raise httpx.RemoteProtocolError(
+                "the app returned before it finished its response", request=request)
+        # A ByteStream, not content=, so httpx adds no content-length the app did not send.
         return httpx.Response(start["status"], headers=start.get("headers", []),
-                              content=b"".join(body), request=request)
+                              stream=httpx.ByteStream(b"".join(body)), request=request)
 
 
 async def aiter_bytes(request: httpx.Request) -> Any:
@@ -108,7 +117,7 @@ async def aiter_bytes(request: httpx.Request) -> Any:
             if chunk:
                 yield chunk
     else:  # pragma: no cover - httpx always gives an async stream to an async client
-        for chunk in stream:  # type: ignore[union-attr]
+        for chunk in stream:
             if chunk:
                 yield chunk
 
@@ -146,12 +155,16 @@ class TestClient:
     async def __aenter__(self) -> TestClient:
         stack = AsyncExitStack()
         await stack.__aenter__()
+        task_group: anyio.abc.TaskGroup | None = None
         try:
             await stack.enter_async_context(self._http)
             if self._lifespan:
                 task_group = await stack.enter_async_context(anyio.create_task_group())
                 await self._start_lifespan(task_group)
         except BaseException:
+            if task_group is not None:  # an app may wait for more after a failed startup
+                task_group.cancel_scope.cancel()
+            self._close_lifespan_streams()
             await stack.aclose()
             raise
         self._stack = stack
@@ -166,12 +179,19 @@ class TestClient:
             if self._to_app is not None and exc_type is None:
                 failure = await self._stop_lifespan()
         finally:
-            if self._to_app is not None:
-                self._to_app.close()
-            await stack.__aexit__(exc_type, exc, tb)
+            self._close_lifespan_streams()
+            try:
+                await stack.__aexit__(exc_type, exc, tb)
+            except BaseExceptionGroup as group:
+                raise _single(group) from None
         if failure is not None:
             raise LifespanError(f"lifespan shutdown failed: {failure}")
         return None
+
+    def _close_lifespan_streams(self) -> None:
+        for stream in (self._to_app, self._from_app):
+            if stream is not None:
+                stream.close()
 
     async def _start_lifespan(self, task_group: anyio.abc.TaskGroup) -> None:
         to_app_tx, to_app_rx = anyio.create_memory_object_stream[Message](math.inf)
@@ -199,13 +219,15 @@ class TestClient:
         try:
             reply = await from_app_rx.receive()
         except anyio.EndOfStream:  # no lifespan support: go on without it
-            self._to_app = None
+            self._close_lifespan_streams()
+            self._to_app = self._from_app = None
             return
         if reply["type"] == "lifespan.startup.failed":
             raise LifespanError(f"lifespan startup failed: {reply.get('message', '')}")
 
     async def _stop_lifespan(self) -> str | None:
-        assert self._to_app is not None and self._from_app is not None
+        assert self._to_app is not None
+        assert self._from_app is not None
         await self._to_app.send({"type": "lifespan.shutdown"})
         try:
             reply = await self._from_app.receive()
@@ -389,6 +411,14 @@ def _websocket_scope(url: httpx.URL, headers: httpx.Headers, subprotocols: list[
     }
 
 
+def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """Returns the one exception of a task group's group (the caller's own error, say), so
+    tests see ``AssertionError`` rather than a group around it."""
+    while isinstance(group, BaseExceptionGroup) and len(group.exceptions) == 1:
+        group = group.exceptions[0]  # type: ignore[assignment]
+    return group
+
+
 @asynccontextmanager
 async def _open_websocket(client: TestClient, path: str, subprotocols: list[str] | None,
                           headers: dict[str, str] | None,
@@ -415,36 +445,51 @@ async def _open_websocket(client: TestClient, path: str, subprotocols: list[str]
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             return {"type": "websocket.disconnect", "code": 1006, "reason": ""}
 
+    async def send(message: Message) -> None:
+        try:
+            await from_app_tx.send(message)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass  # the client has left: like a server, drop what is sent after that
+
     async def run_app() -> None:
         with to_app_rx, from_app_tx:
-            await client.app(scope, receive, from_app_tx.send)
+            await client.app(scope, receive, send)
 
     session = WebSocketSession(to_app_tx, from_app_rx)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(run_app)
-        with from_app_rx:
-            await to_app_tx.send({"type": "websocket.connect"})
-            first = await _first_reply(from_app_rx)
-            if first["type"] == "websocket.accept":
-                session.subprotocol = first.get("subprotocol")
-                session.accept_headers = list(first.get("headers") or [])
-            elif first["type"] == "websocket.close":
-                raise WebSocketRejected(403, [], b"")
-            elif first["type"] == "websocket.http.response.start":
-                body = b""
-                async for part in from_app_rx:
-                    body += bytes(part.get("body", b""))
-                    if not part.get("more_body", False):
-                        break
-                raise WebSocketRejected(int(first["status"]), list(first.get("headers") or []),
-                                        body)
-            else:
-                raise RuntimeError(f"the app answered a handshake with {first['type']!r}")
-            try:
-                yield session
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await session._leave(1000)
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run_app)
+            with from_app_rx:
+                await to_app_tx.send({"type": "websocket.connect"})
+                await _handshake(session, from_app_rx)
+                try:
+                    yield session
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await session._leave(1000)
+    except BaseExceptionGroup as group:
+        raise _single(group) from None
+    finally:
+        to_app_tx.close()
+
+
+async def _handshake(session: WebSocketSession,
+                     from_app: MemoryObjectReceiveStream[Message]) -> None:
+    first = await _first_reply(from_app)
+    if first["type"] == "websocket.accept":
+        session.subprotocol = first.get("subprotocol")
+        session.accept_headers = list(first.get("headers") or [])
+    elif first["type"] == "websocket.close":
+        raise WebSocketRejected(403, [], b"")
+    elif first["type"] == "websocket.http.response.start":
+        body = b""
+        async for part in from_app:
+            body += bytes(part.get("body", b""))
+            if not part.get("more_body", False):
+                break
+        raise WebSocketRejected(int(first["status"]), list(first.get("headers") or []), body)
+    else:
+        raise RuntimeError(f"the app answered a handshake with {first['type']!r}")
 
 
 async def _first_reply(from_app: MemoryObjectReceiveStream[Message]) -> Message:

@@ -1,0 +1,286 @@
+"""The connection runner against a fake ASGI peer: disconnects, flow control, cancellation."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import pytest
+
+from shallot import Receiver, WSDisconnect, build_server, websocket, ws_close, ws_send
+from shallot._types import Message
+
+from ._fakes import FakePeer
+
+
+async def test_reading_handler_gets_every_arrived_message_then_wsdisconnect() -> None:
+    may_read = anyio.Event()
+    got: list[Any] = []
+
+    @websocket
+    async def late_reader(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        await may_read.wait()
+        try:
+            async for message in receiver:
+                got.append(message)
+        except WSDisconnect as disconnect:
+            got.append(("disconnect", disconnect.code))
+        yield ws_send("unreachable")  # pragma: no cover
+
+    peer = FakePeer()
+    with anyio.fail_after(2):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(peer.serve, build_server(late_reader))
+            assert (await peer.connect())["type"] == "websocket.accept"
+            for text in ("a", "b", "c"):
+                await peer.send_text(text)
+            await peer.disconnect(4001)
+            await anyio.wait_all_tasks_blocked()
+            may_read.set()
+            await peer.finished.wait()
+    peer.close()
+    assert got == ["a", "b", "c", ("disconnect", 4001)]
+
+
+async def test_yielding_handler_gets_wsdisconnect_at_the_yield() -> None:
+    seen: list[Any] = []
+
+    @websocket
+    async def pusher(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        number = 0
+        try:
+            while True:
+                yield ws_send(str(number))
+                number += 1
+        except WSDisconnect as disconnect:
+            seen.append(disconnect.code)
+            raise
+
+    peer = FakePeer()
+    with anyio.fail_after(2):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(peer.serve, build_server(pusher))
+            await peer.connect()
+            assert (await peer.from_app.receive())["text"] == "0"
+            await peer.disconnect(1001)
+            await peer.finished.wait()
+    peer.close()
+    assert seen == [1001]
+
+
+async def test_handler_blocked_elsewhere_is_cancelled_within_the_timeout() -> None:
+    events: list[str] = []
+
+    async def on_disconnect(scope: dict[str, Any]) -> None:
+        events.append("on_disconnect")
+
+    async def on_close(scope: dict[str, Any]) -> None:
+        events.append("on_close")
+
+    @websocket(on_disconnect=on_disconnect, on_close=on_close, disconnect_timeout=0.05)
+    async def sleeper(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        yield ws_send("hello")
+        try:
+            await anyio.sleep_forever()
+        finally:
+            events.append("finally")
+
+    peer = FakePeer()
+    with anyio.fail_after(2):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(peer.serve, build_server(sleeper))
+            await peer.connect()
+            await peer.from_app.receive()
+            await peer.disconnect(1000)
+            await peer.finished.wait()
+    peer.close()
+    assert events == ["finally", "on_disconnect", "on_close"]
+
+
+async def test_server_cancellation_sends_1001_and_runs_on_close() -> None:
+    events: list[str] = []
+
+    async def on_close(scope: dict[str, Any]) -> None:
+        events.append("on_close")
+
+    @websocket(on_close=on_close)
+    async def idle(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        yield ws_send("hi")
+        async for message in receiver:
+            yield ws_send(message)
+
+    peer = FakePeer()
+    with anyio.fail_after(2):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(peer.serve, build_server(idle))
+            await peer.connect()
+            await peer.from_app.receive()
+            await anyio.wait_all_tasks_blocked()
+            tg.cancel_scope.cancel()  # the server shuts down
+    close = peer.from_app.receive_nowait()
+    peer.close()
+    assert close["type"] == "websocket.close" and close["code"] == 1001
+    assert events == ["on_close"]
+
+
+async def test_after_a_server_close_the_clients_close_is_awaited() -> None:
+    @websocket(close_timeout=5)
+    async def bye(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        yield ws_close(1000)
+
+    peer = FakePeer()
+    with anyio.fail_after(2):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(peer.serve, build_server(bye))
+            await peer.connect()
+            assert (await peer.from_app.receive())["type"] == "websocket.close"
+            await anyio.wait_all_tasks_blocked()
+            assert not peer.finished.is_set()  # still waiting for the client's close
+            await peer.disconnect(1000)
+            await peer.finished.wait()
+    peer.close()
+
+
+async def test_slow_reader_slows_the_client_and_loses_nothing() -> None:
+    read_more = anyio.Event()
+    got: list[Any] = []
+
+    @websocket(max_queue=2)
+    async def slow(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        got.append(await receiver.receive())  # a reader from the start
+        await read_more.wait()
+        async for message in receiver:
+            got.append(message)
+            if len(got) == 20:
+                yield ws_close()
+
+    peer = FakePeer(buffer=0)  # the server's own queue: sending blocks when nobody receives
+    with anyio.fail_after(2):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(peer.serve, build_server(slow))
+            await peer.connect()
+            sent = 0
+            while True:
+                await anyio.wait_all_tasks_blocked()
+                try:
+                    peer.to_app.send_nowait({"type": "websocket.receive", "text": str(sent)})
+                except anyio.WouldBlock:
+                    break  # backpressure reached the client
+                sent += 1
+                assert sent < 20, "the app kept reading without bound"
+            # 1 taken by the handler, 2 queued, 1 held by the receive task
+            assert sent == 4
+            read_more.set()
+            for number in range(sent, 20):
+                await peer.send_text(str(number))
+            assert (await peer.from_app.receive())["type"] == "websocket.close"
+            await peer.disconnect(1000)
+    peer.close()
+    assert got == [str(n) for n in range(20)]
+
+
+async def test_queue_is_bounded_in_bytes_too() -> None:
+    read_more = anyio.Event()
+
+    @websocket(max_queue=100, max_queue_bytes=10)
+    async def slow(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        await receiver.receive()
+        await read_more.wait()
+        yield ws_close()
+
+    peer = FakePeer(buffer=0)
+    with anyio.fail_after(2):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(peer.serve, build_server(slow))
+            await peer.connect()
+            sent = 0
+            while sent < 100:
+                await anyio.wait_all_tasks_blocked()
+                try:
+                    peer.to_app.send_nowait({"type": "websocket.receive", "text": "x" * 4})
+                except anyio.WouldBlock:
+                    break
+                sent += 1
+            # 1 taken, 2 queued (8 bytes; a third would pass 10), 1 held by the receive task
+            assert sent == 4
+            read_more.set()
+            assert (await peer.from_app.receive())["type"] == "websocket.close"
+            await peer.disconnect(1000)
+    peer.close()
+
+
+async def test_pure_push_handler_under_a_flood_stays_bounded_and_sees_the_disconnect() -> None:
+    state: dict[str, Any] = {}
+    stopped = anyio.Event()
+
+    @websocket(max_queue=4)
+    async def push(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        state["receiver"] = receiver
+        try:
+            while True:
+                yield ws_send("tick")
+                await anyio.sleep(0)
+        finally:
+            stopped.set()
+
+    peer = FakePeer(buffer=0)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(peer.serve, build_server(push))
+            await peer.connect()
+
+            async def drain() -> None:
+                async for _ in peer.from_app:
+                    pass
+
+            tg.start_soon(drain)
+            for _ in range(1000):  # never blocks for long: the app keeps reading
+                await peer.send_text("flood " * 10)
+            receiver = state["receiver"]
+            assert receiver.dropped >= 1000 - 4 - 1  # 4 queued, 1 maybe in flight
+            await peer.disconnect(1001)
+            await stopped.wait()
+            tg.cancel_scope.cancel()
+    peer.close()
+
+
+async def test_oversized_message_closes_with_1009() -> None:
+    @websocket(max_message_size=8)
+    async def small(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        async for message in receiver:
+            yield ws_send(message)
+
+    peer = FakePeer()
+    with anyio.fail_after(2):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(peer.serve, build_server(small))
+            await peer.connect()
+            await peer.send_text("fits")
+            assert (await peer.from_app.receive())["text"] == "fits"
+            await peer.send_text("much too long")
+            close: Message = await peer.from_app.receive()
+            assert (close["type"], close["code"]) == ("websocket.close", 1009)
+            await peer.disconnect(1009)
+            await peer.finished.wait()
+    peer.close()
+
+
+@pytest.mark.parametrize("first", [{"type": "websocket.disconnect", "code": 1006}])
+async def test_client_gone_before_the_handshake(first: Message) -> None:
+    called = []
+
+    @websocket
+    async def never(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        called.append(True)
+        yield ws_send("x")  # pragma: no cover
+
+    peer = FakePeer()
+    with anyio.fail_after(2):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(peer.serve, build_server(never))
+            await peer.to_app.send(first)
+            await peer.finished.wait()
+    assert peer.sent_nowait() == []
+    peer.close()
+    assert called == []

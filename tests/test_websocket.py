@@ -1,0 +1,312 @@
+"""@websocket through the in-memory TestClient: handshake, messages, close codes, hooks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import pytest
+
+from shallot import (
+    Receiver,
+    WSDisconnect,
+    build_server,
+    standard_not_found,
+    websocket,
+    ws_accept,
+    ws_close,
+    ws_send,
+)
+from shallot.testing import TestClient, WebSocketClosed, WebSocketRejected
+
+
+@websocket
+async def echo(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[dict[str, Any]]:
+    async for message in receiver:
+        yield ws_send(message)
+
+
+async def test_echo_text_and_bytes() -> None:
+    with anyio.fail_after(2):
+        async with TestClient(build_server(echo)) as client, client.websocket("/") as ws:
+            await ws.send("héllo")
+            assert await ws.receive_text() == "héllo"
+            await ws.send(b"\x00\xff")
+            assert await ws.receive_bytes() == b"\x00\xff"
+
+
+async def test_send_order_is_preserved() -> None:
+    @websocket
+    async def burst(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[dict[str, Any]]:
+        for number in range(200):
+            yield ws_send(str(number))
+
+    with anyio.fail_after(2):
+        async with TestClient(build_server(burst)) as client, client.websocket("/") as ws:
+            assert [await ws.receive() for _ in range(200)] == [str(n) for n in range(200)]
+            assert await ws.wait_closed() == 1000
+
+
+async def test_generator_that_ends_closes_with_1000() -> None:
+    @websocket
+    async def one(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[dict[str, Any]]:
+        yield ws_send("only")
+
+    with anyio.fail_after(2):
+        async with TestClient(build_server(one)) as client, client.websocket("/") as ws:
+            assert await ws.receive() == "only"
+            with pytest.raises(WebSocketClosed) as closed:
+                await ws.receive()
+    assert closed.value.code == 1000
+
+
+async def test_coroutine_handler_return_value_is_sent_then_closed() -> None:
+    @websocket
+    async def greet(scope: dict[str, Any], receiver: Receiver, name: str = "you") -> Any:
+        first = await receiver.receive()
+        return ws_send(f"hello {first}")
+
+    with anyio.fail_after(2):
+        async with TestClient(build_server(greet)) as client, client.websocket("/") as ws:
+            await ws.send("ann")
+            assert await ws.receive() == "hello ann"
+            assert await ws.wait_closed() == 1000
+
+
+async def test_close_code_and_reason_reach_the_client_and_nothing_follows() -> None:
+    finished = []
+
+    @websocket
+    async def closer(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[dict[str, Any]]:
+        try:
+            yield ws_send("before")
+            yield ws_close(4000, "done here")
+            yield ws_send("after")  # never sent: the close ends the generator
+        finally:
+            finished.append(True)
+
+    with anyio.fail_after(2):
+        async with TestClient(build_server(closer)) as client, client.websocket("/") as ws:
+            assert await ws.receive() == "before"
+            with pytest.raises(WebSocketClosed) as closed:
+                await ws.receive()
+    assert (closed.value.code, closed.value.reason) == (4000, "done here")
+    assert finished == [True]
+
+
+@pytest.mark.parametrize("bad", [RuntimeError("boom"), "not a message"])
+async def test_failing_handler_closes_with_1011_and_logs_once(
+    bad: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    @websocket
+    async def broken(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        yield ws_send("ok")
+        if isinstance(bad, Exception):
+            raise bad
+        yield bad
+
+    with anyio.fail_after(2):
+        async with TestClient(build_server(broken)) as client, client.websocket("/") as ws:
+            assert await ws.receive() == "ok"
+            assert await ws.wait_closed() == 1011
+            # the server keeps serving
+            async with client.websocket("/") as again:
+                assert await again.receive() == "ok"
+    errors = [r for r in caplog.records if r.name == "shallot" and r.levelno >= logging.ERROR]
+    assert len(errors) == 2  # once per connection
+    assert "broken" in errors[0].getMessage()
+
+
+async def test_subprotocol_and_accept_headers() -> None:
+    async def choose(scope: dict[str, Any]) -> Any:
+        assert "chat" in scope["subprotocols"]
+        return ws_accept("chat", headers={"x-room": "lobby"})
+
+    handler = websocket(on_connect=choose)(echo.__wrapped__)  # type: ignore[attr-defined]
+    with anyio.fail_after(2):
+        async with TestClient(build_server(handler)) as client, client.websocket(
+            "/", subprotocols=["other", "chat"]
+        ) as ws:
+            assert ws.subprotocol == "chat"
+            assert (b"x-room", b"lobby") in ws.accept_headers
+
+
+async def test_subprotocol_the_client_did_not_offer_is_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def choose(scope: dict[str, Any]) -> Any:
+        return ws_accept("chat")
+
+    handler = websocket(on_connect=choose)(echo.__wrapped__)  # type: ignore[attr-defined]
+    with anyio.fail_after(2):
+        async with TestClient(build_server(handler)) as client:
+            with pytest.raises(WebSocketRejected) as rejected:
+                async with client.websocket("/", subprotocols=["other"]):
+                    pass
+    assert rejected.value.status == 500
+    assert "did not offer" in caplog.text
+
+
+async def test_close_before_accept_is_a_403() -> None:
+    async def refuse(scope: dict[str, Any]) -> Any:
+        return ws_close()
+
+    handler = websocket(on_connect=refuse)(echo.__wrapped__)  # type: ignore[attr-defined]
+    with anyio.fail_after(2):
+        async with TestClient(build_server(handler)) as client:
+            with pytest.raises(WebSocketRejected) as rejected:
+                async with client.websocket("/"):
+                    pass
+    assert rejected.value.status == 403
+
+
+@pytest.mark.parametrize(("denial", "status"), [(True, 401), (False, 403)])
+async def test_on_connect_may_answer_with_an_http_response(denial: bool, status: int) -> None:
+    async def login_first(scope: dict[str, Any]) -> Any:
+        return {"status": 401, "headers": {"www-authenticate": "Bearer"}, "body": b"log in"}
+
+    handler = websocket(on_connect=login_first)(echo.__wrapped__)  # type: ignore[attr-defined]
+    with anyio.fail_after(2):
+        async with TestClient(build_server(handler)) as client:
+            with pytest.raises(WebSocketRejected) as rejected:
+                async with client.websocket("/", denial_response=denial):
+                    pass
+    assert rejected.value.status == status
+    if denial:
+        assert rejected.value.body == b"log in"
+        assert (b"www-authenticate", b"Bearer") in rejected.value.headers
+
+
+async def test_on_connect_sees_the_scope_the_handler_gets() -> None:
+    async def authenticate(scope: dict[str, Any]) -> Any:
+        scope["user"] = scope["headers"].get("x-user", "anonymous")
+        return ws_accept()
+
+    @websocket(on_connect=authenticate)
+    async def whoami(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        yield ws_send(scope["user"])
+
+    with anyio.fail_after(2):
+        async with TestClient(build_server(whoami)) as client, client.websocket(
+            "/", headers={"x-user": "ada"}
+        ) as ws:
+            assert await ws.receive() == "ada"
+
+
+async def test_on_connect_that_raises_refuses_and_logs(caplog: pytest.LogCaptureFixture) -> None:
+    async def explode(scope: dict[str, Any]) -> Any:
+        raise LookupError("no such user")
+
+    handler = websocket(on_connect=explode)(echo.__wrapped__)  # type: ignore[attr-defined]
+    with anyio.fail_after(2):
+        async with TestClient(build_server(handler)) as client:
+            with pytest.raises(WebSocketRejected) as rejected:
+                async with client.websocket("/", denial_response=False):
+                    pass
+    assert rejected.value.status == 403
+    assert "no such user" in caplog.text
+
+
+@pytest.mark.parametrize(("denial", "status"), [(True, 404), (False, 403)])
+async def test_standard_not_found_refuses_websockets(denial: bool, status: int) -> None:
+    with anyio.fail_after(2):
+        async with TestClient(build_server(standard_not_found)) as client:
+            with pytest.raises(WebSocketRejected) as rejected:
+                async with client.websocket("/nowhere", denial_response=denial):
+                    pass
+    assert rejected.value.status == status
+
+
+async def test_http_request_to_a_websocket_handler_gets_426() -> None:
+    async with TestClient(build_server(echo)) as client:
+        response = await client.get("/")
+    assert response.status_code == 426
+    assert response.headers["upgrade"] == "websocket"
+
+
+async def test_hooks_after_a_client_disconnect_run_in_order_once() -> None:
+    events: list[str] = []
+    gone = anyio.Event()
+
+    async def on_disconnect(scope: dict[str, Any]) -> None:
+        events.append("on_disconnect")
+
+    async def on_close(scope: dict[str, Any]) -> None:
+        events.append("on_close")
+        gone.set()
+
+    @websocket(on_disconnect=on_disconnect, on_close=on_close)
+    async def reader(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        try:
+            async for message in receiver:
+                yield ws_send(message)
+        except WSDisconnect as disconnect:
+            events.append(f"WSDisconnect {disconnect.code}")
+            raise
+        finally:
+            events.append("finally")
+
+    with anyio.fail_after(2):
+        async with TestClient(build_server(reader)) as client:
+            async with client.websocket("/") as ws:
+                await ws.send("a")
+                assert await ws.receive() == "a"
+                await ws.close(4002)
+            await gone.wait()
+    assert events == ["WSDisconnect 4002", "finally", "on_disconnect", "on_close"]
+
+
+async def test_server_close_runs_on_close_but_not_on_disconnect() -> None:
+    events: list[str] = []
+    closed = anyio.Event()
+
+    async def on_disconnect(scope: dict[str, Any]) -> None:
+        events.append("on_disconnect")
+
+    async def on_close(scope: dict[str, Any]) -> None:
+        events.append("on_close")
+        closed.set()
+
+    @websocket(on_disconnect=on_disconnect, on_close=on_close)
+    async def bye(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        yield ws_close(1000)
+
+    with anyio.fail_after(2):
+        async with TestClient(build_server(bye)) as client, client.websocket("/") as ws:
+            assert await ws.wait_closed() == 1000
+            await closed.wait()
+    assert events == ["on_close"]
+
+
+async def test_failing_hook_is_logged_and_on_close_still_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    closed = anyio.Event()
+
+    async def on_disconnect(scope: dict[str, Any]) -> None:
+        raise ValueError("hook broke")
+
+    async def on_close(scope: dict[str, Any]) -> None:
+        closed.set()
+
+    handler = websocket(on_disconnect=on_disconnect, on_close=on_close)(
+        echo.__wrapped__  # type: ignore[attr-defined]
+    )
+    with anyio.fail_after(2):
+        async with TestClient(build_server(handler)) as client:
+            async with client.websocket("/") as ws:
+                await ws.send("x")
+                assert await ws.receive() == "x"
+            await closed.wait()
+    assert "hook broke" in caplog.text
+
+
+def test_decorator_validates_its_arguments() -> None:
+    with pytest.raises(TypeError, match="async generator or coroutine"):
+        websocket(lambda scope, receiver: None)
+    with pytest.raises(TypeError, match="on_close"):
+        websocket(on_close="nope")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_queue"):
+        websocket(max_queue=0)

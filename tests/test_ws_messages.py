@@ -1,0 +1,80 @@
+"""The pure websocket message rules: no event loop needed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shallot._ws_messages import classify_connect, incoming, outgoing, sendable_code, size_of
+from shallot.response import ws_accept, ws_close, ws_send
+
+
+@pytest.mark.parametrize(
+    ("code", "ok"),
+    [(1000, True), (1001, True), (1004, False), (1005, False), (1006, False), (1011, True),
+     (1015, False), (2999, False), (3000, True), (4999, True), (5000, False), ("1000", False),
+     (True, False)],
+)
+def test_sendable_codes_follow_rfc_6455(code: Any, ok: bool) -> None:
+    assert sendable_code(code) is ok
+
+
+def test_outgoing_accepts_helpers_and_raw_dicts() -> None:
+    assert outgoing(ws_send("hi")) == {"type": "websocket.send", "text": "hi"}
+    assert outgoing(ws_send(b"\x00")) == {"type": "websocket.send", "bytes": b"\x00"}
+    assert outgoing({"type": "websocket.send", "text": "raw"})["text"] == "raw"
+    assert outgoing(ws_close(4001, "bye")) == {"type": "websocket.close", "code": 4001,
+                                               "reason": "bye"}
+    assert outgoing({"type": "websocket.close"})["code"] == 1000
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["text", b"bytes", None, {"type": "websocket.send"}, {"type": "websocket.accept"},
+     {"type": "websocket.send", "text": "a", "bytes": b"b"}, {"type": "websocket.send",
+                                                              "text": 3}],
+)
+def test_outgoing_refuses_what_cannot_be_sent(bad: Any) -> None:
+    with pytest.raises(TypeError):
+        outgoing(bad)
+
+
+def test_outgoing_refuses_reserved_close_codes() -> None:
+    with pytest.raises(ValueError, match="1006"):
+        outgoing({"type": "websocket.close", "code": 1006})
+
+
+def test_incoming_payloads() -> None:
+    assert incoming({"type": "websocket.receive", "text": "é"}) == "é"
+    assert incoming({"type": "websocket.receive", "bytes": b"x", "text": None}) == b"x"
+    with pytest.raises(ValueError, match="neither"):
+        incoming({"type": "websocket.receive"})
+
+
+def test_size_counts_utf8_bytes() -> None:
+    assert size_of("abc") == 3
+    assert size_of("é") == 2
+    assert size_of(b"\x00" * 5) == 5
+
+
+def test_classify_connect() -> None:
+    assert classify_connect(ws_accept(), [])[0] == "accept"
+    assert classify_connect(ws_accept("chat"), ["chat"])[0] == "accept"
+    verdict, why = classify_connect(ws_accept("chat"), ["other"])
+    assert verdict == "invalid" and "did not offer" in str(why)
+    assert classify_connect(ws_close(), [])[0] == "close"
+    assert classify_connect({"status": 401, "body": b"no"}, [])[0] == "http"
+    assert classify_connect(None, [])[0] == "invalid"
+    assert classify_connect({"type": "websocket.send"}, [])[0] == "invalid"
+
+
+def test_ws_close_validates() -> None:
+    with pytest.raises(ValueError, match="1005"):
+        ws_close(1005)
+    with pytest.raises(TypeError):
+        ws_close("1000")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="123"):
+        ws_close(1000, "x" * 124)
+    with pytest.raises(TypeError):
+        ws_send(3)  # type: ignore[arg-type]
