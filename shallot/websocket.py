@@ -45,11 +45,14 @@ class Receiver:
         self._connection = connection
         self._inbound: Inbound = connection.inbound
 
+    def __repr__(self) -> str:
+        return f"<Receiver of {self._connection.scope.get('path', '?')!r}>"
+
     def __aiter__(self) -> Receiver:
         return self
 
     async def __anext__(self) -> str | bytes:
-        return await self.receive()
+        return await self._connection.read()
 
     async def receive(self) -> str | bytes:
         """Returns the next message from the client.
@@ -57,16 +60,7 @@ class Receiver:
         Raises:
             WSDisconnect: the client has left and every earlier message was handed over.
         """
-        inbound = self._inbound
-        inbound.reading = True
-        try:
-            payload = await inbound.rx.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
-            connection = self._connection
-            raise WSDisconnect(connection.client_code or ABNORMAL,
-                               connection.client_reason) from None
-        inbound.taken(payload)
-        return payload
+        return await self._connection.read()
 
     @property
     def dropped(self) -> int:
@@ -91,7 +85,7 @@ def websocket(
     *, on_connect: Hook | None = None, on_disconnect: Hook | None = None,
     on_close: Hook | None = None, max_queue: int = 32, max_queue_bytes: int = _MIB,
     max_message_size: int = _MIB, disconnect_timeout: float = 0.5, close_timeout: float = 1.0,
-    send_timeout: float = 10.0,
+    send_timeout: float = 10.0, watch_interval: float = 0.1,
 ) -> Callable[[Callable[..., Any]], Handler]: ...
 
 
@@ -108,6 +102,7 @@ def websocket(
     disconnect_timeout: float = 0.5,
     close_timeout: float = 1.0,
     send_timeout: float = 10.0,
+    watch_interval: float = 0.1,
 ) -> Handler | Callable[[Callable[..., Any]], Handler]:
     """Makes a websocket handler of ``func(scope, receiver, *route_args)``, an async generator
     that yields ``ws_send(...)``/``ws_close(...)`` messages, or a coroutine function whose
@@ -122,7 +117,10 @@ def websocket(
     handler; a message over ``max_message_size`` bytes closes with 1009. After the client
     leaves, a handler that is neither reading nor yielding is cancelled after
     ``disconnect_timeout`` seconds. After a server-side close the client's close is awaited
-    ``close_timeout`` seconds; one send may take ``send_timeout`` seconds.
+    ``close_timeout`` seconds; one send may take ``send_timeout`` seconds. While the handler
+    reads, it reads from the server directly; once it has been away from its receiver for
+    ``watch_interval`` seconds, shallot reads on its behalf (into the bounded queue), which is
+    how a disconnect is noticed however the handler is busy.
 
     Raises:
         TypeError: ``func`` is not an async generator or coroutine function, or a hook is not
@@ -140,6 +138,7 @@ def websocket(
         disconnect_timeout=_positive("disconnect_timeout", disconnect_timeout),
         close_timeout=_positive("close_timeout", close_timeout),
         send_timeout=_positive("send_timeout", send_timeout),
+        watch_interval=_positive("watch_interval", watch_interval),
     )
 
     def decorate(function: Callable[..., Any]) -> Handler:

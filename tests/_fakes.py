@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -62,3 +63,11 @@ class FakePeer:
     def close(self) -> None:
         self.to_app.close()
         self.from_app.close()
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
+    """Waits, bounded, for a state that a timer inside the library brings about (the receive
+    task's watch interval): there is no event to wait on from outside."""
+    with anyio.fail_after(timeout):
+        while not condition():
+            await anyio.sleep(0.001)

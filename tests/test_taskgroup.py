@@ -11,7 +11,7 @@ import pytest
 from shallot import Receiver, WSDisconnect, build_server, websocket, ws_close, ws_send
 from shallot._types import Message
 
-from ._fakes import FakePeer
+from ._fakes import FakePeer, wait_until
 
 
 async def test_reading_handler_gets_every_arrived_message_then_wsdisconnect() -> None:
@@ -78,7 +78,8 @@ async def test_handler_blocked_elsewhere_is_cancelled_within_the_timeout() -> No
     async def on_close(scope: dict[str, Any]) -> None:
         events.append("on_close")
 
-    @websocket(on_disconnect=on_disconnect, on_close=on_close, disconnect_timeout=0.05)
+    @websocket(on_disconnect=on_disconnect, on_close=on_close, disconnect_timeout=0.05,
+               watch_interval=0.01)
     async def sleeper(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
         yield ws_send("hello")
         try:
@@ -142,11 +143,33 @@ async def test_after_a_server_close_the_clients_close_is_awaited() -> None:
     peer.close()
 
 
+async def _fill_until_backpressure(peer: FakePeer, text: str, limit: int) -> int:
+    """Sends from a helper task until the app stops taking messages; returns how many went."""
+    sent = 0
+    stats = peer.to_app.statistics
+
+    async def sender() -> None:
+        nonlocal sent
+        for _ in range(limit):
+            await peer.to_app.send({"type": "websocket.receive", "text": text})
+            sent += 1
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sender)
+        # the receive task starts reading once the handler has been away a watch interval,
+        # and stops when the queue is full: then the sender stays blocked
+        await wait_until(lambda: sent > 1 and stats().tasks_waiting_send == 1)
+        await anyio.wait_all_tasks_blocked()
+        assert stats().tasks_waiting_receive == 0
+        tg.cancel_scope.cancel()
+    return sent
+
+
 async def test_slow_reader_slows_the_client_and_loses_nothing() -> None:
     read_more = anyio.Event()
     got: list[Any] = []
 
-    @websocket(max_queue=2)
+    @websocket(max_queue=2, watch_interval=0.001)
     async def slow(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
         got.append(await receiver.receive())  # a reader from the start
         await read_more.wait()
@@ -156,54 +179,40 @@ async def test_slow_reader_slows_the_client_and_loses_nothing() -> None:
                 yield ws_close()
 
     peer = FakePeer(buffer=0)  # the server's own queue: sending blocks when nobody receives
-    with anyio.fail_after(2):
+    with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             tg.start_soon(peer.serve, build_server(slow))
             await peer.connect()
-            sent = 0
-            while True:
-                await anyio.wait_all_tasks_blocked()
-                try:
-                    peer.to_app.send_nowait({"type": "websocket.receive", "text": str(sent)})
-                except anyio.WouldBlock:
-                    break  # backpressure reached the client
-                sent += 1
-                assert sent < 20, "the app kept reading without bound"
-            # 1 taken by the handler, 2 queued, 1 held by the receive task
-            assert sent == 4
+            await peer.send_text("0")
+            sent = 1 + await _fill_until_backpressure(peer, "x", 19)
+            # 2 queued and 1 in the receive task's hand: nothing more is read
+            assert sent == 1 + 3
             read_more.set()
             for number in range(sent, 20):
                 await peer.send_text(str(number))
             assert (await peer.from_app.receive())["type"] == "websocket.close"
             await peer.disconnect(1000)
     peer.close()
-    assert got == [str(n) for n in range(20)]
+    assert got == ["0", "x", "x", "x", *[str(n) for n in range(4, 20)]]
 
 
 async def test_queue_is_bounded_in_bytes_too() -> None:
     read_more = anyio.Event()
 
-    @websocket(max_queue=100, max_queue_bytes=10)
+    @websocket(max_queue=100, max_queue_bytes=10, watch_interval=0.001)
     async def slow(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
         await receiver.receive()
         await read_more.wait()
         yield ws_close()
 
     peer = FakePeer(buffer=0)
-    with anyio.fail_after(2):
+    with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             tg.start_soon(peer.serve, build_server(slow))
             await peer.connect()
-            sent = 0
-            while sent < 100:
-                await anyio.wait_all_tasks_blocked()
-                try:
-                    peer.to_app.send_nowait({"type": "websocket.receive", "text": "x" * 4})
-                except anyio.WouldBlock:
-                    break
-                sent += 1
-            # 1 taken, 2 queued (8 bytes; a third would pass 10), 1 held by the receive task
-            assert sent == 4
+            await peer.send_text("first")
+            # 2 queued (8 bytes: a third would pass 10) and 1 in the receive task's hand
+            assert await _fill_until_backpressure(peer, "x" * 4, 100) == 3
             read_more.set()
             assert (await peer.from_app.receive())["type"] == "websocket.close"
             await peer.disconnect(1000)
@@ -214,7 +223,7 @@ async def test_pure_push_handler_under_a_flood_stays_bounded_and_sees_the_discon
     state: dict[str, Any] = {}
     stopped = anyio.Event()
 
-    @websocket(max_queue=4)
+    @websocket(max_queue=4, watch_interval=0.001)
     async def push(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
         state["receiver"] = receiver
         try:
