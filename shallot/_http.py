@@ -72,14 +72,16 @@ def decode_headers(raw: Any) -> dict[str, str]:
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         if key in headers:
-            headers[key] = f"{headers[key]},{text}"
+            # RFC 9110 §5.3; cookie fields are joined with "; " instead (RFC 9113 §8.2.3)
+            headers[key] = f"{headers[key]}{'; ' if key == 'cookie' else ','}{text}"
         else:
             headers[key] = text
     return headers
 
 
-def build_request(scope: Scope, headers: dict[str, str], body: bytes, method: str,
-                  config: dict[str, Any]) -> Request:
+def build_request(
+    scope: Scope, headers: dict[str, str], body: bytes, method: str, config: dict[str, Any]
+) -> Request:
     """Returns the request dict: a copy of the scope plus shallot's keys (SPEC §1)."""
     request = dict(scope)
     request["headers"] = headers
@@ -90,8 +92,9 @@ def build_request(scope: Scope, headers: dict[str, str], body: bytes, method: st
     return request
 
 
-async def read_body(scope: Scope, headers: dict[str, str], receive: Receive,
-                    limits: Limits) -> bytes:
+async def read_body(
+    scope: Scope, headers: dict[str, str], receive: Receive, limits: Limits
+) -> bytes:
     """Returns the whole request body.
 
     Raises:
@@ -100,10 +103,10 @@ async def read_body(scope: Scope, headers: dict[str, str], receive: Receive,
     """
     length = headers.get("content-length")
     if length is not None:
-        try:
-            announced = int(length)
-        except ValueError:
-            raise _Refused(_plain(400, "Bad Request: invalid content-length", close=True)) from None
+        # 1*DIGIT only (RFC 9110 §8.6): int() would also take "-1", " 1", "+1" and "1_0".
+        if not (length.isascii() and length.isdigit()):
+            raise _Refused(_plain(400, "Bad Request: invalid content-length", close=True))
+        announced = int(length)
         if announced > limits.max_body_size:
             raise _Refused(_plain(413, "Payload Too Large", close=True))
         if announced == 0 and "transfer-encoding" not in headers:
@@ -154,7 +157,12 @@ def _encode_headers(headers: Any) -> tuple[list[tuple[bytes, bytes]], bool]:
     for name, value in items:
         key = name.encode("latin-1") if isinstance(name, str) else bytes(name)
         if isinstance(value, str):
-            data = value.encode("latin-1")
+            # latin-1 is what HTTP carries; shallot 2.0 sent UTF-8, which servers pass on as
+            # obs-text (RFC 9110 §5.5), so values latin-1 cannot hold keep working.
+            try:
+                data = value.encode("latin-1")
+            except UnicodeEncodeError:
+                data = value.encode()
         elif isinstance(value, (bytes, bytearray)):
             data = bytes(value)
         elif isinstance(value, int):  # content-length given as a number
@@ -187,8 +195,10 @@ def prepare(response: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes | None
         if not hasattr(stream, "__aiter__"):
             raise InvalidResponse(f"returned a stream that is not async iterable: {stream!r}")
         return status, headers, None, stream
-    body = response.get("body", b"")
-    if isinstance(body, str):
+    body = response.get("body")
+    if body is None:
+        body = b""
+    elif isinstance(body, str):
         body = body.encode()
     elif isinstance(body, (bytearray, memoryview)):
         body = bytes(body)
@@ -199,70 +209,101 @@ def prepare(response: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes | None
     return status, headers, body, None
 
 
-async def send_body(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes,
-                    head: bool, limits: Limits) -> None:
+async def send_body(
+    send: Send,
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+    head: bool,
+    limits: Limits,
+) -> None:
     """Sends a whole-body response. A body too large for the socket buffer is sent under the
     response timeout, so a client that stopped reading cannot hold the task forever."""
     await send({"type": "http.response.start", "status": status, "headers": headers})
     if head or len(body) <= _SMALL_BODY:
-        await send({"type": "http.response.body", "body": b"" if head else body,
-                    "more_body": False})
+        await send(
+            {"type": "http.response.body", "body": b"" if head else body, "more_body": False}
+        )
         return
     with anyio.move_on_after(limits.response_timeout) as timeout:
         await send({"type": "http.response.body", "body": body, "more_body": False})
     if timeout.cancelled_caught:
-        logger.info("client stopped reading; response abandoned after %ss",
-                    limits.response_timeout)
+        logger.info("client stopped reading; response abandoned after %ss", limits.response_timeout)
 
 
-async def send_stream(send: Send, receive: Receive, status: int,
-                      headers: list[tuple[bytes, bytes]], stream: AsyncIterable[Any],
-                      head: bool, limits: Limits, handler: Handler) -> None:
+async def send_stream(
+    send: Send,
+    receive: Receive,
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+    stream: AsyncIterable[Any],
+    head: bool,
+    limits: Limits,
+    handler: Handler,
+) -> None:
     """Sends a streamed response chunk by chunk, stopping when the client disconnects.
 
     The first chunk is read before the response starts, so a stream that fails at once still
-    gets a 500. Each send is bounded by the response timeout, never the stream's whole life.
-    Whatever happens, the stream is closed (its ``finally`` runs) before this returns.
+    gets a 500; the disconnect watcher runs from the start, so a stream that waits long for its
+    first chunk is stopped too. Each send is bounded by the response timeout, never the
+    stream's whole life. Whatever happens, the stream is closed (its ``finally`` runs) before
+    this returns.
     """
     iterator = stream.__aiter__()
     try:
         if head:
             await send_body(send, status, headers, b"", True, limits)
             return
-        try:
-            first = await _next_chunk(iterator)
-        except Exception:
-            logger.exception("stream of handler %s failed before its first chunk",
-                             _name(handler))
-            await send_body(send, *_INTERNAL_ERROR_PARTS, False, limits)
-            return
-        await send({"type": "http.response.start", "status": status, "headers": headers})
         async with anyio.create_task_group() as tg:
             tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
-            await _pump(send, iterator, first, limits, handler)
+            await _pump(send, iterator, status, headers, limits, handler)
             tg.cancel_scope.cancel()
     finally:
         await _close_iterator(iterator)
 
 
-async def _pump(send: Send, iterator: AsyncIterator[Any], chunk: bytes | None,
-                limits: Limits, handler: Handler) -> None:
-    while chunk is not None:
-        if chunk:
-            with anyio.move_on_after(limits.response_timeout) as timeout:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            if timeout.cancelled_caught:
-                logger.info("client stopped reading; stream abandoned after %ss",
-                            limits.response_timeout)
-                return
+async def _pump(
+    send: Send,
+    iterator: AsyncIterator[Any],
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+    limits: Limits,
+    handler: Handler,
+) -> None:
+    # Runs inside the watcher's task group: nothing may escape as an exception, or it would
+    # leave wrapped in an ExceptionGroup, past serve_http's boundary.
+    try:
+        chunk = await _next_chunk(iterator)
+    except Exception:
+        logger.exception("stream of handler %s failed before its first chunk", _name(handler))
+        error_status, error_headers, error_body, _ = prepare(INTERNAL_ERROR)
         try:
-            chunk = await _next_chunk(iterator)
-        except Exception:
-            # The response has started: ending without the final message aborts it, so the
-            # client sees a truncated response rather than a complete-looking one.
-            logger.exception("stream of handler %s failed mid-response", _name(handler))
-            return
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await send_body(send, error_status, error_headers, error_body or b"", False, limits)
+        except OSError:  # ASGI 2.4: the client has gone
+            pass
+        return
+    try:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        while chunk is not None:
+            if chunk:
+                with anyio.move_on_after(limits.response_timeout) as timeout:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if timeout.cancelled_caught:
+                    logger.info(
+                        "client stopped reading; stream abandoned after %ss",
+                        limits.response_timeout,
+                    )
+                    return
+            try:
+                chunk = await _next_chunk(iterator)
+            except Exception:
+                # The response has started: ending without the final message aborts it, so the
+                # client sees a truncated response rather than a complete-looking one.
+                logger.exception("stream of handler %s failed mid-response", _name(handler))
+                return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except OSError:  # ASGI 2.4: send() may raise once the client has gone
+        logger.debug("client went away while handler %s streamed", _name(handler))
 
 
 async def _next_chunk(iterator: AsyncIterator[Any]) -> bytes | None:
@@ -300,8 +341,14 @@ def _name(handler: Any) -> str:
     return getattr(handler, "__qualname__", None) or repr(handler)
 
 
-async def serve_http(scope: Scope, receive: Receive, send: Send, handler: Handler,
-                     config: dict[str, Any], limits: Limits) -> None:
+async def serve_http(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    handler: Handler,
+    config: dict[str, Any],
+    limits: Limits,
+) -> None:
     """Answers one HTTP request: read it, call the handler, send what it returned.
 
     This is the error boundary of a request: a handler error is logged once and answered
@@ -334,10 +381,6 @@ async def serve_http(scope: Scope, receive: Receive, send: Send, handler: Handle
         if stream is None:
             await send_body(send, status, raw, data or b"", method == "HEAD", limits)
         else:
-            await send_stream(send, receive, status, raw, stream, method == "HEAD", limits,
-                              handler)
+            await send_stream(send, receive, status, raw, stream, method == "HEAD", limits, handler)
     except OSError:  # ASGI 2.4: send() may raise once the client has gone
         logger.debug("client went away while handler %s answered", _name(handler))
-
-
-_INTERNAL_ERROR_PARTS = prepare(INTERNAL_ERROR)[:3]

@@ -8,16 +8,25 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .._types import Handler, HandlerResult, Middleware, Next, Request
-
-# --- re-exports of the request-side middlewares (routing, parameters, json, cookies, content type)
-# --- end request-side
-# --- re-exports of the file and header middlewares (static, cors, gzip)
-# --- end file and header
+from .content_type import wrap_content_type
+from .cookies import wrap_cookies
+from .cors import wrap_cors
+from .gzip import wrap_gzip
+from .json import wrap_json
+from .parameters import wrap_parameters
+from .routing import wrap_routes
+from .static import wrap_static
 
 __all__ = [
     "apply_middleware",
-    # __all__ request-side
-    # __all__ file and header
+    "wrap_content_type",
+    "wrap_cookies",
+    "wrap_cors",
+    "wrap_gzip",
+    "wrap_json",
+    "wrap_parameters",
+    "wrap_routes",
+    "wrap_static",
 ]
 
 

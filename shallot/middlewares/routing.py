@@ -1,0 +1,268 @@
+"""Routing: ``wrap_routes`` sends each request to the handler its path and method name.
+
+The table is compiled once, when the pile is built, into a ``Router``: a dict of fully static
+paths plus a trie of path segments for the paths with ``{name}`` parameters. A lookup walks the
+request path one segment at a time, trying the static child before the parameter child and
+backing up when a branch dead-ends, so its cost depends on the depth of the path, never on the
+number of routes. The lookup is pure and synchronous; the middleware around it only binds the
+route arguments to the handler and records what matched (SPEC §6, issue 4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+from .._types import Handler, HandlerResult, Middleware, Next, Request
+
+__all__ = ["HTTP_METHODS", "RouteMatch", "Router", "wrap_routes"]
+
+#: The methods a route may list: the HTTP verbs of RFC 9110 §9 and PATCH, plus ``"WS"``.
+HTTP_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+_METHODS = HTTP_METHODS | {"WS"}
+
+
+class RouteMatch(NamedTuple):
+    """A successful lookup: the route's handler, its arguments and its pattern."""
+
+    handler: Handler
+    args: tuple[str, ...]
+    route: str
+
+
+class _Node:
+    """One trie node: a path prefix. ``methods`` is set when a route ends here."""
+
+    __slots__ = ("allowed", "methods", "param", "static")
+
+    def __init__(self) -> None:
+        self.static: dict[str, _Node] = {}
+        self.param: _Node | None = None
+        self.methods: dict[str, tuple[Handler, str]] | None = None
+        self.allowed: frozenset[str] = frozenset()
+
+
+def _split(path: str) -> list[str] | None:
+    """Returns the segments of a request path, trailing slashes ignored (``"/"`` has none),
+    or None for a path that does not start with ``/`` (such as ``*``)."""
+    path = path.rstrip("/")
+    if not path:
+        return []
+    if path[0] != "/":
+        return None
+    return path[1:].split("/")
+
+
+class Router:
+    """A compiled routing table: ``lookup`` finds the handler of a method and path.
+
+    Raises (from the constructor):
+        TypeError: an entry is not a ``(path, methods, handler)`` triple, or a part of it has
+            the wrong type (methods given as one string, a handler that is not callable).
+        ValueError: a path or method is malformed, or two entries claim the same path and
+            method. Each message names the entry.
+    """
+
+    __slots__ = ("_root", "_static")
+
+    def __init__(self, routes: Iterable[Any]) -> None:
+        if isinstance(routes, (str, bytes, dict)) or not isinstance(routes, Iterable):
+            raise TypeError(f"routes must be a list of (path, methods, handler), not {routes!r}")
+        self._root = _Node()
+        #: normalised static path -> method -> (handler, pattern): the one-dict-lookup case.
+        self._static: dict[str, dict[str, tuple[Handler, str]]] = {}
+        owners: dict[tuple[int, str], str] = {}  # (id of end node, method) -> entry text
+        ends: list[_Node] = []
+        for index, entry in enumerate(routes):
+            name = f"route #{index} {entry!r}"
+            pattern, methods, handler = _check_entry(name, entry)
+            node = self._root
+            is_static = True
+            for segment in _pattern_segments(name, pattern):
+                if segment is None:
+                    is_static = False
+                    if node.param is None:
+                        node.param = _Node()
+                    node = node.param
+                else:
+                    node = node.static.setdefault(segment, _Node())
+            if node.methods is None:
+                node.methods = {}
+                ends.append(node)
+            for method in methods:
+                key = (id(node), method)
+                if key in owners:
+                    raise ValueError(
+                        f"{name}: {method} {pattern} is already routed by {owners[key]}"
+                    )
+                owners[key] = name
+                node.methods[method] = (handler, pattern)
+            if is_static:
+                self._static[pattern.rstrip("/")] = node.methods
+        for node in ends:
+            assert node.methods is not None
+            if "GET" in node.methods and "HEAD" not in node.methods:
+                node.methods["HEAD"] = node.methods["GET"]  # HEAD is GET without the body
+            node.allowed = frozenset(node.methods) & HTTP_METHODS
+
+    def lookup(self, method: str, path: str) -> RouteMatch | None:
+        """Returns the route for ``method`` and ``path``, or None when there is none.
+
+        Where several routes match, the one whose leftmost differing segment is static wins.
+        """
+        static = self._static.get(path.rstrip("/"))
+        if static is not None:  # a fully static route outranks any route with parameters
+            hit = static.get(method)
+            if hit is not None:
+                return RouteMatch(hit[0], (), hit[1])
+        segments = _split(path)
+        if segments is None:
+            return None
+        args: list[str] = []
+        found = _find(self._root, segments, 0, method, args)
+        if found is None:
+            return None
+        return RouteMatch(found[0], tuple(args), found[1])
+
+    def allowed_methods(self, path: str) -> list[str] | None:
+        """Returns the sorted HTTP methods routed for ``path`` under any pattern (``"WS"``
+        left out, ``HEAD`` included with ``GET``), or None when no route matches the path."""
+        segments = _split(path)
+        if segments is None:
+            return None
+        ends: list[_Node] = []
+        _collect(self._root, segments, 0, ends)
+        if not ends:
+            return None
+        return sorted(frozenset[str]().union(*(node.allowed for node in ends)))
+
+
+def _find(
+    node: _Node, segments: list[str], depth: int, method: str, args: list[str]
+) -> tuple[Handler, str] | None:
+    if depth == len(segments):
+        return node.methods.get(method) if node.methods is not None else None
+    segment = segments[depth]
+    child = node.static.get(segment)
+    if child is not None:
+        found = _find(child, segments, depth + 1, method, args)
+        if found is not None:
+            return found
+    if node.param is not None and segment:  # a parameter takes one non-empty segment
+        args.append(segment)
+        found = _find(node.param, segments, depth + 1, method, args)
+        if found is not None:
+            return found
+        args.pop()  # dead end: back up and let the caller try its other branch
+    return None
+
+
+def _collect(node: _Node, segments: list[str], depth: int, ends: list[_Node]) -> None:
+    if depth == len(segments):
+        if node.methods is not None:
+            ends.append(node)
+        return
+    segment = segments[depth]
+    child = node.static.get(segment)
+    if child is not None:
+        _collect(child, segments, depth + 1, ends)
+    if node.param is not None and segment:
+        _collect(node.param, segments, depth + 1, ends)
+
+
+def _check_entry(name: str, entry: Any) -> tuple[str, list[str], Handler]:
+    if isinstance(entry, (str, bytes)) or not isinstance(entry, (tuple, list)) or len(entry) != 3:
+        raise TypeError(f"{name}: an entry must be a (path, methods, handler) triple")
+    pattern, methods, handler = entry
+    if not isinstance(pattern, str):
+        raise TypeError(f"{name}: the path must be a str, not {type(pattern).__name__}")
+    if isinstance(methods, (str, bytes)) or not isinstance(methods, Iterable):
+        raise TypeError(f"{name}: methods must be a list of method names such as ['GET']")
+    checked: list[str] = []
+    for method in methods:
+        if not isinstance(method, str) or method.upper() not in _METHODS:
+            raise ValueError(
+                f"{name}: unknown method {method!r}; use one of {', '.join(sorted(_METHODS))}"
+            )
+        if method.upper() not in checked:
+            checked.append(method.upper())
+    if not checked:
+        raise ValueError(f"{name}: the method list is empty")
+    if not callable(handler):
+        raise TypeError(f"{name}: the handler {handler!r} is not callable")
+    return pattern, checked, handler
+
+
+def _pattern_segments(name: str, pattern: str) -> list[str | None]:
+    """Returns the segments of a route pattern: a str for a static one, None for ``{name}``."""
+    if not pattern.startswith("/"):
+        raise ValueError(f"{name}: the path must start with '/'")
+    trimmed = pattern.rstrip("/")
+    if not trimmed:
+        return []
+    segments: list[str | None] = []
+    seen: set[str] = set()
+    for segment in trimmed[1:].split("/"):
+        if not segment:
+            raise ValueError(f"{name}: the path has an empty segment ('//')")
+        if segment.startswith("{") and segment.endswith("}"):
+            parameter = segment[1:-1]
+            if not parameter or "{" in parameter or "}" in parameter:
+                raise ValueError(f"{name}: malformed parameter {segment!r}; write {{name}}")
+            if parameter in seen:
+                raise ValueError(f"{name}: the parameter {{{parameter}}} appears twice")
+            seen.add(parameter)
+            segments.append(None)
+        elif "{" in segment or "}" in segment:
+            raise ValueError(
+                f"{name}: malformed segment {segment!r}; a parameter is a whole "
+                "segment written {name}"
+            )
+        else:
+            segments.append(segment)
+    return segments
+
+
+def _bind(handler: Handler, args: tuple[str, ...]) -> Handler:
+    """Returns a one-argument handler that calls ``handler(request, *args)``."""
+
+    async def route_handler(request: Request) -> HandlerResult:
+        return await handler(request, *args)
+
+    route_handler.__qualname__ = getattr(handler, "__qualname__", repr(handler))
+    return route_handler
+
+
+def wrap_routes(routes: Iterable[Any]) -> Middleware:
+    """Returns a middleware that routes requests by path and method.
+
+    ``routes`` is a list of ``(path, methods, handler)``: ``path`` starts with ``/`` and each
+    ``{name}`` segment in it becomes a positional string argument of
+    ``handler(request, *args)``; ``methods`` lists HTTP verbs, ``"WS"`` for websockets. A
+    match sets ``request["route"]`` to its pattern. A path routed under other methods only goes
+    on to the default handler with ``request["allowed_methods"]`` set; anything else goes on
+    to it unchanged.
+
+    Raises:
+        TypeError: an entry or a part of it has the wrong type (see ``Router``).
+        ValueError: an entry is malformed or repeats a path and method (see ``Router``).
+    """
+    router = Router(routes)
+
+    def middleware(next_middleware: Next) -> Next:
+        async def route(handler: Handler, request: Request) -> HandlerResult:
+            path = request.get("path", "")
+            match = router.lookup(request.get("method", ""), path)
+            if match is not None:
+                bound = match.handler if not match.args else _bind(match.handler, match.args)
+                return await next_middleware(bound, {**request, "route": match.route})
+            allowed = router.allowed_methods(path)
+            if allowed is None:
+                return await next_middleware(handler, request)
+            return await next_middleware(handler, {**request, "allowed_methods": allowed})
+
+        return route
+
+    return middleware

@@ -1,0 +1,358 @@
+"""wrap_routes: the pure router, its build-time checks, and the middleware end to end."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import anyio
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shallot import build_server, standard_not_found
+from shallot._types import HandlerResult, Receive, Request, Response, Send
+from shallot.middlewares import apply_middleware, wrap_routes
+from shallot.middlewares.routing import Router
+from shallot.response import text
+from shallot.testing import TestClient
+
+
+def named(label: str) -> Any:
+    """Returns a handler that answers with its label and its route arguments."""
+
+    async def handler(request: Request, *args: str) -> Response:
+        return text(" ".join([label, *args]))
+
+    handler.__qualname__ = label
+    return handler
+
+
+HOME, USERS, ME, USER, USER_POST, FILE = (
+    named(label) for label in ("home", "users", "me", "user", "user_post", "file")
+)
+
+
+def router() -> Router:
+    return Router(
+        [
+            ("/", ["GET"], HOME),
+            ("/users/", ["GET", "POST"], USERS),
+            ("/users/me", ["GET"], ME),
+            ("/users/{id}", ["GET", "DELETE"], USER),
+            ("/users/{id}/posts/{post}", ["GET"], USER_POST),
+            ("/files/{name}/raw", ["GET"], FILE),
+            ("/files/readme/{part}", ["PUT"], FILE),
+        ]
+    )
+
+
+# --- the pure router ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "handler", "args", "route"),
+    [
+        ("GET", "/", HOME, (), "/"),
+        ("GET", "", HOME, (), "/"),
+        ("GET", "/users", USERS, (), "/users/"),
+        ("POST", "/users/", USERS, (), "/users/"),
+        ("GET", "/users/me", ME, (), "/users/me"),
+        ("GET", "/users/me/", ME, (), "/users/me"),
+        ("GET", "/users/42", USER, ("42",), "/users/{id}"),
+        ("DELETE", "/users/me", USER, ("me",), "/users/{id}"),  # the static route has no DELETE
+        ("GET", "/users/7/posts/x y", USER_POST, ("7", "x y"), "/users/{id}/posts/{post}"),
+        ("HEAD", "/users/42", USER, ("42",), "/users/{id}"),
+        ("GET", "/files/readme/raw", FILE, ("readme",), "/files/{name}/raw"),  # backtracks
+        ("PUT", "/files/readme/raw", FILE, ("raw",), "/files/readme/{part}"),
+    ],
+)
+def test_lookup_finds_the_route(
+    method: str, path: str, handler: Any, args: tuple[str, ...], route: str
+) -> None:
+    match = router().lookup(method, path)
+    assert match is not None
+    assert (match.handler, match.args, match.route) == (handler, args, route)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/nothing"),
+        ("GET", "/users/42/extra"),
+        ("GET", "/users//posts/1"),  # a parameter never matches an empty segment
+        ("GET", "//users"),
+        ("GET", "*"),
+        ("POST", "/users/42"),
+        ("WS", "/users/42"),
+        ("get", "/"),  # ASGI methods are upper case; nothing else is routed
+    ],
+)
+def test_lookup_misses(method: str, path: str) -> None:
+    assert router().lookup(method, path) is None
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/users/me", ["DELETE", "GET", "HEAD"]),  # the union over every matching pattern
+        ("/users/42", ["DELETE", "GET", "HEAD"]),
+        ("/users", ["GET", "HEAD", "POST"]),
+        ("/files/readme/raw", ["GET", "HEAD", "PUT"]),
+        ("/nothing", None),
+        ("*", None),
+    ],
+)
+def test_allowed_methods(path: str, allowed: list[str] | None) -> None:
+    assert router().allowed_methods(path) == allowed
+
+
+def test_backtracking_drops_the_arguments_of_the_dead_end() -> None:
+    routes = Router([("/a/{p}/a", ["GET"], HOME), ("/{p}/b/b", ["GET"], USER)])
+    assert routes.lookup("GET", "/a/b/b") == (USER, ("a",), "/{p}/b/b")
+
+
+def test_explicit_head_route_wins_over_get() -> None:
+    head = named("head")
+    routes = Router([("/x", ["GET"], HOME), ("/x", ["HEAD"], head)])
+    match = routes.lookup("HEAD", "/x")
+    assert match is not None
+    assert match.handler is head
+
+
+def test_websocket_routes_are_not_http_methods() -> None:
+    routes = Router([("/ws", ["WS"], HOME), ("/both", ["ws", "get"], USER)])
+    assert routes.lookup("WS", "/ws") is not None
+    assert routes.lookup("GET", "/ws") is None
+    assert routes.allowed_methods("/ws") == []
+    assert routes.allowed_methods("/both") == ["GET", "HEAD"]
+
+
+@pytest.mark.parametrize(
+    ("routes", "error", "message"),
+    [
+        ([("users", ["GET"], HOME)], ValueError, r"route #0 .*must start with '/'"),
+        ([("/", ["GET"], HOME), ("/a", ["FETCH"], HOME)], ValueError, r"route #1 .*'FETCH'"),
+        ([("/a", "GET", HOME)], TypeError, r"route #0 .*list of method names"),
+        ([("/a", [], HOME)], ValueError, r"route #0 .*empty"),
+        ([("/a/{id}/{id}", ["GET"], HOME)], ValueError, r"route #0 .*\{id\} appears twice"),
+        ([("/a", ["GET"], "home")], TypeError, r"route #0 .*not callable"),
+        ([("/a/{id", ["GET"], HOME)], ValueError, r"route #0 .*malformed segment '\{id'"),
+        ([("/a/id}", ["GET"], HOME)], ValueError, r"route #0 .*malformed segment"),
+        ([("/a/x{id}", ["GET"], HOME)], ValueError, r"route #0 .*whole segment"),
+        ([("/a/{}", ["GET"], HOME)], ValueError, r"route #0 .*malformed parameter"),
+        ([("/a//b", ["GET"], HOME)], ValueError, r"route #0 .*empty segment"),
+        ([("/a", ["GET"])], TypeError, r"route #0 .*triple"),
+        ([(b"/a", ["GET"], HOME)], TypeError, r"route #0 .*must be a str"),
+        (
+            [("/a/{x}", ["GET", "POST"], HOME), ("/a/{y}/", ["post"], USER)],
+            ValueError,
+            r"route #1 .*POST /a/\{y\}/ is already routed by route #0",
+        ),
+        ("/a", TypeError, r"routes must be a list"),
+    ],
+)
+def test_malformed_tables_fail_at_build_time(routes: Any, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        wrap_routes(routes)
+
+
+# --- the router against a brute-force reference ------------------------------------------------
+
+_SEGMENTS = ["a", "b", "{p}"]
+_METHODS = ["GET", "HEAD", "POST", "WS"]
+
+
+def reference(
+    table: list[tuple[str, list[str], Any]], method: str, path: str
+) -> tuple[Any, tuple[str, ...], str] | None:
+    """Every route is tried as a regex; the best match is the one whose leftmost differing
+    segment is static. HEAD falls back to GET where no route of the same shape lists HEAD."""
+
+    def shape(pattern: str) -> str:
+        return re.sub(r"\{[^/]*\}", "{}", pattern.rstrip("/"))
+
+    def regex(pattern: str) -> str:
+        parts = pattern.rstrip("/").split("/")[1:]
+        return "".join(
+            "/([^/]+)" if part.startswith("{") else "/" + re.escape(part) for part in parts
+        )
+
+    head_shapes = {shape(pattern) for pattern, methods, _ in table if "HEAD" in methods}
+    candidates = []
+    for pattern, methods, handler in table:
+        usable = method in methods or (
+            method == "HEAD" and "GET" in methods and shape(pattern) not in head_shapes
+        )
+        match = re.fullmatch(regex(pattern), path.rstrip("/"))
+        if usable and match:
+            rank = tuple(not part.startswith("{") for part in pattern.strip("/").split("/"))
+            candidates.append((rank, handler, match.groups(), pattern))
+    if not candidates:
+        return None
+    _, handler, args, pattern = max(candidates, key=lambda candidate: candidate[0])
+    return handler, args, pattern
+
+
+@st.composite
+def tables(draw: st.DrawFn) -> list[tuple[str, list[str], Any]]:
+    table: list[tuple[str, list[str], Any]] = []
+    taken: set[tuple[str, str]] = set()
+    for index in range(draw(st.integers(0, 12))):
+        segments = draw(st.lists(st.sampled_from(_SEGMENTS), max_size=4))
+        params = iter(range(10))
+        pattern = "/" + "/".join(
+            f"{{p{next(params)}}}" if part == "{p}" else part for part in segments
+        )
+        shape = "/" + "/".join(segments)
+        methods = [
+            m
+            for m in draw(st.lists(st.sampled_from(_METHODS), min_size=1, max_size=3, unique=True))
+            if (shape, m) not in taken
+        ]
+        if methods:
+            taken.update((shape, m) for m in methods)
+            table.append((pattern + draw(st.sampled_from(["", "/"])), methods, named(str(index))))
+    return table
+
+
+_PATH_SEGMENTS = st.sampled_from(["a", "b", "c", ""])
+
+
+@st.composite
+def tables_and_paths(draw: st.DrawFn) -> tuple[list[tuple[str, list[str], Any]], str]:
+    """A table and a path; most paths are one of the table's patterns, filled in, so that
+    lookups mostly hit and backtracking gets exercised."""
+    table = draw(tables())
+    from_table = draw(st.booleans())
+    if table and from_table:
+        pattern = draw(st.sampled_from(table))[0].rstrip("/")
+        parts = [
+            draw(_PATH_SEGMENTS) if part.startswith("{") else part
+            for part in pattern.split("/")[1:]
+        ]
+    else:
+        parts = draw(st.lists(_PATH_SEGMENTS, max_size=5))
+    return table, "/" + "/".join(parts) + draw(st.sampled_from(["", "/", "//"]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(table_and_path=tables_and_paths(), method=st.sampled_from(_METHODS))
+def test_lookup_equals_brute_force(
+    table_and_path: tuple[list[tuple[str, list[str], Any]], str], method: str
+) -> None:
+    table, path = table_and_path
+    match = Router(table).lookup(method, path)
+    expected = reference(table, method, path)
+    assert (None if match is None else tuple(match)) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(table_and_path=tables_and_paths())
+def test_allowed_methods_equal_brute_force(
+    table_and_path: tuple[list[tuple[str, list[str], Any]], str],
+) -> None:
+    table, path = table_and_path
+    http = [m for m in _METHODS if m != "WS"]
+    matched = [reference(table, method, path) is not None for method in [*http, "WS"]]
+    allowed = sorted(m for m, hit in zip(http, matched[:-1], strict=True) if hit)
+    assert Router(table).allowed_methods(path) == (allowed if any(matched) else None)
+
+
+# --- the middleware ------------------------------------------------------------------------------
+
+
+async def record_request(request: Request) -> Response:
+    return {"status": 299, "request": request}
+
+
+async def test_route_arguments_are_positional_and_route_is_recorded() -> None:
+    seen: list[tuple[Request, tuple[str, ...]]] = []
+
+    async def post(request: Request, *args: str) -> Response:
+        seen.append((request, args))
+        return text("ok")
+
+    handle = apply_middleware(wrap_routes([("/u/{user}/p/{post}", ["GET"], post)]))(
+        standard_not_found
+    )
+    request = {"method": "GET", "path": "/u/ann/p/3", "headers": {}}
+    response = await handle(request)
+    assert isinstance(response, dict)
+    assert response["status"] == 200
+    [(received, args)] = seen
+    assert args == ("ann", "3")
+    assert received["route"] == "/u/{user}/p/{post}"
+    assert "route" not in request  # the caller's dict is left alone
+
+
+async def test_unmatched_requests_reach_the_default_handler_unchanged() -> None:
+    handle = apply_middleware(wrap_routes([("/a", ["GET"], HOME)]))(record_request)
+    request = {"method": "GET", "path": "/b", "headers": {}}
+    response = await handle(request)
+    assert isinstance(response, dict)
+    assert response["request"] is request
+
+
+async def test_wrong_method_sets_allowed_methods_for_the_default_handler() -> None:
+    handle = apply_middleware(wrap_routes([("/a", ["GET", "PUT"], HOME)]))(record_request)
+    request = {"method": "POST", "path": "/a", "headers": {}}
+    response = await handle(request)
+    assert isinstance(response, dict)
+    assert response["request"]["allowed_methods"] == ["GET", "HEAD", "PUT"]
+    assert "allowed_methods" not in request
+
+
+async def test_websocket_route_passes_the_takeover_through_untouched() -> None:
+    async def takeover(receive: Receive, send: Send) -> None:
+        raise AssertionError("not run here")
+
+    async def chat(request: Request, room: str) -> HandlerResult:
+        assert room == "lobby"
+        return takeover
+
+    handle = apply_middleware(wrap_routes([("/chat/{room}", ["WS"], chat)]))(standard_not_found)
+    assert await handle({"method": "WS", "path": "/chat/lobby", "headers": {}}) is takeover
+    # A websocket request to an HTTP-only path gets the default handler's 404 (the denial).
+    denied = await handle({"method": "WS", "path": "/chat", "headers": {}})
+    assert isinstance(denied, dict)
+    assert denied["status"] == 404
+
+
+def app() -> Any:
+    async def echo_method(request: Request) -> Response:
+        return text(f"{request['method']} {request['route']}")
+
+    routes = [
+        ("/", ["GET"], HOME),
+        ("/items/{id}", ["GET", "DELETE"], USER),
+        ("/items/special", ["GET"], ME),
+        ("/method/", ["GET", "POST"], echo_method),
+        ("/ws", ["WS"], HOME),
+    ]
+    return build_server(apply_middleware(wrap_routes(routes))(standard_not_found))
+
+
+async def test_end_to_end_statuses() -> None:
+    with anyio.fail_after(5):
+        async with TestClient(app()) as client:
+            assert (await client.get("/")).text == "home"
+            assert (await client.get("/items/42/")).text == "user 42"
+            assert (await client.get("/items/special")).text == "me"
+            assert (await client.delete("/items/special")).text == "user special"
+            assert (await client.get("/items/caf%C3%A9")).text == "user café"
+            assert (await client.post("/method")).text == "POST /method/"
+            missing = await client.get("/items")
+            assert missing.status_code == 404
+            wrong = await client.put("/items/1")
+            assert (wrong.status_code, wrong.headers["allow"]) == (405, "DELETE, GET, HEAD")
+            assert (await client.get("/ws")).status_code == 404  # only a websocket route there
+
+
+async def test_head_is_served_by_the_get_route() -> None:
+    with anyio.fail_after(5):
+        async with TestClient(app()) as client:
+            response = await client.head("/items/7")
+            assert response.status_code == 200
+            assert response.content == b""
+            assert response.headers["content-length"] == str(len("user 7"))
