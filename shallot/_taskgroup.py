@@ -1,22 +1,23 @@
 """The websocket connection runner: the one task group of shallot, one per connection.
 
-Three tasks share one connection::
+The handler runs in the group's host task; two helper tasks join it when they have work::
 
-    ASGI receive --(handler reading: directly)------------------> Receiver -> handler (host)
-                 \\-(handler away: [receive task] -> inbound)---/      |
-    ASGI send    <--(data: directly from the handler task)-------------+
-                 <--[send task] <- outbound (the close) -----------------'
+    ASGI receive --(handler reading: directly)-----------------> Receiver -> handler (host)
+                 \\-(handler away: [receive task] -> inbound)--/      |
+    ASGI send    <--(data: directly from the handler task)------------+
+                 <--[send task]: the close, once the end is decided
 
 The hot path costs no task switch: while the handler reads, it calls ASGI ``receive`` itself,
 and it sends what it yields itself. The **receive task** watches: once the handler has been
 away from its receiver for ``watch_interval``, it reads on its behalf into the bounded inbound
-stream, so a client's disconnect is seen however the handler is busy. Exactly one of the two
-reads at any time, and the inbound stream is drained before a direct read, so order holds.
-The **send task** decides when the connection is over: it sends the close (the handler's, 1000
-when the handler just ends, 1011 when it fails, 1009 for an oversized message), waits briefly
-for the client's side of the close handshake, gives the handler a bounded grace period, then
-cancels the group. Hooks run after the group, shielded and bounded, so they also run when the
-server cancels the connection.
+stream, so a client's disconnect is seen however the handler is busy; after the handler has
+sat in a read for a while it leaves, so an idle connection holds no task but its own. Exactly
+one of the two reads at any time, and the inbound stream is drained before a direct read, so
+order holds. The **send task** is started when the end is decided (the handler ended, the
+client left, a message was too big) and is the one place that ends the connection: it sends
+the close (the handler's, 1000, 1011 or 1009), waits briefly for the client's side of the
+handshake, gives the handler a bounded grace period, then cancels the group. Hooks run after
+the group, shielded and bounded, so they also run when the server cancels the connection.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from contextlib import aclosing
 from typing import Any
 
 import anyio
+from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._errors import WSDisconnect
@@ -51,6 +53,9 @@ logger = logging.getLogger("shallot")
 
 Hook = Callable[[Request], Awaitable[Any]]
 
+#: Watch intervals a handler may sit in a direct read before the receive task leaves.
+_LINGER = 4
+
 
 class Options:
     """Per-decorator websocket settings, validated once by ``@websocket``."""
@@ -71,7 +76,7 @@ class Options:
 
 
 class Inbound:
-    """The bounded inbound buffer the receive task fills while the handler is away: at most
+    """The bounded inbound stream the receive task fills while the handler is away: at most
     ``max_queue`` messages and ``max_queue_bytes`` bytes (a larger message is let in alone).
 
     Once the handler has read, a full buffer makes the receive task wait (backpressure: the
@@ -84,7 +89,8 @@ class Inbound:
                  "rx", "taken_total", "tx")
 
     def __init__(self, options: Options) -> None:
-        self.tx, self.rx = anyio.create_memory_object_stream[str | bytes](math.inf)
+        self.tx: MemoryObjectSendStream[str | bytes] | None = None  # made on first use
+        self.rx: MemoryObjectReceiveStream[str | bytes] | None = None
         self.max_messages = options.max_queue
         self.max_bytes = options.max_queue_bytes
         self.count = 0
@@ -94,11 +100,17 @@ class Inbound:
         self.reading = False
         self._space: anyio.Event | None = None
 
+    def open(self) -> MemoryObjectSendStream[str | bytes]:
+        """Returns the sending end, creating the stream the first time."""
+        if self.tx is None:
+            self.tx, self.rx = anyio.create_memory_object_stream[str | bytes](math.inf)
+        return self.tx
+
     def _full(self, size: int) -> bool:
         return self.count >= self.max_messages or (
             self.count > 0 and self.bytes + size > self.max_bytes)
 
-    async def put(self, payload: str | bytes) -> None:
+    async def put(self, tx: MemoryObjectSendStream[str | bytes], payload: str | bytes) -> None:
         """Queues one message from the client, waiting for room if the handler reads."""
         size = size_of(payload)
         while self._full(size):
@@ -113,7 +125,7 @@ class Inbound:
         self.count += 1
         self.bytes += size
         try:
-            self.tx.send_nowait(payload)
+            tx.send_nowait(payload)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass  # the handler is gone: nobody will read it
 
@@ -127,7 +139,15 @@ class Inbound:
     def release(self) -> None:
         """The handler is gone: stop holding the receive task back."""
         self.reading = False
+        if self.rx is not None:
+            self.rx.close()
         self._wake()
+
+    def close(self) -> None:
+        """Closes both ends, if the stream was ever made (the connection is over)."""
+        if self.tx is not None:
+            self.tx.close()
+        self.release()
 
     def _wake(self) -> None:
         if self._space is not None:
@@ -136,7 +156,14 @@ class Inbound:
 
 
 class Connection:
-    """One accepted websocket connection and the state its three tasks share."""
+    """One accepted websocket connection and the state its tasks share."""
+
+    __slots__ = ("_client_left", "_handler_done", "_read_done", "_send_idle", "close_request",
+                 "client_code", "client_initiated", "client_reason", "close_sent", "closing",
+                 "direct_reading", "direct_reads", "group", "handler_close", "handler_failed",
+                 "handler_running", "handler_scope", "handler_waiting", "inbound", "options",
+                 "receive", "scope", "send", "send_scope", "sending", "server_closed",
+                 "task_reading", "watching")
 
     def __init__(self, scope: Request, receive: Receive, send: Send, options: Options) -> None:
         self.scope = scope
@@ -144,27 +171,43 @@ class Connection:
         self.send = send
         self.options = options
         self.inbound = Inbound(options)
+        self.group: TaskGroup | None = None
         self.client_code: int | None = None  # set when the client's disconnect arrived
         self.client_reason = ""
         self.client_initiated = False
-        self.client_left = anyio.Event()
-        self.handler_done = anyio.Event()
         self.handler_running = True
         self.handler_failed = False
+        self.handler_close: Message | None = None  # the close the handler yielded
+        self.close_request: Message | None = None  # a close decided on the receiving side
         self.server_closed = False  # the close is decided: nothing more is sent
-        self.close_request: Message | None = None
-        # Who is inside ASGI receive(): never both.
-        self.direct_reading = False
+        self.close_sent = False
+        self.closing = False  # the send task runs
+        self.watching = False  # the receive task runs
+        self.direct_reading = False  # the handler is inside ASGI receive()
         self.direct_reads = 0
-        self.task_reading = False
+        self.task_reading = False  # the receive task holds a message or is inside receive()
         self.handler_waiting = False
-        self._read_done: anyio.Event | None = None
-        # Direct sends by the handler task.
-        self.sending = False
-        self._send_idle: anyio.Event | None = None
+        self.sending = False  # the handler is inside ASGI send()
         self.send_scope = anyio.CancelScope()
-        self.pump_scope = anyio.CancelScope()
         self.handler_scope = anyio.CancelScope()
+        # Events exist only while someone waits on them: an idle connection holds none.
+        self._read_done: anyio.Event | None = None
+        self._send_idle: anyio.Event | None = None
+        self._client_left: anyio.Event | None = None
+        self._handler_done: anyio.Event | None = None
+
+    # -- starting the helper tasks ---------------------------------------------------------
+
+    def _start_watching(self) -> None:
+        if not self.watching and self.client_code is None and self.group is not None:
+            self.watching = True
+            self.group.start_soon(self._receive_task)
+
+    def end(self) -> None:
+        """The end is decided: start the send task, which carries it out."""
+        if not self.closing and self.group is not None:
+            self.closing = True
+            self.group.start_soon(self._send_task, self.group.cancel_scope)
 
     # -- what arrives, whoever read it ---------------------------------------------------
 
@@ -175,7 +218,10 @@ class Connection:
         if kind == "websocket.receive":
             payload = incoming(message)
             if size_of(payload) > self.options.max_message_size:
-                self._request_close(MESSAGE_TOO_BIG, "message too big")
+                if self.close_request is None:
+                    self.close_request = {"type": "websocket.close", "code": MESSAGE_TOO_BIG,
+                                          "reason": "message too big"}
+                    self.end()
                 return None
             if self.server_closed or not self.handler_running:
                 return None
@@ -185,61 +231,67 @@ class Connection:
             self.client_reason = str(message.get("reason") or "")
             if self.handler_running and not self.server_closed:
                 self.client_initiated = True
-            self.client_left.set()
-            self.pump_scope.cancel()  # the send task: the connection is over
             if self.sending:
                 self.send_scope.cancel()  # a send to nobody: stop it
-            self._wake_watcher()
+            _set(self._client_left)
+            _set(self._read_done)
+            self.end()
         return None
-
-    def _request_close(self, code: int, reason: str) -> None:
-        """Asks the send task, the one place that closes, to close with ``code``."""
-        if self.close_request is None:
-            self.close_request = {"type": "websocket.close", "code": code, "reason": reason}
-            self.pump_scope.cancel()
-
-    def _wake_watcher(self) -> None:
-        if self._read_done is not None:
-            self._read_done.set()
-            self._read_done = None
 
     # -- receive task ------------------------------------------------------------------------
 
-    async def receive_task(self, inbound_tx: MemoryObjectSendStream[str | bytes]) -> None:
-        with inbound_tx:  # closing it is how a waiting Receiver learns the client left
+    async def _receive_task(self) -> None:
+        try:
             while self.client_code is None:
-                await self._wait_handler_away()
-                while self.client_code is None:
-                    taken = self.inbound.taken_total
-                    # From receive() until the message is queued, the handler must not read
-                    # directly, or it would overtake the message in hand.
-                    self.task_reading = True
-                    try:
-                        payload = self.arrived(await self.receive())
-                        if payload is not None:
-                            await self.inbound.put(payload)
-                    finally:
-                        self.task_reading = False
-                    if self.handler_waiting or self.inbound.taken_total != taken:
-                        break  # the handler reads again: let it read directly
+                if not await self._wait_handler_away():
+                    return  # the handler reads for itself again
+                await self._read_for_handler()
+        finally:
+            self.watching = False
+            if self.inbound.tx is not None and self.client_code is not None:
+                self.inbound.tx.close()  # how a waiting Receiver learns the client left
 
-    async def _wait_handler_away(self) -> None:
-        """Returns once the handler has been away from its receiver a whole watch interval,
-        or has ended (then the close handshake and disconnect are read here)."""
+    async def _read_for_handler(self) -> None:
+        tx = self.inbound.open()
+        while self.client_code is None:
+            taken = self.inbound.taken_total
+            # From receive() until the message is queued, the handler must not read directly,
+            # or it would overtake the message in hand.
+            self.task_reading = True
+            try:
+                payload = self.arrived(await self.receive())
+                if payload is not None:
+                    await self.inbound.put(tx, payload)
+            finally:
+                self.task_reading = False
+            if self.handler_running and (self.handler_waiting
+                                         or self.inbound.taken_total != taken):
+                return  # the handler reads again: let it read directly
+
+    async def _wait_handler_away(self) -> bool:
+        """Returns True once the handler has been away from its receiver a whole watch
+        interval (or has ended: the close handshake is then read here), False when it has sat
+        in a direct read so long that watching is pointless."""
+        interval = self.options.watch_interval
         while self.client_code is None and self.handler_running:
             if self.direct_reading:
                 self._read_done = anyio.Event()
-                await self._read_done.wait()
+                with anyio.move_on_after(interval * _LINGER):
+                    await self._read_done.wait()
+                if self.direct_reading:
+                    self._read_done = None
+                    return False
                 continue
             reads = self.direct_reads + self.inbound.taken_total
-            with anyio.move_on_after(self.options.watch_interval):
-                await self.handler_done.wait()
+            with anyio.move_on_after(interval):
+                await self._wait_handler_done()
             if not self.direct_reading and reads == self.direct_reads + self.inbound.taken_total:
-                return
+                return True
+        return self.client_code is None
 
     async def read(self) -> str | bytes:
-        """The Receiver's read: the buffer first, then ASGI receive directly unless the
-        receive task holds it.
+        """The Receiver's read: the inbound stream first, then ASGI receive directly unless
+        the receive task holds it.
 
         Raises:
             WSDisconnect: the client left and everything it sent before was handed over.
@@ -247,24 +299,25 @@ class Connection:
         inbound = self.inbound
         inbound.reading = True
         while True:
-            try:
-                payload = inbound.rx.receive_nowait()
-            except anyio.WouldBlock:
-                pass
-            except (anyio.EndOfStream, anyio.ClosedResourceError):
-                raise WSDisconnect(self.client_code or ABNORMAL, self.client_reason) from None
-            else:
-                inbound.taken(payload)
-                return payload
+            rx = inbound.rx
+            if rx is not None:
+                try:
+                    payload = rx.receive_nowait()
+                except anyio.WouldBlock:
+                    pass
+                except (anyio.EndOfStream, anyio.ClosedResourceError):
+                    raise self._disconnect() from None
+                else:
+                    inbound.taken(payload)
+                    return payload
             if self.client_code is not None:
-                raise WSDisconnect(self.client_code, self.client_reason)
-            if self.task_reading:  # slow path: the receive task reads for us
+                raise self._disconnect()
+            if self.task_reading and rx is not None:  # slow path: the receive task reads
                 self.handler_waiting = True
                 try:
-                    payload = await inbound.rx.receive()
+                    payload = await rx.receive()
                 except (anyio.EndOfStream, anyio.ClosedResourceError):
-                    raise WSDisconnect(self.client_code or ABNORMAL,
-                                       self.client_reason) from None
+                    raise self._disconnect() from None
                 finally:
                     self.handler_waiting = False
                 inbound.taken(payload)
@@ -275,56 +328,64 @@ class Connection:
             finally:
                 self.direct_reading = False
                 self.direct_reads += 1
-                self._wake_watcher()
+                _set(self._read_done)
+                self._read_done = None
             payload = self.arrived(message)
             if payload is not None:
+                self._start_watching()
                 return payload
+
+    def _disconnect(self) -> WSDisconnect:
+        return WSDisconnect(self.client_code or ABNORMAL, self.client_reason)
 
     # -- send task -------------------------------------------------------------------------
 
-    async def send_task(self, outbound_rx: MemoryObjectReceiveStream[Message],
-                        group: anyio.CancelScope) -> None:
-        final: Message | None = None
-        with outbound_rx:
-            with self.pump_scope:  # cancelled when the client leaves or a close is requested
-                async for message in outbound_rx:  # only the handler's close comes this way
-                    final = message
-                    break
-                else:
-                    code = INTERNAL_ERROR if self.handler_failed else NORMAL
-                    final = {"type": "websocket.close", "code": code, "reason": ""}
-        final = final or self.close_request
+    async def _send_task(self, group: anyio.CancelScope) -> None:
+        if self.handler_running and self.client_code is None and self.close_request is None:
+            await self._wait_handler_done()  # started by the handler's own end
+        final = self.handler_close or self.close_request
+        if final is None and not self.handler_running:
+            final = {"type": "websocket.close", "code": NORMAL, "reason": ""}
+            if self.handler_failed:
+                final["code"] = INTERNAL_ERROR
         if final is not None and self.client_code is None:
             self.server_closed = True
-            await self._wait_send_idle()
+            if self.sending:  # let the handler's send in progress finish first
+                self._send_idle = anyio.Event()
+                await self._send_idle.wait()
             if self.client_code is None:
                 with anyio.move_on_after(self.options.send_timeout):
                     try:
                         await self.send(final)
+                        self.close_sent = True
                     except OSError:  # ASGI 2.4: the client has gone
                         self.client_code = ABNORMAL
-        if self.server_closed and self.client_code is None:
-            with anyio.move_on_after(self.options.close_timeout):
-                await self.client_left.wait()
-        with anyio.move_on_after(self.options.disconnect_timeout):
-            await self.handler_done.wait()
-        self.handler_scope.cancel()
-        await self.handler_done.wait()
+                if self.client_code is None:  # the client's side of the close handshake
+                    self._start_watching()
+                    self._client_left = anyio.Event()
+                    with anyio.move_on_after(self.options.close_timeout):
+                        await self._client_left.wait()
+        if self.handler_running:
+            with anyio.move_on_after(self.options.disconnect_timeout):
+                await self._wait_handler_done()
+            self.handler_scope.cancel()
+            await self._wait_handler_done()
         group.cancel()
 
-    async def _wait_send_idle(self) -> None:
-        if self.sending:
-            self._send_idle = anyio.Event()
-            await self._send_idle.wait()
+    async def _wait_handler_done(self) -> None:
+        if self.handler_running:
+            if self._handler_done is None:
+                self._handler_done = anyio.Event()
+            await self._handler_done.wait()
 
     # -- handler (host task) ----------------------------------------------------------------
 
-    async def drive(self, generator: AsyncGenerator[Any, None],
-                    outbound_tx: MemoryObjectSendStream[Message], name: str) -> None:
+    async def drive(self, generator: AsyncGenerator[Any, None], name: str) -> None:
+        """Runs the handler's generator to its end in the host task, then starts the end."""
         try:
-            with outbound_tx, self.handler_scope:
+            with self.handler_scope:
                 try:
-                    await self._pump_handler(generator, outbound_tx)
+                    await self._pump_handler(generator)
                 except WSDisconnect:
                     pass  # the client left: an ordinary end
                 except Exception:
@@ -332,12 +393,11 @@ class Connection:
                     self.handler_failed = True  # the send task closes with 1011
         finally:
             self.handler_running = False
-            self.inbound.rx.close()
             self.inbound.release()
-            self.handler_done.set()
+            _set(self._handler_done)
+            self.end()
 
-    async def _pump_handler(self, generator: AsyncGenerator[Any, None],
-                            outbound_tx: MemoryObjectSendStream[Message]) -> None:
+    async def _pump_handler(self, generator: AsyncGenerator[Any, None]) -> None:
         send, send_timeout, now = self.send, self.options.send_timeout, anyio.current_time
         at_yield = False
         async with aclosing(generator) as messages:
@@ -350,7 +410,7 @@ class Connection:
                     if self.client_code is not None or self.server_closed:
                         break
                     if message["type"] == "websocket.close":
-                        await outbound_tx.send(message)  # the send task closes
+                        self.handler_close = message  # the send task sends it
                         return  # closes now: nothing is sent after it
                     self.sending = True
                     scope.deadline = now() + send_timeout
@@ -361,19 +421,17 @@ class Connection:
                         break
                     finally:
                         self.sending = False
-                        if self._send_idle is not None:
-                            self._send_idle.set()
+                        _set(self._send_idle)
                     scope.deadline = math.inf
                     at_yield = False
                 at_yield = False
             if scope.cancelled_caught and self.client_code is None:
                 logger.info("websocket client read nothing for %ss; dropping it", send_timeout)
                 self.client_code = ABNORMAL
-                self.pump_scope.cancel()
             if at_yield and self.client_code is not None:
                 # SPEC §4: a yielding handler learns of the disconnect at its yield.
                 try:
-                    await messages.athrow(WSDisconnect(self.client_code, self.client_reason))
+                    await messages.athrow(self._disconnect())
                 except StopAsyncIteration:
                     pass
 
@@ -384,8 +442,8 @@ class Connection:
         """Runs the hooks in order, shielded and bounded; on a server cancellation, first
         tells the client the server is going away (1001)."""
         with anyio.CancelScope(shield=True):
-            if cancelled and not self.server_closed and self.client_code is None:
-                self.server_closed = True
+            if cancelled and not self.close_sent and self.client_code is None:
+                self.server_closed = self.close_sent = True
                 with anyio.move_on_after(self.options.close_timeout):
                     try:
                         await self.send({"type": "websocket.close", "code": GOING_AWAY,
@@ -405,16 +463,20 @@ class Connection:
                 logger.exception("websocket %s hook failed", name)
 
 
+def _set(event: anyio.Event | None) -> None:
+    if event is not None:
+        event.set()
+
+
 async def run_connection(connection: Connection, generator: AsyncGenerator[Any, None],
                          name: str, on_disconnect: Hook | None, on_close: Hook | None) -> None:
     """Runs an accepted connection to its end, then its hooks."""
-    outbound_tx, outbound_rx = anyio.create_memory_object_stream[Message](0)
     cancelled = False
     try:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(connection.receive_task, connection.inbound.tx)
-            tg.start_soon(connection.send_task, outbound_rx, tg.cancel_scope)
-            await connection.drive(generator, outbound_tx, name)
+            connection.group = tg
+            connection._start_watching()
+            await connection.drive(generator, name)
     except anyio.get_cancelled_exc_class():
         cancelled = True
         raise
@@ -424,4 +486,6 @@ async def run_connection(connection: Connection, generator: AsyncGenerator[Any, 
             raise group.exceptions[0] from None
         raise
     finally:
+        connection.group = None
+        connection.inbound.close()
         await connection.run_hooks(on_disconnect, on_close, cancelled)
