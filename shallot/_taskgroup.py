@@ -26,7 +26,6 @@ import logging
 import math
 import sys
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from contextlib import aclosing
 from typing import Any
 
 import anyio
@@ -160,7 +159,7 @@ class Connection:
 
     __slots__ = ("_client_left", "_handler_done", "_read_done", "_send_idle", "close_request",
                  "client_code", "client_initiated", "client_reason", "close_sent", "closing",
-                 "direct_reading", "direct_reads", "group", "handler_close", "handler_failed",
+                 "direct_reading", "direct_reads", "grace_over", "group", "handler_close", "handler_failed",
                  "handler_running", "handler_scope", "handler_waiting", "inbound", "options",
                  "receive", "scope", "send", "send_scope", "sending", "server_closed",
                  "task_reading", "watching")
@@ -177,6 +176,7 @@ class Connection:
         self.client_initiated = False
         self.handler_running = True
         self.handler_failed = False
+        self.grace_over = False
         self.handler_close: Message | None = None  # the close the handler yielded
         self.close_request: Message | None = None  # a close decided on the receiving side
         self.server_closed = False  # the close is decided: nothing more is sent
@@ -289,52 +289,6 @@ class Connection:
                 return True
         return self.client_code is None
 
-    async def read(self) -> str | bytes:
-        """The Receiver's read: the inbound stream first, then ASGI receive directly unless
-        the receive task holds it.
-
-        Raises:
-            WSDisconnect: the client left and everything it sent before was handed over.
-        """
-        inbound = self.inbound
-        inbound.reading = True
-        while True:
-            rx = inbound.rx
-            if rx is not None:
-                try:
-                    payload = rx.receive_nowait()
-                except anyio.WouldBlock:
-                    pass
-                except (anyio.EndOfStream, anyio.ClosedResourceError):
-                    raise self._disconnect() from None
-                else:
-                    inbound.taken(payload)
-                    return payload
-            if self.client_code is not None:
-                raise self._disconnect()
-            if self.task_reading and rx is not None:  # slow path: the receive task reads
-                self.handler_waiting = True
-                try:
-                    payload = await rx.receive()
-                except (anyio.EndOfStream, anyio.ClosedResourceError):
-                    raise self._disconnect() from None
-                finally:
-                    self.handler_waiting = False
-                inbound.taken(payload)
-                return payload
-            self.direct_reading = True
-            try:
-                message = await self.receive()
-            finally:
-                self.direct_reading = False
-                self.direct_reads += 1
-                _set(self._read_done)
-                self._read_done = None
-            payload = self.arrived(message)
-            if payload is not None:
-                self._start_watching()
-                return payload
-
     def _disconnect(self) -> WSDisconnect:
         return WSDisconnect(self.client_code or ABNORMAL, self.client_reason)
 
@@ -368,6 +322,7 @@ class Connection:
         if self.handler_running:
             with anyio.move_on_after(self.options.disconnect_timeout):
                 await self._wait_handler_done()
+            self.grace_over = True
             self.handler_scope.cancel()
             await self._wait_handler_done()
         group.cancel()
@@ -380,64 +335,94 @@ class Connection:
 
     # -- handler (host task) ----------------------------------------------------------------
 
-    async def drive(self, generator: AsyncGenerator[Any, None], name: str) -> None:
-        """Runs the handler's generator to its end in the host task, then starts the end."""
+    async def run(self, generator: AsyncGenerator[Any, None], name: str,
+                  on_disconnect: Hook | None, on_close: Hook | None) -> None:
+        """Runs the connection to its end: the handler's generator in the host task of the
+        group, then the hooks. One frame on purpose: an idle connection's memory is mostly
+        the frames it is suspended in."""
+        send, send_timeout, now = self.send, self.options.send_timeout, anyio.current_time
+        at_yield = cancelled = False
         try:
-            with self.handler_scope:
+            async with anyio.create_task_group() as self.group:
+                self._start_watching()
                 try:
-                    await self._pump_handler(generator)
-                except WSDisconnect:
+                    # One scope for every send; each arms its deadline, which costs far less
+                    # than a scope per message. A client that leaves mid-send cancels it, and
+                    # the send task's grace period ends in it too.
+                    with self.handler_scope as scope:
+                        async for item in generator:
+                            at_yield = True
+                            if (type(item) is dict and len(item) == 2
+                                    and item.get("type") == "websocket.send"
+                                    and type(item.get("text")) is str):
+                                message = item  # the ws_send(str) shape: nothing to check
+                            else:
+                                message = outgoing(item)
+                            if self.client_code is not None or self.server_closed:
+                                break
+                            if message["type"] == "websocket.close":
+                                self.handler_close = message  # the send task sends it
+                                break  # closes now: nothing is sent after it
+                            self.sending = True
+                            scope.deadline = now() + send_timeout
+                            try:
+                                await send(message)
+                            except OSError:  # ASGI 2.4: the server says the client has gone
+                                self.client_code = self.client_code or ABNORMAL
+                                break
+                            finally:
+                                self.sending = False
+                                if self._send_idle is not None:
+                                    self._send_idle.set()
+                            scope.deadline = math.inf
+                            at_yield = False
+                        else:
+                            at_yield = False
+                    if scope.cancelled_caught and at_yield and self.client_code is None:
+                        logger.info("websocket client read nothing for %ss; dropping it",
+                                    send_timeout)
+                        self.client_code = ABNORMAL
+                    if at_yield and self.client_code is not None and not self.handler_close:
+                        # SPEC §4: a yielding handler learns of the disconnect at its yield.
+                        with self._phase_scope():
+                            await generator.athrow(self._disconnect())
+                except (WSDisconnect, StopAsyncIteration):
                     pass  # the client left: an ordinary end
                 except Exception:
                     logger.exception("websocket handler %s failed", name)
                     self.handler_failed = True  # the send task closes with 1011
+                finally:
+                    with self._phase_scope():
+                        await generator.aclose()  # its finally blocks run, bounded by the grace
+                    self.handler_running = False
+                    self.inbound.release()
+                    _set(self._handler_done)
+                    self.end()
+        except anyio.get_cancelled_exc_class():
+            cancelled = True
+            raise
+        except BaseExceptionGroup as group:
+            # A failure of shallot's own tasks (the server broke ASGI): unwrap a single one.
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
         finally:
-            self.handler_running = False
-            self.inbound.release()
-            _set(self._handler_done)
-            self.end()
-
-    async def _pump_handler(self, generator: AsyncGenerator[Any, None]) -> None:
-        send, send_timeout, now = self.send, self.options.send_timeout, anyio.current_time
-        at_yield = False
-        async with aclosing(generator) as messages:
-            # One scope for every send; each arms its deadline, which costs far less than a
-            # scope per message. A client that leaves mid-send cancels it.
-            with self.send_scope as scope:
-                async for item in messages:
-                    at_yield = True
-                    message = outgoing(item)
-                    if self.client_code is not None or self.server_closed:
-                        break
-                    if message["type"] == "websocket.close":
-                        self.handler_close = message  # the send task sends it
-                        return  # closes now: nothing is sent after it
-                    self.sending = True
-                    scope.deadline = now() + send_timeout
-                    try:
-                        await send(message)
-                    except OSError:  # ASGI 2.4: the server says the client has gone
-                        self.client_code = self.client_code or ABNORMAL
-                        break
-                    finally:
-                        self.sending = False
-                        _set(self._send_idle)
-                    scope.deadline = math.inf
-                    at_yield = False
-                at_yield = False
-            if scope.cancelled_caught and self.client_code is None:
-                logger.info("websocket client read nothing for %ss; dropping it", send_timeout)
-                self.client_code = ABNORMAL
-            if at_yield and self.client_code is not None:
-                # SPEC §4: a yielding handler learns of the disconnect at its yield.
-                try:
-                    await messages.athrow(self._disconnect())
-                except StopAsyncIteration:
-                    pass
+            self.group = None
+            self.inbound.close()
+            await self._run_hooks(on_disconnect, on_close, cancelled)
 
     # -- after the group --------------------------------------------------------------------
 
-    async def run_hooks(self, on_disconnect: Hook | None, on_close: Hook | None,
+    def _phase_scope(self) -> anyio.CancelScope:
+        """Returns the scope of the handler's next phase, cancelled already if its grace
+        period is over."""
+        scope = anyio.CancelScope()
+        if self.grace_over:
+            scope.cancel()
+        self.handler_scope = scope
+        return scope
+
+    async def _run_hooks(self, on_disconnect: Hook | None, on_close: Hook | None,
                         cancelled: bool) -> None:
         """Runs the hooks in order, shielded and bounded; on a server cancellation, first
         tells the client the server is going away (1001)."""
@@ -463,29 +448,83 @@ class Connection:
                 logger.exception("websocket %s hook failed", name)
 
 
+class Receiver:
+    """What the client sends, as ``str`` or ``bytes``, in order: ``async for message in
+    receiver`` or ``await receiver.receive()``.
+
+    Once every message that had arrived is handed over, a client disconnect raises
+    ``WSDisconnect`` (with the client's close code).
+    """
+
+    __slots__ = ("_connection",)
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def __repr__(self) -> str:
+        return f"<Receiver of {self._connection.scope.get('path', '?')!r}>"
+
+    def __aiter__(self) -> Receiver:
+        return self
+
+    async def __anext__(self) -> str | bytes:
+        """Returns the next message from the client: the inbound stream first, then ASGI
+        receive directly unless the receive task holds it (one frame: idle connections sit
+        here).
+
+        Raises:
+            WSDisconnect: the client left and everything it sent before was handed over.
+        """
+        connection = self._connection
+        inbound = connection.inbound
+        inbound.reading = True
+        while True:
+            rx = inbound.rx
+            if rx is not None:
+                try:
+                    payload = rx.receive_nowait()
+                except anyio.WouldBlock:
+                    pass
+                except (anyio.EndOfStream, anyio.ClosedResourceError):
+                    raise connection._disconnect() from None
+                else:
+                    inbound.taken(payload)
+                    return payload
+            if connection.client_code is not None:
+                raise connection._disconnect()
+            if connection.task_reading and rx is not None:  # slow path: the receive task reads
+                connection.handler_waiting = True
+                try:
+                    payload = await rx.receive()
+                except (anyio.EndOfStream, anyio.ClosedResourceError):
+                    raise connection._disconnect() from None
+                finally:
+                    connection.handler_waiting = False
+                inbound.taken(payload)
+                return payload
+            connection.direct_reading = True
+            try:
+                message = await connection.receive()
+            finally:
+                connection.direct_reading = False
+                connection.direct_reads += 1
+                _set(connection._read_done)
+                connection._read_done = None
+            payload = connection.arrived(message)
+            if payload is not None:
+                connection._start_watching()
+                return payload
+
+    receive = __anext__
+
+    @property
+    def dropped(self) -> int:
+        """How many messages were dropped because the handler was not reading (pure push)."""
+        return self._connection.inbound.dropped
+
+
 def _set(event: anyio.Event | None) -> None:
     if event is not None:
         event.set()
 
 
-async def run_connection(connection: Connection, generator: AsyncGenerator[Any, None],
-                         name: str, on_disconnect: Hook | None, on_close: Hook | None) -> None:
-    """Runs an accepted connection to its end, then its hooks."""
-    cancelled = False
-    try:
-        async with anyio.create_task_group() as tg:
-            connection.group = tg
-            connection._start_watching()
-            await connection.drive(generator, name)
-    except anyio.get_cancelled_exc_class():
-        cancelled = True
-        raise
-    except BaseExceptionGroup as group:
-        # A failure of shallot's own tasks (the server broke ASGI, say): unwrap a single one.
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
-        raise
-    finally:
-        connection.group = None
-        connection.inbound.close()
-        await connection.run_hooks(on_disconnect, on_close, cancelled)

@@ -19,7 +19,7 @@ import anyio
 from ._asgi import deny_handshake
 from ._errors import ASGIProtocolError, WSDisconnect
 from ._http import INTERNAL_ERROR
-from ._taskgroup import Connection, Hook, Inbound, Options, run_connection
+from ._taskgroup import Connection, Hook, Options, Receiver
 from ._types import Handler, HandlerResult, Message, Receive, Request, Send
 from ._ws_messages import ABNORMAL, classify_connect
 from .response import text
@@ -29,43 +29,6 @@ __all__ = ["Receiver", "websocket"]
 logger = logging.getLogger("shallot")
 
 _MIB = 1024 * 1024
-
-
-class Receiver:
-    """What the client sends, as ``str`` or ``bytes``, in order: ``async for message in
-    receiver`` or ``await receiver.receive()``.
-
-    Once every message that had arrived is handed over, a client disconnect raises
-    ``WSDisconnect`` (with the client's close code).
-    """
-
-    __slots__ = ("_connection", "_inbound")
-
-    def __init__(self, connection: Connection) -> None:
-        self._connection = connection
-        self._inbound: Inbound = connection.inbound
-
-    def __repr__(self) -> str:
-        return f"<Receiver of {self._connection.scope.get('path', '?')!r}>"
-
-    def __aiter__(self) -> Receiver:
-        return self
-
-    async def __anext__(self) -> str | bytes:
-        return await self._connection.read()
-
-    async def receive(self) -> str | bytes:
-        """Returns the next message from the client.
-
-        Raises:
-            WSDisconnect: the client has left and every earlier message was handed over.
-        """
-        return await self._connection.read()
-
-    @property
-    def dropped(self) -> int:
-        """How many messages were dropped because the handler was not reading (pure push)."""
-        return self._inbound.dropped
 
 
 def _positive(name: str, value: Any, kind: type = float) -> Any:
@@ -162,7 +125,7 @@ def websocket(
                     return
                 connection = Connection(request, receive, send, options)
                 messages = start(request, Receiver(connection), *route_args)
-                await run_connection(connection, messages, name, on_disconnect, on_close)
+                await connection.run(messages, name, on_disconnect, on_close)
 
             return takeover
 
