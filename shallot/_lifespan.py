@@ -2,8 +2,9 @@
 
 State lives in one ``AppState`` per built app (no module globals, SPEC §2). Startup enters the
 user's ``lifespan`` context manager, then calls ``on_start``; shutdown calls ``on_stop``, then
-leaves the context manager, in the same task that entered it (anyio requires that of task
-groups opened inside it). HTTP and websocket requests that arrive while startup runs wait for it.
+leaves the context manager. The context spans the protocol as one ``async with`` in one task,
+so task groups and cancel scopes opened inside it nest properly (anyio and trio require it).
+HTTP and websocket requests that arrive while startup runs wait for it.
 """
 
 from __future__ import annotations
@@ -22,9 +23,6 @@ logger = logging.getLogger("shallot")
 
 Hook: TypeAlias = Callable[[Scope], Awaitable[Any]]
 LifespanFactory: TypeAlias = Callable[[], AbstractAsyncContextManager[Any]]
-
-#: Bound on leaving the user's lifespan context when the server cancels the lifespan task.
-_EXIT_TIMEOUT = 10.0
 
 
 class AppState:
@@ -63,69 +61,72 @@ def _merge(config: dict[str, Any], extra: Any, source: str) -> None:
 
 
 def _describe(error: BaseException) -> str:
+    # A task group in the user's lifespan context wraps a lone error; report the error itself
+    # (duck-typed: BaseExceptionGroup is a builtin only from Python 3.11 on).
+    inner = getattr(error, "exceptions", None)
+    if isinstance(inner, tuple) and len(inner) == 1 and isinstance(inner[0], BaseException):
+        return _describe(inner[0])
     return f"{type(error).__name__}: {error}"
 
 
-async def run_lifespan(state: AppState, scope: Scope, receive: Receive, send: Send,
-                       on_start: Hook | None, on_stop: Hook | None,
-                       lifespan: LifespanFactory | None) -> None:
-    """Runs the ASGI lifespan protocol for one app (ASGI lifespan spec 2.0)."""
+async def run_lifespan(
+    state: AppState,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    on_start: Hook | None,
+    on_stop: Hook | None,
+    lifespan: LifespanFactory | None,
+) -> None:
+    """Runs the ASGI lifespan protocol for one app (ASGI lifespan spec 2.0).
+
+    The user's ``lifespan`` context is entered with a plain ``async with`` that spans the
+    whole protocol, so a task group inside it nests properly: when one of its background
+    tasks fails, the error is logged and reported at shutdown, and a cancellation by the
+    server runs the context's exit like any other ``async with`` would.
+    """
     message = await receive()
     if message["type"] != "lifespan.startup":
         raise ASGIProtocolError(f"lifespan began with {message['type']!r}, not lifespan.startup")
     state._begin_startup()
-    stack = AsyncExitStack()
-    closed = False
+    phase = "startup"
     try:
-        try:
+        async with AsyncExitStack() as stack:
             config: dict[str, Any] = {}
             if lifespan is not None:
                 _merge(config, await stack.enter_async_context(lifespan()), "lifespan")
             if on_start is not None:
                 _merge(config, await on_start(scope), "on_start")
-        except Exception as error:
+            state.config = config
+            state._end_startup(failed=False)
+            phase = "running"
+            await send({"type": "lifespan.startup.complete"})
+            await _wait_shutdown(receive)
+            phase = "shutdown"
+            if on_stop is not None:
+                await on_stop(scope)
+    except ASGIProtocolError:  # the server's mistake, not the app's: no lifespan message fits
+        raise
+    except Exception as error:
+        if phase == "startup":
             logger.exception("startup failed")
-            closed = True
-            await _close_quietly(stack)
             state._end_startup(failed=True)
             await send({"type": "lifespan.startup.failed", "message": _describe(error)})
             return
-        state.config = config
-        state._end_startup(failed=False)
-        await send({"type": "lifespan.startup.complete"})
-
-        message = await receive()
-        if message["type"] != "lifespan.shutdown":
-            raise ASGIProtocolError(f"expected lifespan.shutdown, got {message['type']!r}")
-        failure: BaseException | None = None
-        if on_stop is not None:
-            try:
-                await on_stop(scope)
-            except Exception as error:
-                logger.exception("on_stop failed")
-                failure = error
-        closed = True
-        try:
-            await stack.aclose()
-        except Exception as error:
-            logger.exception("leaving the lifespan context failed")
-            failure = failure or error
-        if failure is None:
-            await send({"type": "lifespan.shutdown.complete"})
+        if phase == "running":  # a background task of the lifespan context failed
+            logger.exception("the lifespan context failed while the app was running")
+            await _wait_shutdown(receive)
         else:
-            await send({"type": "lifespan.shutdown.failed", "message": _describe(failure)})
+            logger.exception("shutdown failed")
+        await send({"type": "lifespan.shutdown.failed", "message": _describe(error)})
+        return
     finally:
-        if not closed:  # cancelled by the server: still leave the user's context
-            if not state.ready:
-                state._end_startup(failed=True)
-            with anyio.CancelScope(shield=True), anyio.move_on_after(_EXIT_TIMEOUT):
-                await _close_quietly(stack)
+        if not state.ready:  # cancelled by the server during startup: refuse requests
+            state._end_startup(failed=True)
+    await send({"type": "lifespan.shutdown.complete"})
 
 
-async def _close_quietly(stack: AsyncExitStack) -> None:
-    try:
-        await stack.aclose()
-    except Exception:
-        logger.exception("leaving the lifespan context failed")
-
-
+async def _wait_shutdown(receive: Receive) -> None:
+    message = await receive()
+    if message["type"] != "lifespan.shutdown":
+        raise ASGIProtocolError(f"expected lifespan.shutdown, got {message['type']!r}")

@@ -62,7 +62,7 @@ class _ASGITransport(httpx.AsyncBaseTransport):
             "state": {},
             "extensions": {},
         }
-        chunks = aiter_bytes(request)
+        chunks = _aiter_bytes(request)
         request_done = False
         response_done = anyio.Event()
         start: Message | None = None
@@ -110,7 +110,7 @@ class _ASGITransport(httpx.AsyncBaseTransport):
                               stream=httpx.ByteStream(b"".join(body)), request=request)
 
 
-async def aiter_bytes(request: httpx.Request) -> Any:
+async def _aiter_bytes(request: httpx.Request) -> Any:
     stream = request.stream
     if isinstance(stream, httpx.AsyncByteStream):
         async for chunk in stream:
@@ -215,10 +215,10 @@ class TestClient:
                     pass
 
         task_group.start_soon(run)
-        await to_app_tx.send({"type": "lifespan.startup"})
         try:
+            await to_app_tx.send({"type": "lifespan.startup"})
             reply = await from_app_rx.receive()
-        except anyio.EndOfStream:  # no lifespan support: go on without it
+        except (anyio.BrokenResourceError, anyio.EndOfStream):  # no lifespan: go on without
             self._close_lifespan_streams()
             self._to_app = self._from_app = None
             return
@@ -228,10 +228,10 @@ class TestClient:
     async def _stop_lifespan(self) -> str | None:
         assert self._to_app is not None
         assert self._from_app is not None
-        await self._to_app.send({"type": "lifespan.shutdown"})
         try:
+            await self._to_app.send({"type": "lifespan.shutdown"})
             reply = await self._from_app.receive()
-        except anyio.EndOfStream:
+        except (anyio.BrokenResourceError, anyio.EndOfStream):  # its lifespan already ended
             return None
         if reply["type"] == "lifespan.shutdown.failed":
             return str(reply.get("message", ""))

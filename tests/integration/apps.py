@@ -1,0 +1,81 @@
+"""Apps the integration tests serve with hypercorn ("tests.integration.apps:<name>").
+
+``core_app`` is what a new user writes from the README: text, JSON, a stream, an error.
+Its endless streams report on ``/stream-state/<id>``, and ``/stream-closed/<id>`` answers
+once the stream's ``finally`` has run (events kept in the lifespan config, not module state),
+which lets a test see, without polling, that an abandoned stream was closed.
+``limits_app`` has small limits, so that slow and oversized bodies can be tried quickly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+
+from shallot import build_server
+from shallot._types import Request, Response, Scope
+from shallot.response import json, respond404, text
+
+#: The limits of ``limits_app``.
+BODY_TIMEOUT = 0.5
+MAX_BODY_SIZE = 1024
+
+# shallot's log records go to stderr, where the harness collects them into ``server.logs``.
+_handler = logging.StreamHandler()
+_handler.setFormatter(logging.Formatter("[shallot] %(levelname)s %(message)s"))
+logging.getLogger("shallot").addHandler(_handler)
+logging.getLogger("shallot").setLevel(logging.INFO)
+
+
+async def _start(scope: Scope) -> dict[str, Any]:
+    return {"streams": {}}
+
+
+def _closed_event(streams: dict[str, anyio.Event], stream_id: str) -> anyio.Event:
+    """The event set when the stream ``stream_id`` has run its ``finally``."""
+    return streams.setdefault(stream_id, anyio.Event())
+
+
+async def _ticker(closed: anyio.Event) -> AsyncIterator[bytes]:
+    try:
+        number = 0
+        while True:
+            yield f"tick {number:06d}\n".encode() * 64  # 768 bytes
+            number += 1
+            await anyio.sleep(0.005)
+    finally:
+        closed.set()
+
+
+async def core(request: Request) -> Response:
+    path: str = request["path"]
+    streams: dict[str, anyio.Event] = request["config"]["streams"]
+    if path == "/":
+        return text("Hello from shallot!\n")
+    if path == "/json":
+        return json({"hello": "world", "method": request["method"]})
+    if path.startswith("/stream/"):  # an endless stream
+        closed = _closed_event(streams, path.removeprefix("/stream/"))
+        return {"status": 200, "headers": {"content-type": "text/plain"}, "stream": _ticker(closed)}
+    if path.startswith("/stream-state/"):  # "closed" once the stream's finally ran
+        closed = _closed_event(streams, path.removeprefix("/stream-state/"))
+        return json({"state": "closed" if closed.is_set() else "running"})
+    if path.startswith("/stream-closed/"):  # answers when the stream's finally has run
+        await _closed_event(streams, path.removeprefix("/stream-closed/")).wait()
+        return json({"state": "closed"})
+    if path.startswith("/boom/"):
+        raise RuntimeError(f"boom {path.removeprefix('/boom/')}")
+    if path == "/echo":
+        return text(f"{len(request['body'])} bytes")
+    return respond404()
+
+
+async def echo_length(request: Request) -> Response:
+    return text(f"{len(request['body'])} bytes")
+
+
+core_app = build_server(core, on_start=_start)
+limits_app = build_server(echo_length, body_timeout=BODY_TIMEOUT, max_body_size=MAX_BODY_SIZE)

@@ -1,0 +1,131 @@
+"""HTTP against real hypercorn processes, with the asyncio and the trio worker (SPEC §3)."""
+
+from __future__ import annotations
+
+import gc
+import uuid
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import cast
+
+import anyio
+import httpx
+import pytest
+
+from . import apps
+from .server import HypercornServer, run_hypercorn
+
+pytestmark = pytest.mark.slow  # real processes and sockets; still part of the default run
+
+
+async def test_hello_text(client: httpx.AsyncClient) -> None:
+    with anyio.fail_after(10):
+        response = await client.get("/")
+    assert response.status_code == 200
+    assert response.text == "Hello from shallot!\n"
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert response.headers["content-length"] == str(len("Hello from shallot!\n"))
+
+
+async def test_json_endpoint(client: httpx.AsyncClient) -> None:
+    with anyio.fail_after(10):
+        response = await client.post("/json")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"hello": "world", "method": "POST"}
+
+
+async def test_head_has_no_body_but_its_length(client: httpx.AsyncClient) -> None:
+    with anyio.fail_after(10):
+        response = await client.head("/")
+    assert response.status_code == 200
+    assert response.content == b""
+    assert response.headers["content-length"] == str(len("Hello from shallot!\n"))
+
+
+async def test_request_body_arrives(client: httpx.AsyncClient) -> None:
+    with anyio.fail_after(10):
+        response = await client.post("/echo", content=b"x" * 100_000)
+    assert response.text == "100000 bytes"
+
+
+# httpx and httpcore leave their inner async generators unfinished when a response is closed
+# early, and trio warns when such a generator is collected: their cleanup, not shallot's.
+@pytest.mark.filterwarnings("ignore:Async generator 'httpcore.:ResourceWarning")
+@pytest.mark.filterwarnings("ignore:Async generator 'httpx.:ResourceWarning")
+async def test_abandoned_stream_is_closed_on_the_server(core_server: HypercornServer) -> None:
+    stream_id = uuid.uuid4().hex
+    async with httpx.AsyncClient(base_url=core_server.url, timeout=10) as client:
+        with anyio.fail_after(10):
+            async with client.stream("GET", f"/stream/{stream_id}") as response:
+                assert response.status_code == 200
+                assert "content-length" not in response.headers
+                chunks = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
+                async with aclosing(chunks):
+                    received = 0
+                    async for data in chunks:
+                        received += len(data)
+                        if received > 10_000:
+                            break  # halfway through a stream that never ends
+                    state = await client.get(f"/stream-state/{stream_id}")
+                    assert state.json() == {"state": "running"}
+            # Leaving the blocks closed the connection: the server must stop the stream.
+            closed = await client.get(f"/stream-closed/{stream_id}")
+            assert closed.json() == {"state": "closed"}
+    # Collect httpx's leftovers here, and let trio's generator finalizer (a system task) run
+    # now, so that its warnings come under this test's filters rather than the next test's.
+    gc.collect()
+    await anyio.wait_all_tasks_blocked()
+
+
+async def test_handler_error_is_500_logged_once_and_the_server_keeps_serving(
+    worker_class: str,
+) -> None:
+    token = uuid.uuid4().hex
+    async with run_hypercorn("tests.integration.apps:core_app", worker_class=worker_class) as s:
+        async with httpx.AsyncClient(base_url=s.url, timeout=10) as client:
+            with anyio.fail_after(10):
+                failed = await client.get(f"/boom/{token}")
+                assert failed.status_code == 500
+                assert failed.text == "Internal Server Error"
+                assert token not in failed.text
+                after = await client.get("/")
+                assert after.status_code == 200
+                await s.wait_for_log(f"RuntimeError: boom {token}")
+        with anyio.fail_after(15):
+            assert await s.stop() == 0
+    assert s.logs.count(f"boom {token}") == 1  # shallot logged it; hypercorn did not again
+    assert s.logs.count("[shallot] ERROR handler core raised") == 1
+    assert "Error in ASGI" not in s.logs
+
+
+async def test_body_too_slow_gets_408(limits_server: HypercornServer) -> None:
+    # A raw socket, so the client can announce a body and then stall in the middle of it.
+    with anyio.fail_after(10):
+        async with await anyio.connect_tcp("127.0.0.1", limits_server.port) as stream:
+            await stream.send(
+                b"POST /echo HTTP/1.1\r\nhost: test\r\ncontent-length: 100\r\n\r\n" + b"x" * 10
+            )
+            started = anyio.current_time()
+            await stream.send(b"x" * 10)  # a trickle, then nothing
+            reply = b""
+            try:
+                while b"Request Timeout" not in reply:
+                    reply += await stream.receive()
+            except anyio.EndOfStream:
+                pass
+            elapsed = anyio.current_time() - started
+    assert reply.startswith(b"HTTP/1.1 408 ")
+    assert reply.endswith(b"Request Timeout")
+    assert apps.BODY_TIMEOUT * 0.9 <= elapsed < apps.BODY_TIMEOUT + 5
+
+
+async def test_oversized_body_gets_413(limits_server: HypercornServer) -> None:
+    async with httpx.AsyncClient(base_url=limits_server.url, timeout=10) as client:
+        with anyio.fail_after(10):
+            refused = await client.post("/", content=b"x" * (apps.MAX_BODY_SIZE + 1))
+            accepted = await client.post("/", content=b"x" * apps.MAX_BODY_SIZE)
+    assert refused.status_code == 413
+    assert refused.text == "Payload Too Large"
+    assert accepted.status_code == 200
+    assert accepted.text == f"{apps.MAX_BODY_SIZE} bytes"
