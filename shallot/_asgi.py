@@ -37,30 +37,40 @@ def _positive(name: str, value: Any) -> float:
     return float(value)
 
 
+def _one_of(name: str, value: float | None, old_name: str, old_value: float | None) -> float:
+    if value is not None and old_value is not None:
+        raise TypeError(f"give {name} or its shallot 2.0 name {old_name}, not both")
+    if value is None and old_value is None:
+        return 30.0
+    return value if value is not None else old_value  # type: ignore[return-value]
+
+
 def build_server(
     handler: Handler,
-    *,
+    max_responde_timeout_s: float | None = None,
+    max_receive_timeout_s: float | None = None,
     on_start: Hook | None = None,
     on_stop: Hook | None = None,
+    *,
     lifespan: LifespanFactory | None = None,
     max_body_size: int = 10 * _MIB,
-    body_timeout: float = 30.0,
-    response_timeout: float = 30.0,
-    max_receive_timeout_s: float | None = None,
-    max_responde_timeout_s: float | None = None,
+    body_timeout: float | None = None,
+    response_timeout: float | None = None,
 ) -> ASGIApp:
     """Returns an ASGI 3 application that answers every request with ``handler``.
 
     ``on_start(scope)`` and ``on_stop(scope)`` run at lifespan startup and shutdown; what
     ``on_start`` returns becomes ``request["config"]``. ``lifespan`` is a factory of an async
     context manager whose body spans startup to shutdown and which yields config too.
-    ``body_timeout`` bounds how long a client may take to send its body (408 after it),
-    ``max_body_size`` how large the body may be (413 over it), and ``response_timeout`` each
-    send to a client that stopped reading. ``max_receive_timeout_s`` and
-    ``max_responde_timeout_s`` are shallot 2.0's names for the two timeouts.
+    ``body_timeout`` (default 30 s) bounds how long a client may take to send its body (408
+    after it), ``max_body_size`` (default 10 MiB) how large it may be (413 over it), and
+    ``response_timeout`` (default 30 s) each send to a client that stopped reading.
+    ``max_responde_timeout_s`` and ``max_receive_timeout_s`` are shallot 2.0's names for the
+    two timeouts, accepted in 2.0's positional order.
 
     Raises:
-        TypeError: ``handler`` or a hook is not callable, or a 2.0 name repeats a new one.
+        TypeError: ``handler`` or a hook is not callable, or a timeout is given under both
+            its 2.0 name and its new one.
         ValueError: a limit is not positive.
     """
     if not callable(handler):
@@ -68,10 +78,10 @@ def build_server(
     for name, hook in (("on_start", on_start), ("on_stop", on_stop), ("lifespan", lifespan)):
         if hook is not None and not callable(hook):
             raise TypeError(f"{name} {hook!r} is not callable")
-    if max_receive_timeout_s is not None:
-        body_timeout = max_receive_timeout_s
-    if max_responde_timeout_s is not None:
-        response_timeout = max_responde_timeout_s
+    body_timeout = _one_of("body_timeout", body_timeout, "max_receive_timeout_s",
+                           max_receive_timeout_s)
+    response_timeout = _one_of("response_timeout", response_timeout, "max_responde_timeout_s",
+                               max_responde_timeout_s)
     if isinstance(max_body_size, bool) or not isinstance(max_body_size, int) or max_body_size < 0:
         raise ValueError(f"max_body_size must be a whole number of bytes, not {max_body_size!r}")
     limits = Limits(max_body_size, _positive("body_timeout", body_timeout),

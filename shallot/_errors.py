@@ -16,7 +16,7 @@ class ShallotError(Exception):
     """Base class of every exception shallot defines."""
 
 
-class WSDisconnect(ShallotError):  # noqa: N818 - the name shallot 2.0 users know
+class WSDisconnect(ShallotError):
     """The websocket client closed the connection; ``code`` is its close code."""
 
     def __init__(self, code: int = 1005, reason: str = "") -> None:

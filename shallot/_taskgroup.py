@@ -157,12 +157,37 @@ class Inbound:
 class Connection:
     """One accepted websocket connection and the state its tasks share."""
 
-    __slots__ = ("_client_left", "_handler_done", "_read_done", "_send_idle", "close_request",
-                 "client_code", "client_initiated", "client_reason", "close_sent", "closing",
-                 "direct_reading", "direct_reads", "grace_over", "group", "handler_close", "handler_failed",
-                 "handler_running", "handler_scope", "handler_waiting", "inbound", "options",
-                 "receive", "scope", "send", "send_scope", "sending", "server_closed",
-                 "task_reading", "watching")
+    __slots__ = (
+        "_client_left",
+        "_handler_done",
+        "_read_done",
+        "_send_idle",
+        "client_code",
+        "client_initiated",
+        "client_reason",
+        "close_request",
+        "close_sent",
+        "closing",
+        "direct_reading",
+        "direct_reads",
+        "grace_over",
+        "group",
+        "handler_close",
+        "handler_failed",
+        "handler_running",
+        "handler_scope",
+        "handler_waiting",
+        "inbound",
+        "options",
+        "receive",
+        "scope",
+        "send",
+        "send_scope",
+        "sending",
+        "server_closed",
+        "task_reading",
+        "watching",
+    )
 
     def __init__(self, scope: Request, receive: Receive, send: Send, options: Options) -> None:
         self.scope = scope
@@ -352,6 +377,7 @@ class Connection:
                     with self.handler_scope as scope:
                         async for item in generator:
                             at_yield = True
+                            message: Message
                             if (type(item) is dict and len(item) == 2
                                     and item.get("type") == "websocket.send"
                                     and type(item.get("text")) is str):
@@ -510,10 +536,10 @@ class Receiver:
                 connection.direct_reads += 1
                 _set(connection._read_done)
                 connection._read_done = None
-            payload = connection.arrived(message)
-            if payload is not None:
+            arrived = connection.arrived(message)
+            if arrived is not None:
                 connection._start_watching()
-                return payload
+                return arrived
 
     receive = __anext__
 

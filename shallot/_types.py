@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, Literal, TypeAlias, TypedDict, Union
+from typing import Any, Literal, TypeAlias, TypedDict
 
 if sys.version_info >= (3, 11):
     from typing import NotRequired
@@ -27,7 +27,7 @@ Response: TypeAlias = dict[str, Any]
 
 #: What a handler may return instead of a response: it takes the raw connection over.
 Takeover: TypeAlias = Callable[[Receive, Send], Awaitable[None]]
-HandlerResult: TypeAlias = Union[Response, Takeover]
+HandlerResult: TypeAlias = Response | Takeover
 Handler: TypeAlias = Callable[..., Awaitable[HandlerResult]]
 Next: TypeAlias = Callable[[Handler, Request], Awaitable[HandlerResult]]
 Middleware: TypeAlias = Callable[[Next], Next]

@@ -109,7 +109,7 @@ def ws_close(code: int = 1000, reason: str = "") -> WSClose:
     """
     if type(code) is not int:
         raise TypeError(f"close code must be an int, not {type(code).__name__}")
-    if not (code == 1000 or 1001 <= code <= 1014 and code not in (1004, 1005, 1006)
+    if not (code == 1000 or (1001 <= code <= 1014 and code not in (1004, 1005, 1006))
             or 3000 <= code <= 4999):
         raise ValueError(f"close code {code} may not be sent (RFC 6455 §7.4)")
     if not isinstance(reason, str):

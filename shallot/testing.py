@@ -284,7 +284,7 @@ class TestClient:
         return await self._http.request("DELETE", url, **kwargs)
 
 
-class WebSocketRejected(Exception):  # noqa: N818 - reads naturally at the call site
+class WebSocketRejected(Exception):
     """The app refused the handshake: ``status`` is what the client saw (403 for a plain
     close before accept), with the response ``headers`` and ``body`` where it sent one."""
 
@@ -295,7 +295,7 @@ class WebSocketRejected(Exception):  # noqa: N818 - reads naturally at the call 
         self.body = body
 
 
-class WebSocketClosed(Exception):  # noqa: N818
+class WebSocketClosed(Exception):
     """The app closed the websocket; ``code`` and ``reason`` are what it sent."""
 
     def __init__(self, code: int, reason: str) -> None:
@@ -414,9 +414,10 @@ def _websocket_scope(url: httpx.URL, headers: httpx.Headers, subprotocols: list[
 def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """Returns the one exception of a task group's group (the caller's own error, say), so
     tests see ``AssertionError`` rather than a group around it."""
-    while isinstance(group, BaseExceptionGroup) and len(group.exceptions) == 1:
-        group = group.exceptions[0]  # type: ignore[assignment]
-    return group
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
 
 
 @asynccontextmanager

@@ -14,14 +14,12 @@ import math
 from collections.abc import AsyncGenerator, Callable
 from typing import Any, overload
 
-import anyio
-
 from ._asgi import deny_handshake
-from ._errors import ASGIProtocolError, WSDisconnect
+from ._errors import ASGIProtocolError
 from ._http import INTERNAL_ERROR
 from ._taskgroup import Connection, Hook, Options, Receiver
 from ._types import Handler, HandlerResult, Message, Receive, Request, Send
-from ._ws_messages import ABNORMAL, classify_connect
+from ._ws_messages import classify_connect
 from .response import text
 
 __all__ = ["Receiver", "websocket"]

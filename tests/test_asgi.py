@@ -97,3 +97,27 @@ async def test_apps_built_from_one_handler_are_independent() -> None:
     async with TestClient(app_a) as client_a, TestClient(app_b) as client_b:
         assert (await client_a.get("/")).text == "a"
         assert (await client_b.get("/")).text == "none"
+
+
+async def _hello(request: Request) -> Response:
+    return text("hi")
+
+
+async def test_shallot_2_positional_order_still_works() -> None:
+    started: list[str] = []
+
+    async def on_start(scope: Any) -> dict[str, Any]:
+        started.append("start")
+        return {}
+
+    app = build_server(_hello, 30, 15, on_start)
+    async with TestClient(app) as client:
+        assert (await client.get("/")).text == "hi"
+    assert started == ["start"]
+
+
+def test_a_timeout_under_both_names_is_refused() -> None:
+    with pytest.raises(TypeError, match="not both"):
+        build_server(_hello, body_timeout=5, max_receive_timeout_s=5)
+    with pytest.raises(TypeError, match="not both"):
+        build_server(_hello, 5, response_timeout=5)
