@@ -91,11 +91,11 @@ def build_server(
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            if not state.ready:
+            if not state.serving:  # startup still running, or failed
                 await state.wait_ready()
-            if state.failed:
-                await serve_http(scope, receive, send, _unavailable, state.config, limits)
-                return
+                if state.failed:
+                    await serve_http(scope, receive, send, _unavailable, state.config, limits)
+                    return
             await serve_http(scope, receive, send, handler, state.config, limits)
         elif kind == "websocket":
             if not state.ready:

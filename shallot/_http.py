@@ -21,6 +21,8 @@ logger = logging.getLogger("shallot")
 
 #: Bodies up to this size are sent without a timeout scope: they fit the socket buffer.
 _SMALL_BODY = 64 * 1024
+#: HTTP versions where a request without content-length or transfer-encoding has no body.
+_NO_BODY_VERSIONS = ("1.1", "1.0")
 #: Bound on awaiting a stream's own cleanup (its ``finally``) after it was stopped.
 _CLEANUP_TIMEOUT = 5.0
 
@@ -66,13 +68,15 @@ SERVICE_UNAVAILABLE = _plain(503, "Service Unavailable")
 
 def decode_headers(raw: Any) -> dict[str, str]:
     """Returns the ASGI header list as a dict: lower-cased names, latin-1 values, repeats
-    joined with ``","`` (RFC 9110 §5.3)."""
-    headers: dict[str, str] = {}
+    joined with ``","`` (RFC 9110 §5.3), or ``"; "`` for cookie (RFC 9113 §8.2.3)."""
+    headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in raw}
+    if len(headers) == len(raw):
+        return headers  # no name repeats: the common case, one pass
+    headers = {}
     for name, value in raw:
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         if key in headers:
-            # RFC 9110 §5.3; cookie fields are joined with "; " instead (RFC 9113 §8.2.3)
             headers[key] = f"{headers[key]}{'; ' if key == 'cookie' else ','}{text}"
         else:
             headers[key] = text
@@ -155,8 +159,8 @@ def _encode_headers(headers: Any) -> tuple[list[tuple[bytes, bytes]], bool]:
     raw: list[tuple[bytes, bytes]] = []
     has_length = False
     for name, value in items:
-        key = name.encode("latin-1") if isinstance(name, str) else bytes(name)
-        if isinstance(value, str):
+        key = name.encode("latin-1") if type(name) is str else bytes(name)
+        if type(value) is str or isinstance(value, str):
             # latin-1 is what HTTP carries; shallot 2.0 sent UTF-8, which servers pass on as
             # obs-text (RFC 9110 §5.5), so values latin-1 cannot hold keep working.
             try:
@@ -169,7 +173,7 @@ def _encode_headers(headers: Any) -> tuple[list[tuple[bytes, bytes]], bool]:
             data = str(value).encode()
         else:
             raise InvalidResponse(f"header {name!r} has a {type(value).__name__} value")
-        if key.lower() == b"content-length":
+        if len(key) == 14 and key.lower() == b"content-length":
             has_length = True
         raw.append((key, data))
     return raw, has_length
@@ -181,6 +185,26 @@ def prepare(response: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes | None
     Raises:
         InvalidResponse: it is not a response shallot can send.
     """
+    if type(response) is dict and "stream" not in response:
+        # The common shape (int status, str->str header dict, bytes body) in one pass.
+        status = response.get("status")
+        headers, body = response.get("headers"), response.get("body")
+        if type(status) is int and 200 <= status <= 999 and type(body) is bytes:
+            if headers is None:
+                return status, [(b"content-length", b"%d" % len(body))], body, None
+            if type(headers) is dict:
+                try:
+                    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+                except (AttributeError, UnicodeEncodeError):
+                    pass  # not all str, or not latin-1: the general path below
+                else:
+                    for key in headers:
+                        if len(key) == 14 and key.lower() == "content-length":
+                            break
+                    else:
+                        if status not in (204, 304):
+                            raw.append((b"content-length", b"%d" % len(body)))
+                    return status, raw, body, None
     if not isinstance(response, dict):
         raise InvalidResponse(f"returned {response!r}, not a response dict")
     status = response.get("status")
@@ -356,7 +380,19 @@ async def serve_http(
     """
     headers = decode_headers(scope.get("headers", ()))
     try:
-        body = await read_body(scope, headers, receive, limits)
+        if (
+            "content-length" not in headers
+            and "transfer-encoding" not in headers
+            and scope.get("http_version") in _NO_BODY_VERSIONS
+        ):
+            # No body on the wire (RFC 9112 §6.3): the server holds this message already.
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                body = message.get("body", b"")
+            else:
+                body = await _read_rest(receive, limits, message)
+        else:
+            body = await read_body(scope, headers, receive, limits)
     except _Refused as refused:
         status, raw, data, _ = prepare(refused.response)
         await send_body(send, status, raw, data or b"", False, limits)
@@ -364,12 +400,18 @@ async def serve_http(
     except _ClientGone:
         return
     method = scope["method"]
+    request = dict(scope)  # build_request, inlined: this is the hot path
+    request["headers"] = headers
+    request["headers_list"] = scope.get("headers", [])
+    request["body"] = body
+    request["method"] = method
+    request["config"] = config
     try:
-        result = await handler(build_request(scope, headers, body, method, config))
+        result = await handler(request)
     except Exception:
         logger.exception("handler %s raised", _name(handler))
         result = INTERNAL_ERROR
-    if not isinstance(result, dict) and callable(result):
+    if type(result) is not dict and callable(result):
         await result(receive, send)  # raw takeover (SPEC §1)
         return
     try:
@@ -379,6 +421,10 @@ async def serve_http(
         status, raw, data, stream = prepare(INTERNAL_ERROR)
     try:
         if stream is None:
+            if data is not None and len(data) <= _SMALL_BODY and method != "HEAD":
+                await send({"type": "http.response.start", "status": status, "headers": raw})
+                await send({"type": "http.response.body", "body": data, "more_body": False})
+                return
             await send_body(send, status, raw, data or b"", method == "HEAD", limits)
         else:
             await send_stream(send, receive, status, raw, stream, method == "HEAD", limits, handler)

@@ -28,21 +28,23 @@ LifespanFactory: TypeAlias = Callable[[], AbstractAsyncContextManager[Any]]
 class AppState:
     """Per-app state: the config handed to requests and whether startup has finished."""
 
-    __slots__ = ("_started", "config", "failed", "ready")
+    __slots__ = ("_started", "config", "failed", "ready", "serving")
 
     def __init__(self) -> None:
         self.config: dict[str, Any] = {}
         self.ready = True  # no lifespan at all (a bare ASGI call): requests proceed at once
         self.failed = False
+        self.serving = True  # ready and not failed: the one check on the hot path
         self._started: anyio.Event | None = None
 
     def _begin_startup(self) -> None:
-        self.ready = False
+        self.ready = self.serving = False
         self._started = anyio.Event()
 
     def _end_startup(self, failed: bool) -> None:
         self.failed = failed
         self.ready = True
+        self.serving = not failed
         if self._started is not None:
             self._started.set()
 

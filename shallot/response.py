@@ -33,15 +33,17 @@ __all__ = [
 
 logger = logging.getLogger("shallot")
 
+_TEXT_UTF8 = "text/plain; charset=utf-8"
+
 
 def text(body: str = "", status: int = 200, encoding: str = "utf-8",
          headers: Mapping[str, str] | None = None) -> Response:
     """Returns a ``text/plain`` response with ``body`` encoded as ``encoding``."""
-    return {
-        "status": status,
-        "headers": {"content-type": f"text/plain; charset={encoding}", **(headers or {})},
-        "body": body.encode(encoding),
-    }
+    content_type = _TEXT_UTF8 if encoding == "utf-8" else f"text/plain; charset={encoding}"
+    all_headers = {"content-type": content_type}
+    if headers:
+        all_headers.update(headers)
+    return {"status": status, "headers": all_headers, "body": body.encode(encoding)}
 
 
 def json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
