@@ -366,7 +366,7 @@ class Connection:
         group, then the hooks. One frame on purpose: an idle connection's memory is mostly
         the frames it is suspended in."""
         send, send_timeout, now = self.send, self.options.send_timeout, anyio.current_time
-        at_yield = cancelled = False
+        at_yield = cancelled = server_cancelled = False
         try:
             async with anyio.create_task_group() as self.group:
                 self._start_watching()
@@ -417,13 +417,21 @@ class Connection:
                 except Exception:
                     logger.exception("websocket handler %s failed", name)
                     self.handler_failed = True  # the send task closes with 1011
+                except anyio.get_cancelled_exc_class():
+                    # The server cancels the connection (shutdown): the hooks say 1001. No send
+                    # task: its first send could slip a 1000 out before the cancellation hits
+                    # it (hypercorn's asyncio worker writes before it checkpoints), or on trio
+                    # leave the server's websocket closing with nothing written (issue 3).
+                    server_cancelled = True
+                    raise
                 finally:
                     with self._phase_scope():
                         await generator.aclose()  # its finally blocks run, bounded by the grace
                     self.handler_running = False
                     self.inbound.release()
                     _set(self._handler_done)
-                    self.end()
+                    if not server_cancelled:
+                        self.end()
         except anyio.get_cancelled_exc_class():
             cancelled = True
             raise

@@ -11,7 +11,7 @@ import pytest
 from shallot import Receiver, WSDisconnect, build_server, websocket, ws_close, ws_send
 from shallot._types import Message
 
-from ._fakes import FakePeer, wait_until
+from ._fakes import FakePeer, wait_until, websocket_scope
 
 
 async def test_reading_handler_gets_every_arrived_message_then_wsdisconnect() -> None:
@@ -293,3 +293,36 @@ async def test_client_gone_before_the_handshake(first: Message) -> None:
     assert peer.sent_nowait() == []
     peer.close()
     assert called == []
+
+
+async def test_server_cancellation_sends_1001_where_a_send_writes_before_checkpointing() -> None:
+    # hypercorn's asyncio worker writes a frame before its send's first checkpoint. A send task
+    # started by the cancelled handler used to slip a 1000 out that way (the client saw a normal
+    # close at server shutdown); on trio it left wsproto closing with nothing written, so the
+    # hooks' 1001 could not follow either (issue 3, found over hypercorn).
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)  # "written" at once, like a socket write
+        await anyio.lowlevel.checkpoint()
+
+    @websocket
+    async def idle(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        async for message in receiver:
+            yield ws_send(message)
+
+    to_app, from_client = anyio.create_memory_object_stream[Message](10)
+
+    async def serve() -> None:
+        await build_server(idle)(websocket_scope(), from_client.receive, send)
+
+    with to_app, from_client, anyio.fail_after(2):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(serve)
+            await to_app.send({"type": "websocket.connect"})
+            await anyio.wait_all_tasks_blocked()
+            tg.cancel_scope.cancel()  # the server shuts down
+    assert [(m["type"], m.get("code")) for m in sent] == [
+        ("websocket.accept", None),
+        ("websocket.close", 1001),
+    ]

@@ -1,0 +1,250 @@
+"""The websocket app the integration tests serve with hypercorn (``ws_apps:ws_app``).
+
+Websocket routes (``wrap_routes``, method ``"WS"``), each a small piece of SPEC §4:
+
+- ``/echo`` echoes text and bytes as they came; ``/rooms/{room}`` prefixes them with ``room``;
+- ``/close/{how}`` reads one message, then closes with ``ws_close(4001, "bye now")``
+  (``code``), ends (``end``) or raises ``RuntimeError("ws boom <message>")`` (``raise``);
+- ``/subprotocol`` picks ``"chat"`` when offered and adds an ``x-shallot`` accept header;
+  ``/reject`` refuses with ``ws_close()`` (403); ``/deny`` answers 401 with a body;
+- ``/hooks/{id}`` echoes, ``/ticker/{id}`` only pushes a tick every 50 ms, ``/sink/{id}`` says
+  "ready" and then neither reads nor sends, ``/slow/{count}`` reads ``count`` messages one per
+  20 ms (after one pause of 250 ms) and answers how many came and whether in order.
+
+What happens to a connection with an ``{id}`` is recorded under that id: how the handler saw
+the client leave (``disconnect <code>``), its ``finally``, the hooks. The records live in the
+lifespan config (no module state), and ``GET /events/{id}/{event}`` answers them as JSON once
+``event`` is recorded (``GET /events/{id}`` at once), so a test waits for the app without
+polling. Each record is also logged, which is how a test sees ``on_close`` at shutdown, when
+nobody answers HTTP any more. ``GET /pid`` answers the id of the process that serves.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+
+from shallot import (
+    Receiver,
+    WSDisconnect,
+    apply_middleware,
+    build_server,
+    standard_not_found,
+    websocket,
+    ws_accept,
+    ws_close,
+    ws_send,
+)
+from shallot._types import Request, Response, Scope
+from shallot.middlewares import wrap_routes
+from shallot.response import json
+
+#: How long ``GET /events/{id}/{event}`` waits for the event before answering what it has.
+EVENT_WAIT = 10.0
+#: How often ``/ticker`` ticks, and how long ``/slow`` takes per message.
+TICK = 0.05
+SLOW_READ = 0.02
+#: ``/slow``'s one long pause, after its first message: over the default watch interval.
+PAUSE = 0.25
+
+# Records go to stderr, where the harness collects them into ``server.logs``; shallot's own
+# records (a failing handler) too. ``apps`` may have set this up already in the same process.
+logger = logging.getLogger("shallot.integration")
+if not logging.getLogger("shallot").handlers:
+    _handler = logging.StreamHandler()
+    _handler.setFormatter(logging.Formatter("[shallot] %(levelname)s %(message)s"))
+    logging.getLogger("shallot").addHandler(_handler)
+    logging.getLogger("shallot").setLevel(logging.INFO)
+
+
+class Record:
+    """What happened to one connection, and an event that fires on each change."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self._changed = anyio.Event()
+
+    def add(self, connection_id: str, event: str) -> None:
+        self.events.append(event)
+        logger.info("ws %s %s", connection_id, event)
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def wait_for(self, event: str) -> None:
+        while event not in self.events:
+            await self._changed.wait()
+
+
+async def _start(scope: Scope) -> dict[str, Any]:
+    return {"records": {}}
+
+
+async def _stop(scope: Scope) -> None:
+    logger.info("lifespan shutdown")  # shows whether open websockets ended before it
+
+
+def _record(scope: Request, connection_id: str) -> Record:
+    records: dict[str, Record] = scope["config"]["records"]
+    return records.setdefault(connection_id, Record())
+
+
+def _add(scope: Request, event: str) -> None:
+    """Records ``event`` for the connection whose id is the last segment of its path."""
+    connection_id = scope["path"].rstrip("/").rsplit("/", 1)[-1]
+    _record(scope, connection_id).add(connection_id, event)
+
+
+async def _on_disconnect(scope: Request) -> None:
+    _add(scope, "on_disconnect")
+
+
+async def _on_close(scope: Request) -> None:
+    _add(scope, "on_close")
+
+
+# -- HTTP side channel ---------------------------------------------------------------------
+
+
+async def pid(request: Request) -> Response:
+    return json({"pid": os.getpid()})
+
+
+async def events_now(request: Request, connection_id: str) -> Response:
+    return json(_record(request, connection_id).events)
+
+
+async def events_once(request: Request, connection_id: str, event: str) -> Response:
+    record = _record(request, connection_id)
+    with anyio.move_on_after(EVENT_WAIT):  # bounded: the test sees what there was
+        await record.wait_for(event)
+    return json(record.events)
+
+
+# -- websocket routes ------------------------------------------------------------------------
+
+
+@websocket
+async def echo(scope: Request, receiver: Receiver) -> AsyncIterator[Any]:
+    async for message in receiver:
+        yield ws_send(message)
+
+
+@websocket
+async def room(scope: Request, receiver: Receiver, name: str) -> AsyncIterator[Any]:
+    async for message in receiver:
+        yield ws_send(f"{name}: {message}" if isinstance(message, str) else message)
+
+
+@websocket
+async def closer(scope: Request, receiver: Receiver, how: str) -> AsyncIterator[Any]:
+    message = await receiver.receive()
+    if how == "code":
+        yield ws_close(4001, "bye now")
+    elif how == "raise":
+        raise RuntimeError(f"ws boom {message!s}")
+    # "end": the generator just ends
+
+
+async def choose_chat(scope: Request) -> Any:
+    subprotocol = "chat" if "chat" in scope["subprotocols"] else None
+    return ws_accept(subprotocol, headers={"x-shallot": "accepted"})
+
+
+@websocket(on_connect=choose_chat)
+async def with_subprotocol(scope: Request, receiver: Receiver) -> AsyncIterator[Any]:
+    async for message in receiver:
+        yield ws_send(message)
+
+
+async def refuse(scope: Request) -> Any:
+    return ws_close()
+
+
+@websocket(on_connect=refuse)
+async def rejected(scope: Request, receiver: Receiver) -> AsyncIterator[Any]:
+    yield ws_send("unreachable")  # pragma: no cover
+
+
+async def unauthorized(scope: Request) -> Any:
+    return {
+        "status": 401,
+        "headers": {"www-authenticate": 'Bearer realm="shallot"'},
+        "body": b"who are you?",
+    }
+
+
+@websocket(on_connect=unauthorized)
+async def denied(scope: Request, receiver: Receiver) -> AsyncIterator[Any]:
+    yield ws_send("unreachable")  # pragma: no cover
+
+
+@websocket(on_disconnect=_on_disconnect, on_close=_on_close)
+async def hooks(scope: Request, receiver: Receiver, connection_id: str) -> AsyncIterator[Any]:
+    try:
+        async for message in receiver:
+            yield ws_send(message)
+    except WSDisconnect as disconnect:
+        _add(scope, f"disconnect {disconnect.code}")
+        raise
+    finally:
+        _add(scope, "finally")
+
+
+@websocket(on_disconnect=_on_disconnect, on_close=_on_close)
+async def ticker(scope: Request, receiver: Receiver, connection_id: str) -> AsyncIterator[Any]:
+    number = 0
+    try:
+        while True:  # never reads
+            yield ws_send(f"tick {number}")
+            number += 1
+            await anyio.sleep(TICK)
+    finally:
+        _add(scope, "finally")
+
+
+@websocket(on_disconnect=_on_disconnect, on_close=_on_close)
+async def sink(scope: Request, receiver: Receiver, connection_id: str) -> AsyncIterator[Any]:
+    try:
+        yield ws_send("ready")
+        await anyio.sleep_forever()  # neither reads nor sends
+    finally:
+        _add(scope, f"dropped {receiver.dropped}")
+        _add(scope, "finally")
+
+
+@websocket
+async def slow(scope: Request, receiver: Receiver, count: str) -> AsyncIterator[Any]:
+    got: list[str | bytes] = [await receiver.receive()]
+    # Away from the receiver longer than the watch interval once, so that shallot reads on
+    # its behalf into the bounded queue until it is full; then directly again, slowly.
+    await anyio.sleep(PAUSE)
+    while len(got) < int(count):
+        got.append(await receiver.receive())
+        await anyio.sleep(SLOW_READ)
+    in_order = got == [str(number) for number in range(int(count))]
+    yield ws_send(f"{len(got)} {'in order' if in_order else 'out of order'}")
+
+
+ROUTES: list[tuple[str, list[str], Any]] = [
+    ("/pid", ["GET"], pid),
+    ("/events/{id}", ["GET"], events_now),
+    ("/events/{id}/{event}", ["GET"], events_once),
+    ("/echo", ["WS"], echo),
+    ("/rooms/{room}", ["WS"], room),
+    ("/close/{how}", ["WS"], closer),
+    ("/subprotocol", ["WS"], with_subprotocol),
+    ("/reject", ["WS"], rejected),
+    ("/deny", ["WS"], denied),
+    ("/hooks/{id}", ["WS"], hooks),
+    ("/ticker/{id}", ["WS"], ticker),
+    ("/sink/{id}", ["WS"], sink),
+    ("/slow/{count}", ["WS"], slow),
+]
+
+ws_app = build_server(
+    apply_middleware(wrap_routes(ROUTES))(standard_not_found), on_start=_start, on_stop=_stop
+)
