@@ -143,7 +143,7 @@ def wrap_gzip(
         if not (kind and slash and sub) or "*" in kind:
             raise ValueError(f"wrap_gzip: {media_type!r} in skip_content_types is not type/subtype")
 
-    def worth_compressing(response: Response) -> bool:
+    def worth_compressing(response: Response, head: bool = False) -> bool:
         status = response.get("status")
         headers = response.get("headers")
         if not isinstance(status, int) or status < 200 or status in (204, 304):
@@ -166,6 +166,11 @@ def wrap_gzip(
             return not (length is not None and length.isdigit() and int(length) < minimum_size)
         body = response.get("body", b"")
         sized = isinstance(body, (bytes, bytearray, memoryview, str))
+        if head and sized and not body:
+            # A HEAD answer without its body (wrap_static's) states GET's size: judge by that,
+            # so HEAD gets the Vary that GET gets (RFC 9110 §9.3.2: the same header fields).
+            length = get_header(headers, "content-length")
+            return length is not None and length.isdigit() and int(length) >= max(minimum_size, 1)
         return sized and len(body) >= max(minimum_size, 1)  # nothing to gain on an empty body
 
     async def compress(response: Response) -> Response:
@@ -199,7 +204,7 @@ def wrap_gzip(
             method = request.get("method")
             if method == "WS" or not isinstance(response, dict):
                 return response
-            if not worth_compressing(response):
+            if not worth_compressing(response, method == "HEAD"):
                 return response
             headers = request.get("headers") or {}
             if method != "HEAD" and _accepts_gzip(headers.get("accept-encoding")):

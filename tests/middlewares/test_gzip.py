@@ -342,3 +342,22 @@ async def test_end_to_end_with_static_files(tmp_path: Path) -> None:
 def test_bad_options_fail_at_build_time(options: dict[str, Any], error: type[Exception]) -> None:
     with pytest.raises(error, match="wrap_gzip"):
         wrap_gzip(**options)
+
+
+# --- fixes found by the middleware pile (issue 4)
+
+
+async def test_head_of_a_static_file_gets_the_vary_its_get_gets(tmp_path: Path) -> None:
+    # wrap_static answers HEAD with an empty body and the file's content-length; gzip judged
+    # the empty body "too small" and left out the Vary: Accept-Encoding that GET carries.
+    (tmp_path / "site.css").write_bytes(TEXT)
+    (tmp_path / "tiny.css").write_bytes(b"x" * 10)
+    pile = apply_middleware(wrap_gzip(), wrap_static("", str(tmp_path)))
+    async with TestClient(build_server(pile(answering(text_response())))) as client:
+        get = await client.get("/site.css", headers={"accept-encoding": "gzip"})
+        head = await client.head("/site.css", headers={"accept-encoding": "gzip"})
+        tiny = await client.head("/tiny.css", headers={"accept-encoding": "gzip"})
+    assert get.headers["vary"] == head.headers["vary"] == "Accept-Encoding"
+    assert "content-encoding" not in head.headers  # HEAD still describes the identity body
+    assert head.headers["content-length"] == str(len(TEXT))
+    assert "vary" not in tiny.headers  # under minimum_size, as its GET would be
