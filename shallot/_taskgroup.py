@@ -60,11 +60,11 @@ class Options:
     """Per-decorator websocket settings, validated once by ``@websocket``."""
 
     __slots__ = ("close_timeout", "disconnect_timeout", "max_message_size", "max_queue",
-                 "max_queue_bytes", "send_timeout", "watch_interval")
+                 "max_queue_bytes", "push_only_after", "send_timeout", "watch_interval")
 
     def __init__(self, *, max_queue: int, max_queue_bytes: int, max_message_size: int,
                  disconnect_timeout: float, close_timeout: float, send_timeout: float,
-                 watch_interval: float = 0.1) -> None:
+                 watch_interval: float = 0.1, push_only_after: float = 2.0) -> None:
         self.max_queue = max_queue
         self.max_queue_bytes = max_queue_bytes
         self.max_message_size = max_message_size
@@ -72,20 +72,22 @@ class Options:
         self.close_timeout = close_timeout
         self.send_timeout = send_timeout
         self.watch_interval = watch_interval
+        self.push_only_after = push_only_after
 
 
 class Inbound:
     """The bounded inbound stream the receive task fills while the handler is away: at most
     ``max_queue`` messages and ``max_queue_bytes`` bytes (a larger message is let in alone).
 
-    Once the handler has read, a full buffer makes the receive task wait (backpressure: the
-    server stops reading the socket, so the client slows down and nothing is lost). A handler
-    that has never read is pure server push: a full buffer then drops what arrives, so memory
-    stays bounded and the receive task keeps reading, which is how it sees the disconnect.
+    A full buffer makes the receive task wait (backpressure: the server stops reading the
+    socket, so the client slows down and nothing is lost). A handler that has still not read
+    ``push_only_after`` seconds into the connection is pure server push: a full buffer then
+    drops what arrives, so memory stays bounded and the receive task keeps reading, which is
+    how it sees the disconnect.
     """
 
-    __slots__ = ("_space", "bytes", "count", "dropped", "max_bytes", "max_messages", "reading",
-                 "rx", "taken_total", "tx")
+    __slots__ = ("_space", "bytes", "count", "dropped", "gone", "max_bytes", "max_messages",
+                 "push_only_at", "reading", "rx", "taken_total", "tx")
 
     def __init__(self, options: Options) -> None:
         self.tx: MemoryObjectSendStream[str | bytes] | None = None  # made on first use
@@ -97,6 +99,9 @@ class Inbound:
         self.dropped = 0
         self.taken_total = 0
         self.reading = False
+        self.gone = False
+        # A handler that has not read by then is pure push: a full queue then drops.
+        self.push_only_at = anyio.current_time() + options.push_only_after
         self._space: anyio.Event | None = None
 
     def open(self) -> MemoryObjectSendStream[str | bytes]:
@@ -113,14 +118,20 @@ class Inbound:
         """Queues one message from the client, waiting for room if the handler reads."""
         size = size_of(payload)
         while self._full(size):
-            if not self.reading:
+            if self.gone:  # the handler has ended: nobody will read it
+                return
+            if not self.reading and anyio.current_time() >= self.push_only_at:
                 self.dropped += 1
                 if self.dropped == 1 or self.dropped % 1000 == 0:
                     logger.debug("websocket handler does not read; %d messages dropped",
                                  self.dropped)
                 return
             self._space = anyio.Event()
-            await self._space.wait()
+            if self.reading:
+                await self._space.wait()
+            else:  # not read yet: hold on until it reads, or counts as pure push
+                with anyio.move_on_after(self.push_only_at - anyio.current_time()):
+                    await self._space.wait()
         self.count += 1
         self.bytes += size
         try:
@@ -138,6 +149,7 @@ class Inbound:
     def release(self) -> None:
         """The handler is gone: stop holding the receive task back."""
         self.reading = False
+        self.gone = True
         if self.rx is not None:
             self.rx.close()
         self._wake()
@@ -182,7 +194,6 @@ class Connection:
         "receive",
         "scope",
         "send",
-        "send_scope",
         "sending",
         "server_closed",
         "task_reading",
@@ -213,7 +224,6 @@ class Connection:
         self.task_reading = False  # the receive task holds a message or is inside receive()
         self.handler_waiting = False
         self.sending = False  # the handler is inside ASGI send()
-        self.send_scope = anyio.CancelScope()
         self.handler_scope = anyio.CancelScope()
         # Events exist only while someone waits on them: an idle connection holds none.
         self._read_done: anyio.Event | None = None
@@ -257,7 +267,7 @@ class Connection:
             if self.handler_running and not self.server_closed:
                 self.client_initiated = True
             if self.sending:
-                self.send_scope.cancel()  # a send to nobody: stop it
+                self.handler_scope.cancel()  # a send to nobody: stop it (WSDisconnect at the yield)
             _set(self._client_left)
             _set(self._read_done)
             self.end()

@@ -46,7 +46,7 @@ def websocket(
     *, on_connect: Hook | None = None, on_disconnect: Hook | None = None,
     on_close: Hook | None = None, max_queue: int = 32, max_queue_bytes: int = _MIB,
     max_message_size: int = _MIB, disconnect_timeout: float = 0.5, close_timeout: float = 1.0,
-    send_timeout: float = 10.0, watch_interval: float = 0.1,
+    send_timeout: float = 10.0, watch_interval: float = 0.1, push_only_after: float = 2.0,
 ) -> Callable[[Callable[..., Any]], Handler]: ...
 
 
@@ -64,6 +64,7 @@ def websocket(
     close_timeout: float = 1.0,
     send_timeout: float = 10.0,
     watch_interval: float = 0.1,
+    push_only_after: float = 2.0,
 ) -> Handler | Callable[[Callable[..., Any]], Handler]:
     """Makes a websocket handler of ``func(scope, receiver, *route_args)``, an async generator
     that yields ``ws_send(...)``/``ws_close(...)`` messages, or a coroutine function whose
@@ -81,7 +82,10 @@ def websocket(
     ``close_timeout`` seconds; one send may take ``send_timeout`` seconds. While the handler
     reads, it reads from the server directly; once it has been away from its receiver for
     ``watch_interval`` seconds, shallot reads on its behalf (into the bounded queue), which is
-    how a disconnect is noticed however the handler is busy.
+    how a disconnect is noticed however the handler is busy. A full queue holds the client
+    back (nothing is lost), except for a handler that has not read at all ``push_only_after``
+    seconds into the connection: that one is pure server push, and what does not fit is
+    dropped (``receiver.dropped`` counts it) so the client's disconnect is still seen.
 
     Raises:
         TypeError: ``func`` is not an async generator or coroutine function, or a hook is not
@@ -100,6 +104,7 @@ def websocket(
         close_timeout=_positive("close_timeout", close_timeout),
         send_timeout=_positive("send_timeout", send_timeout),
         watch_interval=_positive("watch_interval", watch_interval),
+        push_only_after=_positive("push_only_after", push_only_after),
     )
 
     def decorate(function: Callable[..., Any]) -> Handler:

@@ -223,7 +223,7 @@ async def test_pure_push_handler_under_a_flood_stays_bounded_and_sees_the_discon
     state: dict[str, Any] = {}
     stopped = anyio.Event()
 
-    @websocket(max_queue=4, watch_interval=0.001)
+    @websocket(max_queue=4, watch_interval=0.001, push_only_after=0.001)
     async def push(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
         state["receiver"] = receiver
         try:
@@ -326,3 +326,31 @@ async def test_server_cancellation_sends_1001_where_a_send_writes_before_checkpo
         ("websocket.accept", None),
         ("websocket.close", 1001),
     ]
+
+
+async def test_handler_that_reads_late_loses_nothing() -> None:
+    ready = anyio.Event()
+    got: list[Any] = []
+
+    @websocket(max_queue=4, watch_interval=0.001)
+    async def late(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        await ready.wait()  # setup work before the first read
+        async for message in receiver:
+            got.append(message)
+            if len(got) == 50:
+                yield ws_close()
+
+    peer = FakePeer(buffer=0)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(peer.serve, build_server(late))
+            await peer.connect()
+            # 4 queued and 1 in hand: the client is held back, nothing dropped
+            assert await _fill_until_backpressure(peer, "early", 50) == 5
+            ready.set()
+            for number in range(5, 50):
+                await peer.send_text(str(number))
+            assert (await peer.from_app.receive())["type"] == "websocket.close"
+            await peer.disconnect(1000)
+    peer.close()
+    assert got == ["early"] * 5 + [str(n) for n in range(5, 50)]
