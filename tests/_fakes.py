@@ -65,9 +65,9 @@ class FakePeer:
         self.from_app.close()
 
 
-async def wait_until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
+async def wait_until(condition: Callable[[], bool], limit: float = 2.0) -> None:
     """Waits, bounded, for a state that a timer inside the library brings about (the receive
     task's watch interval): there is no event to wait on from outside."""
-    with anyio.fail_after(timeout):
-        while not condition():
+    with anyio.fail_after(limit):
+        while not condition():  # noqa: ASYNC110 - no event exists for this from outside
             await anyio.sleep(0.001)

@@ -73,7 +73,7 @@ async def test_the_guides_own_hooks_print_in_order(capsys: pytest.CaptureFixture
     done = anyio.Event()
 
     async def close_and_signal(scope: dict[str, Any]) -> None:
-        await my_close(scope)
+        await my_close(scope)  # type: ignore[no-untyped-call]
         done.set()
 
     handler = websocket(on_disconnect=my_disconnect, on_close=close_and_signal)(

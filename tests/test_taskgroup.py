@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from shallot import Receiver, WSDisconnect, build_server, websocket, ws_close, ws_send
@@ -121,7 +122,7 @@ async def test_server_cancellation_sends_1001_and_runs_on_close() -> None:
             tg.cancel_scope.cancel()  # the server shuts down
     close = peer.from_app.receive_nowait()
     peer.close()
-    assert close["type"] == "websocket.close" and close["code"] == 1001
+    assert (close["type"], close["code"]) == ("websocket.close", 1001)
     assert events == ["on_close"]
 
 
@@ -229,7 +230,7 @@ async def test_pure_push_handler_under_a_flood_stays_bounded_and_sees_the_discon
         try:
             while True:
                 yield ws_send("tick")
-                await anyio.sleep(0)
+                await anyio.lowlevel.checkpoint()
         finally:
             stopped.set()
 

@@ -23,7 +23,7 @@ from shallot.testing import TestClient, WebSocketClosed, WebSocketRejected
 
 
 @websocket
-async def echo(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[dict[str, Any]]:
+async def echo(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
     async for message in receiver:
         yield ws_send(message)
 
@@ -39,7 +39,7 @@ async def test_echo_text_and_bytes() -> None:
 
 async def test_send_order_is_preserved() -> None:
     @websocket
-    async def burst(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[dict[str, Any]]:
+    async def burst(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
         for number in range(200):
             yield ws_send(str(number))
 
@@ -51,7 +51,7 @@ async def test_send_order_is_preserved() -> None:
 
 async def test_generator_that_ends_closes_with_1000() -> None:
     @websocket
-    async def one(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[dict[str, Any]]:
+    async def one(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
         yield ws_send("only")
 
     with anyio.fail_after(2):
@@ -66,6 +66,7 @@ async def test_coroutine_handler_return_value_is_sent_then_closed() -> None:
     @websocket
     async def greet(scope: dict[str, Any], receiver: Receiver, name: str = "you") -> Any:
         first = await receiver.receive()
+        assert isinstance(first, str)
         return ws_send(f"hello {first}")
 
     with anyio.fail_after(2):
@@ -79,7 +80,7 @@ async def test_close_code_and_reason_reach_the_client_and_nothing_follows() -> N
     finished = []
 
     @websocket
-    async def closer(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[dict[str, Any]]:
+    async def closer(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
         try:
             yield ws_send("before")
             yield ws_close(4000, "done here")
@@ -307,6 +308,6 @@ def test_decorator_validates_its_arguments() -> None:
     with pytest.raises(TypeError, match="async generator or coroutine"):
         websocket(lambda scope, receiver: None)
     with pytest.raises(TypeError, match="on_close"):
-        websocket(on_close="nope")  # type: ignore[arg-type]
+        websocket(on_close="nope")  # type: ignore[call-overload]
     with pytest.raises(ValueError, match="max_queue"):
         websocket(max_queue=0)
