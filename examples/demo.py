@@ -60,6 +60,6 @@ routes = [
     ("/echo", ["WS"], echo),
 ]
 
-app = build_server(apply_middleware(wrap_parameters(), wrap_json(), wrap_routes(routes))(
-    standard_not_found
-))
+app = build_server(
+    apply_middleware(wrap_parameters(), wrap_json(), wrap_routes(routes))(standard_not_found)
+)

@@ -78,14 +78,19 @@ def build_server(
     for name, hook in (("on_start", on_start), ("on_stop", on_stop), ("lifespan", lifespan)):
         if hook is not None and not callable(hook):
             raise TypeError(f"{name} {hook!r} is not callable")
-    body_timeout = _one_of("body_timeout", body_timeout, "max_receive_timeout_s",
-                           max_receive_timeout_s)
-    response_timeout = _one_of("response_timeout", response_timeout, "max_responde_timeout_s",
-                               max_responde_timeout_s)
+    body_timeout = _one_of(
+        "body_timeout", body_timeout, "max_receive_timeout_s", max_receive_timeout_s
+    )
+    response_timeout = _one_of(
+        "response_timeout", response_timeout, "max_responde_timeout_s", max_responde_timeout_s
+    )
     if isinstance(max_body_size, bool) or not isinstance(max_body_size, int) or max_body_size < 0:
         raise ValueError(f"max_body_size must be a whole number of bytes, not {max_body_size!r}")
-    limits = Limits(max_body_size, _positive("body_timeout", body_timeout),
-                    _positive("response_timeout", response_timeout))
+    limits = Limits(
+        max_body_size,
+        _positive("body_timeout", body_timeout),
+        _positive("response_timeout", response_timeout),
+    )
     state = AppState()
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -100,8 +105,9 @@ def build_server(
         elif kind == "websocket":
             if not state.ready:
                 await state.wait_ready()
-            await serve_websocket(scope, receive, send, _unavailable if state.failed else handler,
-                                  state.config)
+            await serve_websocket(
+                scope, receive, send, _unavailable if state.failed else handler, state.config
+            )
         elif kind == "lifespan":
             await run_lifespan(state, scope, receive, send, on_start, on_stop, lifespan)
         else:  # the ASGI spec asks apps to raise on scope types they do not know
@@ -114,16 +120,18 @@ async def _unavailable(request: dict[str, Any]) -> Response:
     return SERVICE_UNAVAILABLE
 
 
-async def serve_websocket(scope: Scope, receive: Receive, send: Send, handler: Handler,
-                          config: dict[str, Any]) -> None:
+async def serve_websocket(
+    scope: Scope, receive: Receive, send: Send, handler: Handler, config: dict[str, Any]
+) -> None:
     """Hands a websocket connection to its handler: a takeover callable runs it, a response
     dict denies the handshake."""
     headers = decode_headers(scope.get("headers", ()))
     try:
         result = await handler(build_request(scope, headers, b"", "WS", config))
     except Exception:
-        logger.exception("handler %s raised on a websocket request",
-                         getattr(handler, "__qualname__", handler))
+        logger.exception(
+            "handler %s raised on a websocket request", getattr(handler, "__qualname__", handler)
+        )
         result = INTERNAL_ERROR
     if not isinstance(result, dict) and callable(result):
         await result(receive, send)

@@ -59,12 +59,29 @@ _LINGER = 4
 class Options:
     """Per-decorator websocket settings, validated once by ``@websocket``."""
 
-    __slots__ = ("close_timeout", "disconnect_timeout", "max_message_size", "max_queue",
-                 "max_queue_bytes", "push_only_after", "send_timeout", "watch_interval")
+    __slots__ = (
+        "close_timeout",
+        "disconnect_timeout",
+        "max_message_size",
+        "max_queue",
+        "max_queue_bytes",
+        "push_only_after",
+        "send_timeout",
+        "watch_interval",
+    )
 
-    def __init__(self, *, max_queue: int, max_queue_bytes: int, max_message_size: int,
-                 disconnect_timeout: float, close_timeout: float, send_timeout: float,
-                 watch_interval: float = 0.1, push_only_after: float = 2.0) -> None:
+    def __init__(
+        self,
+        *,
+        max_queue: int,
+        max_queue_bytes: int,
+        max_message_size: int,
+        disconnect_timeout: float,
+        close_timeout: float,
+        send_timeout: float,
+        watch_interval: float = 0.1,
+        push_only_after: float = 2.0,
+    ) -> None:
         self.max_queue = max_queue
         self.max_queue_bytes = max_queue_bytes
         self.max_message_size = max_message_size
@@ -86,8 +103,20 @@ class Inbound:
     how it sees the disconnect.
     """
 
-    __slots__ = ("_space", "bytes", "count", "dropped", "gone", "max_bytes", "max_messages",
-                 "push_only_at", "reading", "rx", "taken_total", "tx")
+    __slots__ = (
+        "_space",
+        "bytes",
+        "count",
+        "dropped",
+        "gone",
+        "max_bytes",
+        "max_messages",
+        "push_only_at",
+        "reading",
+        "rx",
+        "taken_total",
+        "tx",
+    )
 
     def __init__(self, options: Options) -> None:
         self.tx: MemoryObjectSendStream[str | bytes] | None = None  # made on first use
@@ -112,7 +141,8 @@ class Inbound:
 
     def _full(self, size: int) -> bool:
         return self.count >= self.max_messages or (
-            self.count > 0 and self.bytes + size > self.max_bytes)
+            self.count > 0 and self.bytes + size > self.max_bytes
+        )
 
     async def put(self, tx: MemoryObjectSendStream[str | bytes], payload: str | bytes) -> None:
         """Queues one message from the client, waiting for room if the handler reads."""
@@ -123,8 +153,9 @@ class Inbound:
             if not self.reading and anyio.current_time() >= self.push_only_at:
                 self.dropped += 1
                 if self.dropped == 1 or self.dropped % 1000 == 0:
-                    logger.debug("websocket handler does not read; %d messages dropped",
-                                 self.dropped)
+                    logger.debug(
+                        "websocket handler does not read; %d messages dropped", self.dropped
+                    )
                 return
             self._space = anyio.Event()
             if self.reading:
@@ -254,8 +285,11 @@ class Connection:
             payload = incoming(message)
             if size_of(payload) > self.options.max_message_size:
                 if self.close_request is None:
-                    self.close_request = {"type": "websocket.close", "code": MESSAGE_TOO_BIG,
-                                          "reason": "message too big"}
+                    self.close_request = {
+                        "type": "websocket.close",
+                        "code": MESSAGE_TOO_BIG,
+                        "reason": "message too big",
+                    }
                     self.end()
                 return None
             if self.server_closed or not self.handler_running:
@@ -299,8 +333,7 @@ class Connection:
                     await self.inbound.put(tx, payload)
             finally:
                 self.task_reading = False
-            if self.handler_running and (self.handler_waiting
-                                         or self.inbound.taken_total != taken):
+            if self.handler_running and (self.handler_waiting or self.inbound.taken_total != taken):
                 return  # the handler reads again: let it read directly
 
     async def _wait_handler_away(self) -> bool:
@@ -370,8 +403,13 @@ class Connection:
 
     # -- handler (host task) ----------------------------------------------------------------
 
-    async def run(self, generator: AsyncGenerator[Any, None], name: str,
-                  on_disconnect: Hook | None, on_close: Hook | None) -> None:
+    async def run(
+        self,
+        generator: AsyncGenerator[Any, None],
+        name: str,
+        on_disconnect: Hook | None,
+        on_close: Hook | None,
+    ) -> None:
         """Runs the connection to its end: the handler's generator in the host task of the
         group, then the hooks. One frame on purpose: an idle connection's memory is mostly
         the frames it is suspended in."""
@@ -388,9 +426,12 @@ class Connection:
                         async for item in generator:
                             at_yield = True
                             message: Message
-                            if (type(item) is dict and len(item) == 2
-                                    and item.get("type") == "websocket.send"
-                                    and type(item.get("text")) is str):
+                            if (
+                                type(item) is dict
+                                and len(item) == 2
+                                and item.get("type") == "websocket.send"
+                                and type(item.get("text")) is str
+                            ):
                                 message = item  # the ws_send(str) shape: nothing to check
                             else:
                                 message = outgoing(item)
@@ -415,8 +456,9 @@ class Connection:
                         else:
                             at_yield = False
                     if scope.cancelled_caught and at_yield and self.client_code is None:
-                        logger.info("websocket client read nothing for %ss; dropping it",
-                                    send_timeout)
+                        logger.info(
+                            "websocket client read nothing for %ss; dropping it", send_timeout
+                        )
                         self.client_code = ABNORMAL
                     if at_yield and self.client_code is not None and not self.handler_close:
                         # SPEC §4: a yielding handler learns of the disconnect at its yield.
@@ -466,8 +508,9 @@ class Connection:
         self.handler_scope = scope
         return scope
 
-    async def _run_hooks(self, on_disconnect: Hook | None, on_close: Hook | None,
-                        cancelled: bool) -> None:
+    async def _run_hooks(
+        self, on_disconnect: Hook | None, on_close: Hook | None, cancelled: bool
+    ) -> None:
         """Runs the hooks in order, shielded and bounded; on a server cancellation, first
         tells the client the server is going away (1001)."""
         with anyio.CancelScope(shield=True):
@@ -475,8 +518,13 @@ class Connection:
                 self.server_closed = self.close_sent = True
                 with anyio.move_on_after(self.options.close_timeout):
                     try:
-                        await self.send({"type": "websocket.close", "code": GOING_AWAY,
-                                         "reason": "server shutting down"})
+                        await self.send(
+                            {
+                                "type": "websocket.close",
+                                "code": GOING_AWAY,
+                                "reason": "server shutting down",
+                            }
+                        )
                     except OSError:
                         pass
             if on_disconnect is not None and self.client_initiated:
@@ -570,5 +618,3 @@ class Receiver:
 def _set(event: anyio.Event | None) -> None:
     if event is not None:
         event.set()
-
-

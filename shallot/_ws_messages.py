@@ -23,7 +23,8 @@ ABNORMAL = 1006
 def sendable_code(code: Any) -> bool:
     """Returns whether ``code`` may be sent in a close frame (RFC 6455 §7.4.1-2)."""
     return type(code) is int and (
-        code == 1000 or (1001 <= code <= 1014 and code not in (1004, 1005, 1006))
+        code == 1000
+        or (1001 <= code <= 1014 and code not in (1004, 1005, 1006))
         or 3000 <= code <= 4999
     )
 
@@ -36,8 +37,9 @@ def outgoing(message: Any) -> Message:
         ValueError: its close code may not be sent, or its reason is too long.
     """
     if not isinstance(message, dict):
-        raise TypeError(f"a websocket handler yielded {message!r}; yield ws_send(...) or "
-                        "ws_close(...)")
+        raise TypeError(
+            f"a websocket handler yielded {message!r}; yield ws_send(...) or ws_close(...)"
+        )
     kind = message.get("type")
     if kind == "websocket.send":
         text, data = message.get("text"), message.get("bytes")
@@ -45,8 +47,9 @@ def outgoing(message: Any) -> Message:
             return {"type": "websocket.send", "text": text}
         if isinstance(data, (bytes, bytearray, memoryview)) and text is None:
             return {"type": "websocket.send", "bytes": bytes(data)}
-        raise TypeError("websocket.send needs exactly one of 'text' (str) or 'bytes' (bytes), "
-                        f"got {message!r}")
+        raise TypeError(
+            f"websocket.send needs exactly one of 'text' (str) or 'bytes' (bytes), got {message!r}"
+        )
     if kind == "websocket.close":
         code = message.get("code", NORMAL)
         if not sendable_code(code):
@@ -55,8 +58,10 @@ def outgoing(message: Any) -> Message:
         if not isinstance(reason, str) or len(reason.encode()) > 123:
             raise ValueError(f"close reason {reason!r} must be a str of at most 123 bytes")
         return {"type": "websocket.close", "code": code, "reason": reason}
-    raise TypeError(f"a websocket handler yielded a {kind!r} message; only websocket.send and "
-                    "websocket.close can be sent once the connection is open")
+    raise TypeError(
+        f"a websocket handler yielded a {kind!r} message; only websocket.send and "
+        "websocket.close can be sent once the connection is open"
+    )
 
 
 def incoming(message: Message) -> str | bytes:
@@ -94,16 +99,21 @@ def classify_connect(result: Any, offered: list[str]) -> tuple[Verdict, Message 
     if kind == "websocket.accept":
         subprotocol = result.get("subprotocol")
         if subprotocol is not None and subprotocol not in offered:
-            return "invalid", (f"on_connect chose subprotocol {subprotocol!r}, which the client "
-                               f"did not offer (offered: {offered!r})")
+            return "invalid", (
+                f"on_connect chose subprotocol {subprotocol!r}, which the client "
+                f"did not offer (offered: {offered!r})"
+            )
         accept: Message = {"type": "websocket.accept", "subprotocol": subprotocol}
         headers = result.get("headers")
         if headers:
             accept["headers"] = list(headers)
         return "accept", accept
     if kind == "websocket.close":
-        return "close", {"type": "websocket.close", "code": result.get("code", NORMAL),
-                         "reason": result.get("reason") or ""}
+        return "close", {
+            "type": "websocket.close",
+            "code": result.get("code", NORMAL),
+            "reason": result.get("reason") or "",
+        }
     if kind is None and "status" in result:
         return "http", result
     return "invalid", f"on_connect returned {result!r}; return ws_accept() or ws_close()"

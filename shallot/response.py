@@ -36,8 +36,12 @@ logger = logging.getLogger("shallot")
 _TEXT_UTF8 = "text/plain; charset=utf-8"
 
 
-def text(body: str = "", status: int = 200, encoding: str = "utf-8",
-         headers: Mapping[str, str] | None = None) -> Response:
+def text(
+    body: str = "",
+    status: int = 200,
+    encoding: str = "utf-8",
+    headers: Mapping[str, str] | None = None,
+) -> Response:
     """Returns a ``text/plain`` response with ``body`` encoded as ``encoding``."""
     content_type = _TEXT_UTF8 if encoding == "utf-8" else f"text/plain; charset={encoding}"
     all_headers = {"content-type": content_type}
@@ -60,8 +64,12 @@ def json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None)
     }
 
 
-def filestream(path: str | os.PathLike[str], headers: Mapping[str, str] | None = None,
-               chunk_size: int = 64 * 1024, status: int = 200) -> Response:
+def filestream(
+    path: str | os.PathLike[str],
+    headers: Mapping[str, str] | None = None,
+    chunk_size: int = 64 * 1024,
+    status: int = 200,
+) -> Response:
     """Returns a response that streams the file at ``path`` in chunks of ``chunk_size`` bytes,
     read with anyio's file I/O. A file that cannot be opened gives a 500 when sent."""
 
@@ -111,8 +119,11 @@ def ws_close(code: int = 1000, reason: str = "") -> WSClose:
     """
     if type(code) is not int:
         raise TypeError(f"close code must be an int, not {type(code).__name__}")
-    if not (code == 1000 or (1001 <= code <= 1014 and code not in (1004, 1005, 1006))
-            or 3000 <= code <= 4999):
+    if not (
+        code == 1000
+        or (1001 <= code <= 1014 and code not in (1004, 1005, 1006))
+        or 3000 <= code <= 4999
+    ):
         raise ValueError(f"close code {code} may not be sent (RFC 6455 §7.4)")
     if not isinstance(reason, str):
         raise TypeError(f"close reason must be a str, not {type(reason).__name__}")
@@ -121,15 +132,15 @@ def ws_close(code: int = 1000, reason: str = "") -> WSClose:
     return {"type": "websocket.close", "code": code, "reason": reason}
 
 
-def ws_accept(subprotocol: str | None = None,
-              headers: Mapping[str, str] | list[tuple[str, str]] | None = None) -> WSAccept:
+def ws_accept(
+    subprotocol: str | None = None, headers: Mapping[str, str] | list[tuple[str, str]] | None = None
+) -> WSAccept:
     """Returns the message that accepts a websocket handshake, with an optional
     ``subprotocol`` (one the client offered) and extra response ``headers``."""
     message: WSAccept = {"type": "websocket.accept", "subprotocol": subprotocol}
     if headers:
         items = headers.items() if isinstance(headers, Mapping) else headers
-        message["headers"] = [(k.lower().encode("latin-1"), v.encode("latin-1"))
-                              for k, v in items]
+        message["headers"] = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in items]
     return message
 
 

@@ -104,10 +104,15 @@ class _ASGITransport(httpx.AsyncBaseTransport):
             return httpx.Response(500, request=request)
         if not completed:  # a server aborts such a response; its client sees it cut short
             raise httpx.RemoteProtocolError(
-                "the app returned before it finished its response", request=request)
+                "the app returned before it finished its response", request=request
+            )
         # A ByteStream, not content=, so httpx adds no content-length the app did not send.
-        return httpx.Response(start["status"], headers=start.get("headers", []),
-                              stream=httpx.ByteStream(b"".join(body)), request=request)
+        return httpx.Response(
+            start["status"],
+            headers=start.get("headers", []),
+            stream=httpx.ByteStream(b"".join(body)),
+            request=request,
+        )
 
 
 async def _aiter_bytes(request: httpx.Request) -> Any:
@@ -132,16 +137,26 @@ class TestClient:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, app: ASGIApp, *, base_url: str = "http://testserver",
-                 headers: dict[str, str] | None = None, cookies: dict[str, str] | None = None,
-                 client: tuple[str, int] = ("127.0.0.1", 50000), root_path: str = "",
-                 lifespan: bool = True) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        base_url: str = "http://testserver",
+        headers: dict[str, str] | None = None,
+        cookies: dict[str, str] | None = None,
+        client: tuple[str, int] = ("127.0.0.1", 50000),
+        root_path: str = "",
+        lifespan: bool = True,
+    ) -> None:
         self.app = app
         self._lifespan = lifespan
         self._transport = _ASGITransport(app, client, root_path)
         self._http = httpx.AsyncClient(
-            transport=self._transport, base_url=base_url,
-            headers=headers, cookies=cookies, follow_redirects=False,
+            transport=self._transport,
+            base_url=base_url,
+            headers=headers,
+            cookies=cookies,
+            follow_redirects=False,
         )
         self._stack: AsyncExitStack | None = None
         self._to_app: MemoryObjectSendStream[Message] | None = None
@@ -170,8 +185,12 @@ class TestClient:
         self._stack = stack
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> bool | None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
         stack, self._stack = self._stack, None
         assert stack is not None, "TestClient was not entered"
         failure: str | None = None
@@ -197,8 +216,7 @@ class TestClient:
         to_app_tx, to_app_rx = anyio.create_memory_object_stream[Message](math.inf)
         from_app_tx, from_app_rx = anyio.create_memory_object_stream[Message](math.inf)
         self._to_app, self._from_app = to_app_tx, from_app_rx
-        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"},
-                 "state": {}}
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
 
         async def receive() -> Message:
             try:
@@ -237,9 +255,14 @@ class TestClient:
             return str(reply.get("message", ""))
         return None
 
-    def websocket(self, path: str, *, subprotocols: list[str] | None = None,
-                  headers: dict[str, str] | None = None,
-                  denial_response: bool = True) -> AbstractAsyncContextManager[WebSocketSession]:
+    def websocket(
+        self,
+        path: str,
+        *,
+        subprotocols: list[str] | None = None,
+        headers: dict[str, str] | None = None,
+        denial_response: bool = True,
+    ) -> AbstractAsyncContextManager[WebSocketSession]:
         """Opens a websocket to ``path``: ``async with client.websocket("/ws") as ws:``.
         Leaving the block closes it from the client side (code 1000) if it is still open.
 
@@ -307,8 +330,9 @@ class WebSocketClosed(Exception):
 class WebSocketSession:
     """One client side of a websocket, talking to the app in memory."""
 
-    def __init__(self, to_app: MemoryObjectSendStream[Message],
-                 from_app: MemoryObjectReceiveStream[Message]) -> None:
+    def __init__(
+        self, to_app: MemoryObjectSendStream[Message], from_app: MemoryObjectReceiveStream[Message]
+    ) -> None:
         self._to_app = to_app
         self._from_app = from_app
         self.subprotocol: str | None = None
@@ -384,15 +408,22 @@ class WebSocketSession:
             return
         self._left = True
         try:
-            await self._to_app.send({"type": "websocket.disconnect", "code": code,
-                                     "reason": reason})
+            await self._to_app.send(
+                {"type": "websocket.disconnect", "code": code, "reason": reason}
+            )
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass
         self._to_app.close()
 
 
-def _websocket_scope(url: httpx.URL, headers: httpx.Headers, subprotocols: list[str],
-                     client: tuple[str, int], root_path: str, denial: bool) -> dict[str, Any]:
+def _websocket_scope(
+    url: httpx.URL,
+    headers: httpx.Headers,
+    subprotocols: list[str],
+    client: tuple[str, int],
+    root_path: str,
+    denial: bool,
+) -> dict[str, Any]:
     return {
         "type": "websocket",
         "asgi": {"version": "3.0", "spec_version": "2.4"},
@@ -421,9 +452,13 @@ def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
 
 @asynccontextmanager
-async def _open_websocket(client: TestClient, path: str, subprotocols: list[str] | None,
-                          headers: dict[str, str] | None,
-                          denial_response: bool) -> AsyncIterator[WebSocketSession]:
+async def _open_websocket(
+    client: TestClient,
+    path: str,
+    subprotocols: list[str] | None,
+    headers: dict[str, str] | None,
+    denial_response: bool,
+) -> AsyncIterator[WebSocketSession]:
     http = client._http
     url = http.base_url.join(path)
     request_headers = httpx.Headers({"host": url.netloc.decode("ascii")})
@@ -435,8 +470,14 @@ async def _open_websocket(client: TestClient, path: str, subprotocols: list[str]
     if subprotocols:
         request_headers["sec-websocket-protocol"] = ", ".join(subprotocols)
     transport = client._transport
-    scope = _websocket_scope(url, request_headers, list(subprotocols or []), transport.client,
-                             transport.root_path, denial_response)
+    scope = _websocket_scope(
+        url,
+        request_headers,
+        list(subprotocols or []),
+        transport.client,
+        transport.root_path,
+        denial_response,
+    )
     to_app_tx, to_app_rx = anyio.create_memory_object_stream[Message](math.inf)
     from_app_tx, from_app_rx = anyio.create_memory_object_stream[Message](0)
 
@@ -474,8 +515,9 @@ async def _open_websocket(client: TestClient, path: str, subprotocols: list[str]
         to_app_tx.close()
 
 
-async def _handshake(session: WebSocketSession,
-                     from_app: MemoryObjectReceiveStream[Message]) -> None:
+async def _handshake(
+    session: WebSocketSession, from_app: MemoryObjectReceiveStream[Message]
+) -> None:
     first = await _first_reply(from_app)
     if first["type"] == "websocket.accept":
         session.subprotocol = first.get("subprotocol")

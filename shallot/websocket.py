@@ -43,10 +43,18 @@ def websocket(func: Callable[..., Any], /) -> Handler: ...
 
 @overload
 def websocket(
-    *, on_connect: Hook | None = None, on_disconnect: Hook | None = None,
-    on_close: Hook | None = None, max_queue: int = 32, max_queue_bytes: int = _MIB,
-    max_message_size: int = _MIB, disconnect_timeout: float = 0.5, close_timeout: float = 1.0,
-    send_timeout: float = 10.0, watch_interval: float = 0.1, push_only_after: float = 2.0,
+    *,
+    on_connect: Hook | None = None,
+    on_disconnect: Hook | None = None,
+    on_close: Hook | None = None,
+    max_queue: int = 32,
+    max_queue_bytes: int = _MIB,
+    max_message_size: int = _MIB,
+    disconnect_timeout: float = 0.5,
+    close_timeout: float = 1.0,
+    send_timeout: float = 10.0,
+    watch_interval: float = 0.1,
+    push_only_after: float = 2.0,
 ) -> Callable[[Callable[..., Any]], Handler]: ...
 
 
@@ -92,8 +100,11 @@ def websocket(
             callable.
         ValueError: a limit is not positive.
     """
-    for hook_name, hook in (("on_connect", on_connect), ("on_disconnect", on_disconnect),
-                            ("on_close", on_close)):
+    for hook_name, hook in (
+        ("on_connect", on_connect),
+        ("on_disconnect", on_disconnect),
+        ("on_close", on_close),
+    ):
         if hook is not None and not callable(hook):
             raise TypeError(f"{hook_name} {hook!r} is not callable")
     options = Options(
@@ -113,15 +124,19 @@ def websocket(
         elif inspect.iscoroutinefunction(function):
             start = functools.partial(_coroutine_messages, function)
         else:
-            raise TypeError(f"@websocket needs an async generator or coroutine function, not "
-                            f"{function!r}")
+            raise TypeError(
+                f"@websocket needs an async generator or coroutine function, not {function!r}"
+            )
         name = getattr(function, "__qualname__", repr(function))
 
         @functools.wraps(function)
         async def handler(request: Request, *route_args: Any) -> HandlerResult:
             if request.get("type") != "websocket":
-                return text("Upgrade Required: this is a websocket endpoint", status=426,
-                            headers={"upgrade": "websocket", "connection": "Upgrade"})
+                return text(
+                    "Upgrade Required: this is a websocket endpoint",
+                    status=426,
+                    headers={"upgrade": "websocket", "connection": "Upgrade"},
+                )
 
             async def takeover(receive: Receive, send: Send) -> None:
                 if not await _handshake(request, receive, send, on_connect):
@@ -139,22 +154,25 @@ def websocket(
     return decorate
 
 
-async def _coroutine_messages(function: Callable[..., Any], scope: Request, receiver: Receiver,
-                              *route_args: Any) -> AsyncGenerator[Any, None]:
+async def _coroutine_messages(
+    function: Callable[..., Any], scope: Request, receiver: Receiver, *route_args: Any
+) -> AsyncGenerator[Any, None]:
     result = await function(scope, receiver, *route_args)
     if result is not None:
         yield result
 
 
-async def _handshake(request: Request, receive: Receive, send: Send,
-                     on_connect: Hook | None) -> bool:
+async def _handshake(
+    request: Request, receive: Receive, send: Send, on_connect: Hook | None
+) -> bool:
     """Performs the opening handshake; returns whether the connection was accepted."""
     message: Message = await receive()
     if message["type"] == "websocket.disconnect":
         return False
     if message["type"] != "websocket.connect":
-        raise ASGIProtocolError(f"a websocket began with {message['type']!r}, not "
-                                "websocket.connect")
+        raise ASGIProtocolError(
+            f"a websocket began with {message['type']!r}, not websocket.connect"
+        )
     if on_connect is None:
         await send({"type": "websocket.accept", "subprotocol": None})
         return True

@@ -11,13 +11,22 @@ import anyio
 from shallot._types import ASGIApp, Message
 
 
-def websocket_scope(path: str = "/ws", subprotocols: list[str] | None = None,
-                    denial: bool = True) -> dict[str, Any]:
+def websocket_scope(
+    path: str = "/ws", subprotocols: list[str] | None = None, denial: bool = True
+) -> dict[str, Any]:
     return {
-        "type": "websocket", "asgi": {"version": "3.0"}, "http_version": "1.1",
-        "scheme": "ws", "path": path, "raw_path": path.encode(), "query_string": b"",
-        "root_path": "", "headers": [(b"host", b"testserver")], "client": ("127.0.0.1", 1),
-        "server": ("testserver", 80), "subprotocols": subprotocols or [],
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "scheme": "ws",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+        "subprotocols": subprotocols or [],
         "extensions": {"websocket.http.response": {}} if denial else {},
     }
 
@@ -37,8 +46,9 @@ class FakePeer:
     async def serve(self, app: ASGIApp, scope: dict[str, Any] | None = None) -> None:
         with self._to_app_rx, self._from_app_tx:
             try:
-                await app(scope or websocket_scope(), self._to_app_rx.receive,
-                          self._from_app_tx.send)
+                await app(
+                    scope or websocket_scope(), self._to_app_rx.receive, self._from_app_tx.send
+                )
             finally:
                 self.finished.set()
 

@@ -26,9 +26,7 @@ async def handle_ws_echo(scope, receiver):  # type: ignore[no-untyped-def]
 
 async def test_echo_with_exit() -> None:
     with anyio.fail_after(2):
-        async with TestClient(build_server(handle_ws_echo)) as client, client.websocket(
-            "/"
-        ) as ws:
+        async with TestClient(build_server(handle_ws_echo)) as client, client.websocket("/") as ws:
             await ws.send("hello")
             assert await ws.receive() == "@ECHO: hello"
             await ws.send(b"raw")
@@ -102,7 +100,9 @@ def something() -> bool:
 
 async def connection_accept(scope):  # type: ignore[no-untyped-def]
     if something():
-        return ws_accept(subprotocol="sub-123")  # == {"type": "websocket.accept", "subprotocol": "sub-123"}
+        return ws_accept(
+            subprotocol="sub-123"
+        )  # == {"type": "websocket.accept", "subprotocol": "sub-123"}
     else:
         return ws_close()
 

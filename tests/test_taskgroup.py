@@ -79,8 +79,9 @@ async def test_handler_blocked_elsewhere_is_cancelled_within_the_timeout() -> No
     async def on_close(scope: dict[str, Any]) -> None:
         events.append("on_close")
 
-    @websocket(on_disconnect=on_disconnect, on_close=on_close, disconnect_timeout=0.05,
-               watch_interval=0.01)
+    @websocket(
+        on_disconnect=on_disconnect, on_close=on_close, disconnect_timeout=0.05, watch_interval=0.01
+    )
     async def sleeper(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
         yield ws_send("hello")
         try:

@@ -127,9 +127,10 @@ async def test_subprotocol_and_accept_headers() -> None:
 
     handler = websocket(on_connect=choose)(echo.__wrapped__)  # type: ignore[attr-defined]
     with anyio.fail_after(2):
-        async with TestClient(build_server(handler)) as client, client.websocket(
-            "/", subprotocols=["other", "chat"]
-        ) as ws:
+        async with (
+            TestClient(build_server(handler)) as client,
+            client.websocket("/", subprotocols=["other", "chat"]) as ws,
+        ):
             assert ws.subprotocol == "chat"
             assert (b"x-room", b"lobby") in ws.accept_headers
 
@@ -190,9 +191,10 @@ async def test_on_connect_sees_the_scope_the_handler_gets() -> None:
         yield ws_send(scope["user"])
 
     with anyio.fail_after(2):
-        async with TestClient(build_server(whoami)) as client, client.websocket(
-            "/", headers={"x-user": "ada"}
-        ) as ws:
+        async with (
+            TestClient(build_server(whoami)) as client,
+            client.websocket("/", headers={"x-user": "ada"}) as ws,
+        ):
             assert await ws.receive() == "ada"
 
 

@@ -12,9 +12,21 @@ from shallot.response import ws_accept, ws_close, ws_send
 
 @pytest.mark.parametrize(
     ("code", "ok"),
-    [(1000, True), (1001, True), (1004, False), (1005, False), (1006, False), (1011, True),
-     (1015, False), (2999, False), (3000, True), (4999, True), (5000, False), ("1000", False),
-     (True, False)],
+    [
+        (1000, True),
+        (1001, True),
+        (1004, False),
+        (1005, False),
+        (1006, False),
+        (1011, True),
+        (1015, False),
+        (2999, False),
+        (3000, True),
+        (4999, True),
+        (5000, False),
+        ("1000", False),
+        (True, False),
+    ],
 )
 def test_sendable_codes_follow_rfc_6455(code: Any, ok: bool) -> None:
     assert sendable_code(code) is ok
@@ -24,16 +36,25 @@ def test_outgoing_accepts_helpers_and_raw_dicts() -> None:
     assert outgoing(ws_send("hi")) == {"type": "websocket.send", "text": "hi"}
     assert outgoing(ws_send(b"\x00")) == {"type": "websocket.send", "bytes": b"\x00"}
     assert outgoing({"type": "websocket.send", "text": "raw"})["text"] == "raw"
-    assert outgoing(ws_close(4001, "bye")) == {"type": "websocket.close", "code": 4001,
-                                               "reason": "bye"}
+    assert outgoing(ws_close(4001, "bye")) == {
+        "type": "websocket.close",
+        "code": 4001,
+        "reason": "bye",
+    }
     assert outgoing({"type": "websocket.close"})["code"] == 1000
 
 
 @pytest.mark.parametrize(
     "bad",
-    ["text", b"bytes", None, {"type": "websocket.send"}, {"type": "websocket.accept"},
-     {"type": "websocket.send", "text": "a", "bytes": b"b"}, {"type": "websocket.send",
-                                                              "text": 3}],
+    [
+        "text",
+        b"bytes",
+        None,
+        {"type": "websocket.send"},
+        {"type": "websocket.accept"},
+        {"type": "websocket.send", "text": "a", "bytes": b"b"},
+        {"type": "websocket.send", "text": 3},
+    ],
 )
 def test_outgoing_refuses_what_cannot_be_sent(bad: Any) -> None:
     with pytest.raises(TypeError):
