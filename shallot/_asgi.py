@@ -11,17 +11,9 @@ import logging
 import math
 from typing import Any
 
-from ._http import (
-    INTERNAL_ERROR,
-    SERVICE_UNAVAILABLE,
-    InvalidResponse,
-    Limits,
-    build_request,
-    decode_headers,
-    prepare,
-    serve_http,
-)
+from ._http import INTERNAL_ERROR, SERVICE_UNAVAILABLE, InvalidResponse, prepare, serve_http
 from ._lifespan import AppState, Hook, LifespanFactory, run_lifespan
+from ._request import Limits, build_request, decode_headers
 from ._types import ASGIApp, Handler, Receive, Response, Scope, Send
 
 logger = logging.getLogger("shallot")

@@ -1,4 +1,5 @@
-"""HTTP in both directions: ASGI receive -> request dict, response dict -> ``http.response.*``.
+"""One HTTP request end to end: read it (``_request``), call the handler, and turn the
+response dict into ``http.response.*`` messages, a body at once or a stream chunk by chunk.
 
 The hot path of a plain request (no body announced, a ``body`` response) opens no task group
 and no timeout scope: a request without ``content-length`` or ``transfer-encoding`` has no body
@@ -15,142 +16,32 @@ from typing import Any
 
 import anyio
 
-from ._types import Handler, Message, Receive, Request, Response, Scope, Send
+from ._request import (
+    NO_BODY_VERSIONS,
+    ClientGone,
+    Limits,
+    Refused,
+    decode_headers,
+    plain,
+    read_body,
+    read_rest,
+)
+from ._types import Handler, Receive, Scope, Send
 
 logger = logging.getLogger("shallot")
 
 #: Bodies up to this size are sent without a timeout scope: they fit the socket buffer.
 _SMALL_BODY = 64 * 1024
-#: HTTP versions where a request without content-length or transfer-encoding has no body.
-_NO_BODY_VERSIONS = ("1.1", "1.0")
 #: Bound on awaiting a stream's own cleanup (its ``finally``) after it was stopped.
 _CLEANUP_TIMEOUT = 5.0
-
-
-class Limits:
-    """The HTTP limits of one app, fixed when it is built."""
-
-    __slots__ = ("body_timeout", "max_body_size", "response_timeout")
-
-    def __init__(self, max_body_size: int, body_timeout: float, response_timeout: float) -> None:
-        self.max_body_size = max_body_size
-        self.body_timeout = body_timeout
-        self.response_timeout = response_timeout
-
-
-class _Refused(Exception):
-    """The request body cannot be accepted; ``response`` says why to the client."""
-
-    def __init__(self, response: Response) -> None:
-        super().__init__(response["status"])
-        self.response = response
-
-
-class _ClientGone(Exception):
-    """The client disconnected before its request was read."""
 
 
 class InvalidResponse(Exception):
     """A handler returned something shallot cannot send."""
 
 
-def _plain(status: int, text: str, *, close: bool = False) -> Response:
-    body = text.encode()
-    headers = {"content-type": "text/plain; charset=utf-8"}
-    if close:  # the rest of the request was not read, so the connection cannot be reused
-        headers["connection"] = "close"
-    return {"status": status, "headers": headers, "body": body}
-
-
-INTERNAL_ERROR = _plain(500, "Internal Server Error")
-SERVICE_UNAVAILABLE = _plain(503, "Service Unavailable")
-
-
-def decode_headers(raw: Any) -> dict[str, str]:
-    """Returns the ASGI header list as a dict: lower-cased names, latin-1 values, repeats
-    joined with ``","`` (RFC 9110 §5.3), or ``"; "`` for cookie (RFC 9113 §8.2.3)."""
-    headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in raw}
-    if len(headers) == len(raw):
-        return headers  # no name repeats: the common case, one pass
-    headers = {}
-    for name, value in raw:
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        if key in headers:
-            headers[key] = f"{headers[key]}{'; ' if key == 'cookie' else ','}{text}"
-        else:
-            headers[key] = text
-    return headers
-
-
-def build_request(
-    scope: Scope, headers: dict[str, str], body: bytes, method: str, config: dict[str, Any]
-) -> Request:
-    """Returns the request dict: a copy of the scope plus shallot's keys (SPEC §1)."""
-    request = dict(scope)
-    request["headers"] = headers
-    request["headers_list"] = scope.get("headers", [])
-    request["body"] = body
-    request["method"] = method
-    request["config"] = config
-    return request
-
-
-async def read_body(
-    scope: Scope, headers: dict[str, str], receive: Receive, limits: Limits
-) -> bytes:
-    """Returns the whole request body.
-
-    Raises:
-        _Refused: the body is too large (413) or arrives too slowly (408).
-        _ClientGone: the client disconnected first.
-    """
-    length = headers.get("content-length")
-    if length is not None:
-        # 1*DIGIT only (RFC 9110 §8.6): int() would also take "-1", " 1", "+1" and "1_0".
-        if not (length.isascii() and length.isdigit()):
-            raise _Refused(_plain(400, "Bad Request: invalid content-length", close=True))
-        announced = int(length)
-        if announced > limits.max_body_size:
-            raise _Refused(_plain(413, "Payload Too Large", close=True))
-        if announced == 0 and "transfer-encoding" not in headers:
-            return await _read_announced_empty(receive, limits)
-    elif "transfer-encoding" not in headers and scope.get("http_version") in ("1.0", "1.1"):
-        return await _read_announced_empty(receive, limits)
-    return await _read_rest(receive, limits)
-
-
-async def _read_announced_empty(receive: Receive, limits: Limits) -> bytes:
-    # The server holds this message already (no body on the wire), so no timeout is needed.
-    message = await receive()
-    if message["type"] == "http.request" and not message.get("more_body", False):
-        return bytes(message.get("body", b""))
-    return await _read_rest(receive, limits, message)  # a body came after all
-
-
-async def _read_rest(receive: Receive, limits: Limits, message: Message | None = None) -> bytes:
-    with anyio.move_on_after(limits.body_timeout):
-        return await _read_chunks(receive, limits.max_body_size, message)
-    raise _Refused(_plain(408, "Request Timeout", close=True))
-
-
-async def _read_chunks(receive: Receive, max_size: int, message: Message | None) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        if message is None:
-            message = await receive()
-        if message["type"] != "http.request":  # http.disconnect
-            raise _ClientGone
-        chunk = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > max_size:  # refuse now; the rest is never read into memory
-                raise _Refused(_plain(413, "Payload Too Large", close=True))
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-        message = None
+INTERNAL_ERROR = plain(500, "Internal Server Error")
+SERVICE_UNAVAILABLE = plain(503, "Service Unavailable")
 
 
 def _encode_headers(headers: Any) -> tuple[list[tuple[bytes, bytes]], bool]:
@@ -383,21 +274,21 @@ async def serve_http(
         if (
             "content-length" not in headers
             and "transfer-encoding" not in headers
-            and scope.get("http_version") in _NO_BODY_VERSIONS
+            and scope.get("http_version") in NO_BODY_VERSIONS
         ):
             # No body on the wire (RFC 9112 §6.3): the server holds this message already.
             message = await receive()
             if message["type"] == "http.request" and not message.get("more_body", False):
                 body = message.get("body", b"")
             else:
-                body = await _read_rest(receive, limits, message)
+                body = await read_rest(receive, limits, message)
         else:
             body = await read_body(scope, headers, receive, limits)
-    except _Refused as refused:
+    except Refused as refused:
         status, raw, data, _ = prepare(refused.response)
         await send_body(send, status, raw, data or b"", False, limits)
         return
-    except _ClientGone:
+    except ClientGone:
         return
     method = scope["method"]
     request = dict(scope)  # build_request, inlined: this is the hot path

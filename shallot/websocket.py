@@ -17,7 +17,8 @@ from typing import Any, overload
 from ._asgi import deny_handshake
 from ._errors import ASGIProtocolError
 from ._http import INTERNAL_ERROR
-from ._taskgroup import Connection, Hook, Options, Receiver
+from ._inbound import Receiver
+from ._taskgroup import Connection, Hook, Options
 from ._types import Handler, HandlerResult, Message, Receive, Request, Send
 from ._ws_messages import classify_connect
 from .response import text

@@ -22,7 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shallot import build_server
-from shallot._http import decode_headers
+from shallot._request import decode_headers
 from shallot._types import ASGIApp, Message, Receive, Request, Response, Scope, Send
 from shallot.response import text
 

@@ -1,0 +1,300 @@
+"""What the client sends: the bounded inbound stream, the receive task and the Receiver.
+
+Whoever reads from ASGI ``receive`` (the handler directly, through its Receiver, or the receive
+task on its behalf) hands the message to ``arrived``, the one place that interprets it. The
+receive task reads only while the handler is away from its receiver (see ``_taskgroup``), into
+``Inbound``, which bounds what a connection holds in messages and bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ._types import Message
+from ._ws_messages import MESSAGE_TOO_BIG, incoming, size_of
+
+if TYPE_CHECKING:
+    from ._taskgroup import Connection, Options
+
+logger = logging.getLogger("shallot")
+
+#: Watch intervals a handler may sit in a direct read before the receive task leaves.
+_LINGER = 4
+
+
+class Inbound:
+    """The bounded inbound stream the receive task fills while the handler is away: at most
+    ``max_queue`` messages and ``max_queue_bytes`` bytes (a larger message is let in alone).
+
+    A full buffer makes the receive task wait (backpressure: the server stops reading the
+    socket, so the client slows down and nothing is lost). A handler that has still not read
+    ``push_only_after`` seconds into the connection is pure server push: a full buffer then
+    drops what arrives, so memory stays bounded and the receive task keeps reading, which is
+    how it sees the disconnect.
+    """
+
+    __slots__ = (
+        "_space",
+        "bytes",
+        "count",
+        "dropped",
+        "gone",
+        "max_bytes",
+        "max_messages",
+        "push_only_at",
+        "reading",
+        "rx",
+        "taken_total",
+        "tx",
+    )
+
+    def __init__(self, options: Options) -> None:
+        self.tx: MemoryObjectSendStream[str | bytes] | None = None  # made on first use
+        self.rx: MemoryObjectReceiveStream[str | bytes] | None = None
+        self.max_messages = options.max_queue
+        self.max_bytes = options.max_queue_bytes
+        self.count = 0
+        self.bytes = 0
+        self.dropped = 0
+        self.taken_total = 0
+        self.reading = False
+        self.gone = False
+        # A handler that has not read by then is pure push: a full queue then drops.
+        self.push_only_at = anyio.current_time() + options.push_only_after
+        self._space: anyio.Event | None = None
+
+    def open(self) -> MemoryObjectSendStream[str | bytes]:
+        """Returns the sending end, creating the stream the first time."""
+        if self.tx is None:
+            self.tx, self.rx = anyio.create_memory_object_stream[str | bytes](math.inf)
+        return self.tx
+
+    def _full(self, size: int) -> bool:
+        return self.count >= self.max_messages or (
+            self.count > 0 and self.bytes + size > self.max_bytes
+        )
+
+    async def put(self, tx: MemoryObjectSendStream[str | bytes], payload: str | bytes) -> None:
+        """Queues one message from the client, waiting for room if the handler reads."""
+        size = size_of(payload)
+        while self._full(size):
+            if self.gone:  # the handler has ended: nobody will read it
+                return
+            if not self.reading and anyio.current_time() >= self.push_only_at:
+                self.dropped += 1
+                if self.dropped == 1 or self.dropped % 1000 == 0:
+                    logger.debug(
+                        "websocket handler does not read; %d messages dropped", self.dropped
+                    )
+                return
+            self._space = anyio.Event()
+            if self.reading:
+                await self._space.wait()
+            else:  # not read yet: hold on until it reads, or counts as pure push
+                with anyio.move_on_after(self.push_only_at - anyio.current_time()):
+                    await self._space.wait()
+        self.count += 1
+        self.bytes += size
+        try:
+            tx.send_nowait(payload)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass  # the handler is gone: nobody will read it
+
+    def taken(self, payload: str | bytes) -> None:
+        """Accounts for a message the handler took."""
+        self.count -= 1
+        self.bytes -= size_of(payload)
+        self.taken_total += 1
+        self._wake()
+
+    def release(self) -> None:
+        """The handler is gone: stop holding the receive task back."""
+        self.reading = False
+        self.gone = True
+        if self.rx is not None:
+            self.rx.close()
+        self._wake()
+
+    def close(self) -> None:
+        """Closes both ends, if the stream was ever made (the connection is over)."""
+        if self.tx is not None:
+            self.tx.close()
+        self.release()
+
+    def _wake(self) -> None:
+        if self._space is not None:
+            self._space.set()
+            self._space = None
+
+
+def arrived(connection: Connection, message: Message) -> str | bytes | None:
+    """Returns the payload of a message from the client, or None when it carried none
+    for the handler (a disconnect, an oversized message, a message after the close)."""
+    kind = message["type"]
+    if kind == "websocket.receive":
+        payload = incoming(message)
+        if size_of(payload) > connection.options.max_message_size:
+            if connection.close_request is None:
+                connection.close_request = {
+                    "type": "websocket.close",
+                    "code": MESSAGE_TOO_BIG,
+                    "reason": "message too big",
+                }
+                connection.end()
+            return None
+        if connection.server_closed or not connection.handler_running:
+            return None
+        return payload
+    if kind == "websocket.disconnect":
+        connection.client_code = int(message.get("code") or 1005)
+        connection.client_reason = str(message.get("reason") or "")
+        if connection.handler_running and not connection.server_closed:
+            connection.client_initiated = True
+        if connection.sending:
+            # a send to nobody: stop it (the handler gets WSDisconnect at its yield)
+            connection.handler_scope.cancel()
+        _set(connection._client_left)
+        _set(connection._read_done)
+        connection.end()
+    return None
+
+
+async def receive_task(connection: Connection) -> None:
+    """The receive task: reads on the handler's behalf while it is away from its receiver."""
+    try:
+        while connection.client_code is None:
+            if not await _wait_handler_away(connection):
+                return  # the handler reads for itself again
+            await _read_for_handler(connection)
+    finally:
+        connection.watching = False
+        if connection.inbound.tx is not None and connection.client_code is not None:
+            connection.inbound.tx.close()  # how a waiting Receiver learns the client left
+
+
+async def _read_for_handler(connection: Connection) -> None:
+    tx = connection.inbound.open()
+    while connection.client_code is None:
+        taken = connection.inbound.taken_total
+        # From receive() until the message is queued, the handler must not read directly,
+        # or it would overtake the message in hand.
+        connection.task_reading = True
+        try:
+            payload = arrived(connection, await connection.receive())
+            if payload is not None:
+                await connection.inbound.put(tx, payload)
+        finally:
+            connection.task_reading = False
+        inbound = connection.inbound
+        if connection.handler_running and (
+            connection.handler_waiting or inbound.taken_total != taken
+        ):
+            return  # the handler reads again: let it read directly
+
+
+async def _wait_handler_away(connection: Connection) -> bool:
+    """Returns True once the handler has been away from its receiver a whole watch
+    interval (or has ended: the close handshake is then read here), False when it has sat
+    in a direct read so long that watching is pointless."""
+    interval = connection.options.watch_interval
+    while connection.client_code is None and connection.handler_running:
+        if connection.direct_reading:
+            connection._read_done = anyio.Event()
+            with anyio.move_on_after(interval * _LINGER):
+                await connection._read_done.wait()
+            if connection.direct_reading:
+                connection._read_done = None
+                return False
+            continue
+        reads = connection.direct_reads + connection.inbound.taken_total
+        with anyio.move_on_after(interval):
+            await connection._wait_handler_done()
+        now = connection.direct_reads + connection.inbound.taken_total
+        if not connection.direct_reading and reads == now:
+            return True
+    return connection.client_code is None
+
+
+class Receiver:
+    """What the client sends, as ``str`` or ``bytes``, in order: ``async for message in
+    receiver`` or ``await receiver.receive()``.
+
+    Once every message that had arrived is handed over, a client disconnect raises
+    ``WSDisconnect`` (with the client's close code).
+    """
+
+    __slots__ = ("_connection",)
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def __repr__(self) -> str:
+        return f"<Receiver of {self._connection.scope.get('path', '?')!r}>"
+
+    def __aiter__(self) -> Receiver:
+        return self
+
+    async def __anext__(self) -> str | bytes:
+        """Returns the next message from the client: the inbound stream first, then ASGI
+        receive directly unless the receive task holds it (one frame: idle connections sit
+        here).
+
+        Raises:
+            WSDisconnect: the client left and everything it sent before was handed over.
+        """
+        connection = self._connection
+        inbound = connection.inbound
+        inbound.reading = True
+        while True:
+            rx = inbound.rx
+            if rx is not None:
+                try:
+                    payload = rx.receive_nowait()
+                except anyio.WouldBlock:
+                    pass
+                except (anyio.EndOfStream, anyio.ClosedResourceError):
+                    raise connection._disconnect() from None
+                else:
+                    inbound.taken(payload)
+                    return payload
+            if connection.client_code is not None:
+                raise connection._disconnect()
+            if connection.task_reading and rx is not None:  # slow path: the receive task reads
+                connection.handler_waiting = True
+                try:
+                    payload = await rx.receive()
+                except (anyio.EndOfStream, anyio.ClosedResourceError):
+                    raise connection._disconnect() from None
+                finally:
+                    connection.handler_waiting = False
+                inbound.taken(payload)
+                return payload
+            connection.direct_reading = True
+            try:
+                message = await connection.receive()
+            finally:
+                connection.direct_reading = False
+                connection.direct_reads += 1
+                _set(connection._read_done)
+                connection._read_done = None
+            data = arrived(connection, message)
+            if data is not None:
+                connection._start_watching()
+                return data
+
+    receive = __anext__
+
+    @property
+    def dropped(self) -> int:
+        """How many messages were dropped because the handler was not reading (pure push)."""
+        return self._connection.inbound.dropped
+
+
+def _set(event: anyio.Event | None) -> None:  # shared with _taskgroup
+    if event is not None:
+        event.set()
