@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ._asgi import build_server
 from ._errors import ASGIProtocolError, ShallotError, WSDisconnect
+from ._serve import serve
 from .handlers import standard_not_found
 from .middlewares import apply_middleware
 from .response import standard_disconnect, ws_accept, ws_close, ws_send
@@ -20,6 +21,7 @@ __all__ = [
     "WSDisconnect",
     "apply_middleware",
     "build_server",
+    "serve",
     "standard_disconnect",
     "standard_not_found",
     "websocket",

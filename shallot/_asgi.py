@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 from ._http import INTERNAL_ERROR, SERVICE_UNAVAILABLE, InvalidResponse, prepare, serve_http
-from ._lifespan import AppState, Hook, LifespanFactory, run_lifespan
+from ._lifespan import AppState, Hook, LifespanFactory, current_app, run_lifespan
 from ._request import Limits, build_request, decode_headers
 from ._types import ASGIApp, Handler, Receive, Response, Scope, Send
 
@@ -97,14 +97,17 @@ def build_server(
         elif kind == "websocket":
             if not state.ready:
                 await state.wait_ready()
+            current_app.set(state)  # so the connection can register for a graceful shutdown
+            unavailable = state.failed or state.closing
             await serve_websocket(
-                scope, receive, send, _unavailable if state.failed else handler, state.config
+                scope, receive, send, _unavailable if unavailable else handler, state.config
             )
         elif kind == "lifespan":
             await run_lifespan(state, scope, receive, send, on_start, on_stop, lifespan)
         else:  # the ASGI spec asks apps to raise on scope types they do not know
             raise ValueError(f"shallot does not handle ASGI scope type {kind!r}")
 
+    app.begin_shutdown = state.begin_shutdown  # type: ignore[attr-defined]
     return app
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from contextvars import ContextVar
 from typing import Any, TypeAlias
 
 import anyio
@@ -21,6 +22,9 @@ from ._types import Receive, Scope, Send
 
 logger = logging.getLogger("shallot")
 
+#: The app whose request the current task serves; websocket connections register with it.
+current_app: ContextVar[AppState] = ContextVar("shallot_current_app")
+
 Hook: TypeAlias = Callable[[Scope], Awaitable[Any]]
 LifespanFactory: TypeAlias = Callable[[], AbstractAsyncContextManager[Any]]
 
@@ -28,14 +32,23 @@ LifespanFactory: TypeAlias = Callable[[], AbstractAsyncContextManager[Any]]
 class AppState:
     """Per-app state: the config handed to requests and whether startup has finished."""
 
-    __slots__ = ("_started", "config", "failed", "ready", "serving")
+    __slots__ = ("_started", "closing", "config", "connections", "failed", "ready", "serving")
 
     def __init__(self) -> None:
         self.config: dict[str, Any] = {}
         self.ready = True  # no lifespan at all (a bare ASGI call): requests proceed at once
         self.failed = False
         self.serving = True  # ready and not failed: the one check on the hot path
+        self.closing = False  # shutting down: new websockets are refused
+        self.connections: set[Any] = set()  # open websocket connections (_taskgroup)
         self._started: anyio.Event | None = None
+
+    def begin_shutdown(self) -> None:
+        """Starts a graceful shutdown: new websocket handshakes get 503, open websockets are
+        closed with 1001 (their ``on_close`` runs). HTTP requests are still answered."""
+        self.closing = True
+        for connection in list(self.connections):
+            connection.going_away()
 
     def _begin_startup(self) -> None:
         self.ready = self.serving = False

@@ -211,18 +211,31 @@ class Connection:
 
     # -- handler (host task) ----------------------------------------------------------------
 
+    def going_away(self) -> None:
+        """The server shuts down: close with 1001 (the send task does it, as any close)."""
+        if self.close_request is None and self.group is not None:
+            self.close_request = {
+                "type": "websocket.close",
+                "code": GOING_AWAY,
+                "reason": "server shutting down",
+            }
+            self.end()
+
     async def run(
         self,
         generator: AsyncGenerator[Any, None],
         name: str,
         on_disconnect: Hook | None,
         on_close: Hook | None,
+        registry: set[Any] | None = None,
     ) -> None:
         """Runs the connection to its end: the handler's generator in the host task of the
         group, then the hooks. One frame on purpose: an idle connection's memory is mostly
         the frames it is suspended in."""
         send, send_timeout, now = self.send, self.options.send_timeout, anyio.current_time
         at_yield = cancelled = server_cancelled = False
+        if registry is not None:
+            registry.add(self)
         try:
             async with anyio.create_task_group() as self.group:
                 self._start_watching()
@@ -303,6 +316,8 @@ class Connection:
         finally:
             self.group = None
             self.inbound.close()
+            if registry is not None:
+                registry.discard(self)
             await self._run_hooks(on_disconnect, on_close, cancelled)
 
     # -- after the group --------------------------------------------------------------------

@@ -18,6 +18,7 @@ from ._asgi import deny_handshake
 from ._errors import ASGIProtocolError
 from ._http import INTERNAL_ERROR
 from ._inbound import Receiver
+from ._lifespan import current_app
 from ._taskgroup import Connection, Hook, Options
 from ._types import Handler, HandlerResult, Message, Receive, Request, Send
 from ._ws_messages import classify_connect
@@ -144,7 +145,9 @@ def websocket(
                     return
                 connection = Connection(request, receive, send, options)
                 messages = start(request, Receiver(connection), *route_args)
-                await connection.run(messages, name, on_disconnect, on_close)
+                app = current_app.get(None)
+                registry = app.connections if app is not None else None
+                await connection.run(messages, name, on_disconnect, on_close, registry)
 
             return takeover
 
