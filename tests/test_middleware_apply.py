@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from shallot import apply_middleware, build_server
+from shallot import apply_middleware, build_server, standard_not_found
 from shallot._types import (
     Handler,
     HandlerResult,
@@ -17,6 +17,7 @@ from shallot._types import (
     Response,
     Send,
 )
+from shallot.middlewares import wrap_json, wrap_routes, wrap_static
 from shallot.response import text
 from shallot.testing import TestClient
 
@@ -176,3 +177,22 @@ async def test_a_pile_serves_through_build_server() -> None:
         response = await client.get("/")
     assert response.text == "a,b"
     assert response.headers["x-a"] == response.headers["x-b"] == "1"
+
+
+async def test_a_pile_can_be_a_routes_handler_with_route_arguments() -> None:
+    async def item(request: Request, item_id: str) -> Response:
+        return text(f"item {item_id} json={request['json']}")
+
+    routes = [("/items/{item_id}", ["POST"], apply_middleware(wrap_json())(item))]
+    app = build_server(apply_middleware(wrap_routes(routes))(standard_not_found))
+    async with TestClient(app) as client:
+        response = await client.post("/items/7", json={"a": 1})
+    assert response.text == "item 7 json={'a': 1}"
+
+
+def test_shallot_2_import_paths_still_work() -> None:
+    from shallot.middlewares.staticfiles import wrap_static as old_wrap_static
+    from shallot.ring import build_server as old_build_server
+
+    assert old_build_server is build_server
+    assert old_wrap_static is wrap_static

@@ -5,7 +5,9 @@ A middleware takes the next one and returns an ``async (handler, request)`` call
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from typing import Any
 
 from .._types import Handler, HandlerResult, Middleware, Next, Request
 from .content_type import wrap_content_type
@@ -30,6 +32,10 @@ __all__ = [
 ]
 
 
+async def _with_args(handler: Handler, route_args: tuple[Any, ...], request: Request) -> Any:
+    return await handler(request, *route_args)
+
+
 async def _call_handler(handler: Handler, request: Request) -> HandlerResult:
     return await handler(request)
 
@@ -52,7 +58,9 @@ def apply_middleware(*middlewares: Middleware) -> Callable[[Handler], Handler]:
         for middleware in reversed(middlewares):
             chain = middleware(chain)
 
-        async def handle(request: Request) -> HandlerResult:
+        async def handle(request: Request, *route_args: Any) -> HandlerResult:
+            if route_args:  # the pile is itself a route's handler: pass the route's arguments on
+                return await chain(functools.partial(_with_args, handler, route_args), request)
             return await chain(handler, request)
 
         handle.__qualname__ = f"apply_middleware(...)({getattr(handler, '__qualname__', handler)})"
