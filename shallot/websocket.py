@@ -15,7 +15,7 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Any, overload
 
 from ._asgi import deny_handshake
-from ._errors import ASGIProtocolError
+from ._errors import ASGIProtocolError, WSDisconnect
 from ._http import INTERNAL_ERROR
 from ._inbound import Receiver
 from ._lifespan import current_app
@@ -24,7 +24,7 @@ from ._types import Handler, HandlerResult, Message, Receive, Request, Send
 from ._ws_messages import classify_connect
 from .response import text
 
-__all__ = ["Receiver", "websocket"]
+__all__ = ["Receiver", "WSDisconnect", "websocket"]  # WSDisconnect: its 2.0 home
 
 logger = logging.getLogger("shallot")
 
