@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterable
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._merge import Merged
 from ._types import Message
 from ._ws_messages import MESSAGE_TOO_BIG, incoming, size_of
 
@@ -288,6 +290,15 @@ class Receiver:
                 return data
 
     receive = __anext__
+
+    def merge(self, *sources: AsyncIterable[Any]) -> Merged:
+        """Returns one iteration over what the client sends and what ``sources`` (a hub
+        subscription, say) give, as ``(source, item)`` pairs in the order they come, where
+        ``source`` is this receiver or the source the item came from. No task to manage and
+        no ``yield`` inside a task group: the sources are read by helper tasks of the
+        connection (see ``_merge``), which end with the handler or with the merge's
+        ``async with``. ``WSDisconnect`` is raised as when reading the receiver directly."""
+        return Merged(self._connection, (self, *sources))
 
     @property
     def dropped(self) -> int:

@@ -110,6 +110,7 @@ class Connection:
         "handler_running",
         "handler_scope",
         "handler_waiting",
+        "helpers",
         "inbound",
         "options",
         "receive",
@@ -146,6 +147,7 @@ class Connection:
         self.handler_waiting = False
         self.sending = False  # the handler is inside ASGI send()
         self.handler_scope = anyio.CancelScope()
+        self.helpers: set[anyio.CancelScope] | None = None  # made by the first helper
         # Events exist only while someone waits on them: an idle connection holds none.
         self._read_done: anyio.Event | None = None
         self._send_idle: anyio.Event | None = None
@@ -164,6 +166,38 @@ class Connection:
         if not self.closing and self.group is not None:
             self.closing = True
             self.group.start_soon(self._send_task, self.group.cancel_scope)
+
+    def start_helper(
+        self, function: Callable[..., Awaitable[Any]], *args: Any
+    ) -> anyio.CancelScope:
+        """Runs ``function(*args)`` as a task of the connection's group, for shallot's helpers
+        of the handler's generator (``Receiver.merge``): the user manages no task, and the
+        generator never yields inside a task group. Every helper is cancelled when the handler
+        ends; an error it raises is logged, not propagated. Returns the helper's cancel scope.
+
+        Raises:
+            RuntimeError: the handler is not running.
+        """
+        if self.group is None or not self.handler_running:
+            raise RuntimeError("a helper task starts only while the websocket handler runs")
+        if self.helpers is None:
+            self.helpers = set()
+        scope = anyio.CancelScope()
+        self.helpers.add(scope)
+        self.group.start_soon(self._helper, scope, function, args)
+        return scope
+
+    async def _helper(
+        self, scope: anyio.CancelScope, function: Callable[..., Awaitable[Any]], args: Any
+    ) -> None:
+        try:
+            with scope:
+                await function(*args)
+        except Exception:
+            logger.exception("websocket helper task %r failed", function)
+        finally:
+            if self.helpers is not None:
+                self.helpers.discard(scope)
 
     def _disconnect(self) -> WSDisconnect:
         return WSDisconnect(self.client_code or ABNORMAL, self.client_reason)
@@ -239,6 +273,8 @@ class Connection:
         try:
             async with anyio.create_task_group() as self.group:
                 self._start_watching()
+                if getattr(registry, "closing", False):  # shutdown began during the handshake
+                    self.going_away()
                 try:
                     # One scope for every send; each arms its deadline, which costs far less
                     # than a scope per message. A client that leaves mid-send cancels it, and
@@ -300,6 +336,9 @@ class Connection:
                 finally:
                     with self._phase_scope():
                         await generator.aclose()  # its finally blocks run, bounded by the grace
+                    if self.helpers:  # the handler's helpers end with it
+                        for helper in self.helpers:
+                            helper.cancel()
                     self.handler_running = False
                     self.inbound.release()
                     _set(self._handler_done)

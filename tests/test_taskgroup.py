@@ -356,3 +356,83 @@ async def test_handler_that_reads_late_loses_nothing() -> None:
             await peer.disconnect(1000)
     peer.close()
     assert got == ["early"] * 5 + [str(n) for n in range(5, 50)]
+
+
+# -- helper tasks of the handler (Connection.start_helper, for receiver.merge; issue 7) -------
+
+
+async def test_helpers_end_with_the_handler() -> None:
+    events: list[str] = []
+
+    async def helper() -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            events.append("helper stopped")
+
+    @websocket
+    async def handler(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        receiver._connection.start_helper(helper)
+        yield ws_send("started")
+        events.append("handler ended")
+
+    peer = FakePeer()
+    with anyio.fail_after(2):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(peer.serve, build_server(handler))
+            await peer.connect()
+            assert (await peer.from_app.receive())["text"] == "started"
+            close = await peer.from_app.receive()
+            assert (close["type"], close["code"]) == ("websocket.close", 1000)
+            await peer.disconnect(1000)
+    peer.close()
+    assert events == ["handler ended", "helper stopped"]
+
+
+async def test_a_failing_helper_is_logged_and_the_connection_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def helper() -> None:
+        raise ValueError("helper broke")
+
+    @websocket
+    async def handler(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        receiver._connection.start_helper(helper)
+        async for message in receiver:
+            yield ws_send(message)
+
+    peer = FakePeer()
+    with anyio.fail_after(2):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(peer.serve, build_server(handler))
+            await peer.connect()
+            await anyio.wait_all_tasks_blocked()
+            await peer.send_text("still here")
+            assert (await peer.from_app.receive())["text"] == "still here"
+            await peer.disconnect(1000)
+    peer.close()
+    assert "websocket helper task" in caplog.text
+    assert "helper broke" in caplog.text
+
+
+async def test_helpers_start_only_while_the_handler_runs_and_cost_nothing_otherwise() -> None:
+    kept: list[Receiver] = []
+
+    @websocket
+    async def echo(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        kept.append(receiver)
+        async for message in receiver:
+            yield ws_send(message)
+
+    peer = FakePeer()
+    with anyio.fail_after(2):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(peer.serve, build_server(echo))
+            await peer.connect()
+            await peer.send_text("x")
+            assert (await peer.from_app.receive())["text"] == "x"
+            assert kept[0]._connection.helpers is None  # a plain echo made no helper state
+            await peer.disconnect(1000)
+    peer.close()
+    with pytest.raises(RuntimeError, match="only while the websocket handler runs"):
+        kept[0]._connection.start_helper(anyio.sleep_forever)

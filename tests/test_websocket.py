@@ -19,7 +19,10 @@ from shallot import (
     ws_close,
     ws_send,
 )
+from shallot.broadcast import open_hub
 from shallot.testing import TestClient, WebSocketClosed, WebSocketRejected
+
+from ._fakes import wait_until, websocket_scope
 
 
 @websocket
@@ -313,3 +316,157 @@ def test_decorator_validates_its_arguments() -> None:
         websocket(on_close="nope")  # type: ignore[call-overload]
     with pytest.raises(ValueError, match="max_queue"):
         websocket(max_queue=0)
+
+
+# -- receiver.merge: the client and other sources as one iteration (issue 7) -----------------
+
+
+async def test_merge_gives_each_item_with_its_source_in_arrival_order() -> None:
+    ticks_tx, ticks_rx = anyio.create_memory_object_stream[str](0)
+
+    @websocket
+    async def both(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        async for source, item in receiver.merge(ticks_rx):
+            yield ws_send(f"{'client' if source is receiver else 'ticks'}: {item}")
+
+    with anyio.fail_after(2), ticks_tx, ticks_rx:
+        async with TestClient(build_server(both)) as client, client.websocket("/") as ws:
+            await ws.send("hi")
+            assert await ws.receive() == "client: hi"
+            await ticks_tx.send("one")
+            assert await ws.receive() == "ticks: one"
+            await ws.send(b"raw")
+            assert await ws.receive() == "client: b'raw'"
+            await ticks_tx.send("two")
+            assert await ws.receive() == "ticks: two"
+
+
+async def test_merge_hands_over_what_arrived_then_raises_wsdisconnect() -> None:
+    seen: list[Any] = []
+    done = anyio.Event()
+    idle_tx, idle_rx = anyio.create_memory_object_stream[str](0)
+
+    @websocket
+    async def merged(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        try:
+            async for _source, item in receiver.merge(idle_rx):
+                seen.append(item)
+        except WSDisconnect as disconnect:
+            seen.append(("disconnect", disconnect.code))
+        finally:
+            done.set()
+        yield ws_send("unreachable")  # pragma: no cover
+
+    with anyio.fail_after(2), idle_tx, idle_rx:
+        async with TestClient(build_server(merged)) as client:
+            async with client.websocket("/") as ws:
+                for text in ("a", "b", "c"):
+                    await ws.send(text)
+                await ws.close(4002)
+            await done.wait()
+    assert seen == ["a", "b", "c", ("disconnect", 4002)]
+
+
+async def test_merge_raises_a_sources_error_in_the_handler(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken() -> AsyncIterator[str]:
+        yield "fine"
+        raise ValueError("source broke")
+
+    @websocket
+    async def merged(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        async for _source, item in receiver.merge(broken()):
+            yield ws_send(item)
+
+    with anyio.fail_after(2):
+        async with TestClient(build_server(merged)) as client, client.websocket("/") as ws:
+            assert await ws.receive() == "fine"
+            assert await ws.wait_closed() == 1011
+    assert "source broke" in caplog.text
+
+
+async def test_a_closed_merge_gives_the_receiver_back() -> None:
+    @websocket
+    async def phases(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        async with receiver.merge() as merged:
+            async for _source, item in merged:
+                yield ws_send(f"merged: {item}")
+                break
+        direct = await receiver.receive()
+        assert isinstance(direct, str)
+        yield ws_send("direct: " + direct)
+
+    with anyio.fail_after(2):
+        async with TestClient(build_server(phases)) as client, client.websocket("/") as ws:
+            await ws.send("one")
+            assert await ws.receive() == "merged: one"
+            await anyio.wait_all_tasks_blocked()  # the pump has stopped
+            await ws.send("two")
+            assert await ws.receive() == "direct: two"
+            assert await ws.wait_closed() == 1000
+
+
+async def test_hub_messages_keep_the_connections_flow_control() -> None:
+    """A client that does not read holds the handler at its yield; the subscription's bounded
+    buffer then applies its policy, rather than anything growing without bound."""
+    state: dict[str, Any] = {}
+    sent: list[Any] = []
+    may_send = anyio.Event()
+
+    async with open_hub() as hub:
+
+        @websocket
+        async def room(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+            async with hub.subscribe("r", max_buffer=3, overflow="drop_oldest") as messages:
+                state["messages"] = messages
+                yield ws_send("joined")
+                async for _source, item in receiver.merge(messages):
+                    yield ws_send(item)
+
+        async def send(message: Any) -> None:
+            if message["type"] == "websocket.send" and message["text"] != "joined":
+                await may_send.wait()  # a client that stopped reading
+            sent.append(message)
+
+        to_app, receive = anyio.create_memory_object_stream[Any](1)
+
+        async def serve() -> None:
+            await build_server(room)(websocket_scope(), receive.receive, send)
+
+        with anyio.fail_after(5), to_app, receive:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(serve)
+                await to_app.send({"type": "websocket.connect"})
+                await wait_until(lambda: len(sent) == 2)  # accepted, joined
+                for number in range(20):
+                    await hub.publish("r", str(number))
+                    await anyio.wait_all_tasks_blocked()
+                messages = state["messages"]
+                assert messages.buffered == 3  # bounded: the rest was dropped
+                assert messages.dropped == 20 - 3 - 2  # one in send, one in the pump's hand
+                may_send.set()
+                await wait_until(lambda: len(sent) == 2 + 5)
+                await to_app.send({"type": "websocket.disconnect", "code": 1001})
+    texts = [message["text"] for message in sent[2:]]
+    assert texts == ["0", "1", "17", "18", "19"]
+
+
+async def test_hooks_without_a_scope_parameter_still_run() -> None:
+    events: list[str] = []
+
+    async def on_disconnect() -> None:  # shallot 2.0 called it without arguments
+        events.append("on_disconnect")
+
+    async def on_close(scope: dict[str, Any]) -> None:
+        events.append("on_close")
+
+    handler = websocket(on_disconnect=on_disconnect, on_close=on_close)(
+        echo.__wrapped__  # type: ignore[attr-defined]
+    )
+    with anyio.fail_after(2):
+        async with TestClient(build_server(handler)) as client:
+            async with client.websocket("/") as ws:
+                await ws.send("x")
+                assert await ws.receive() == "x"
+    assert events == ["on_disconnect", "on_close"]

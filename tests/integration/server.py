@@ -14,7 +14,7 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -65,13 +65,14 @@ class HypercornServer:
         if self.process.returncode is None:
             self.process.send_signal(signal.SIGINT)
 
-    async def wait_for_log(self, text: str) -> None:
-        """Waits until ``text`` appears in the logs (bound it with ``anyio.fail_after``).
+    async def wait_for_log(self, text: str, count: int = 1) -> None:
+        """Waits until ``text`` appears in the logs ``count`` times (bound it with
+        ``anyio.fail_after``).
 
         Raises:
             RuntimeError: hypercorn closed its output without writing ``text``.
         """
-        while text not in self.logs:
+        while self.logs.count(text) < count:
             if self._open_pipes == 0:
                 raise RuntimeError(f"hypercorn ended without logging {text!r}:\n{self.logs}")
             await self._changed.wait()
@@ -123,10 +124,12 @@ async def run_hypercorn(
     *,
     worker_class: str = "asyncio",
     extra_args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
     startup_timeout: float = 20.0,
 ) -> AsyncIterator[HypercornServer]:
     """Serves ``app_path`` ("module:attribute") with ``hypercorn --worker-class worker_class``
-    on 127.0.0.1 and an ephemeral port, for the duration of the block.
+    on 127.0.0.1 and an ephemeral port, for the duration of the block. ``extra_args`` go on
+    hypercorn's command line (``["--workers", "2"]``), ``env`` into its environment.
 
     Raises:
         RuntimeError: hypercorn exited before it served.
@@ -143,11 +146,10 @@ async def run_hypercorn(
         *extra_args,
         app_path,
     ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = await anyio.open_process(
         command,
         cwd=REPO_ROOT,
-        env=env,
+        env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
         stdin=subprocess.DEVNULL,
         start_new_session=True,  # a Ctrl+C meant for pytest is not also hypercorn's
     )

@@ -1,0 +1,230 @@
+"""Fan-out benchmark of shallot's broadcast hub: one message to 1,000 and 10,000 subscribers.
+
+For each broker (in memory; Redis when a server is at hand) and each backend (asyncio, trio):
+
+- **messages/s**: one publisher publishes a message, and waits until every one of the N
+  subscribers (each a task iterating its subscription) has received it; then the next. Reported
+  as messages per second and as deliveries (message x subscriber) per second. For Redis a
+  message goes to the server and back through the process's one listener, which fans it out.
+- **memory per subscriber**: tracemalloc's traced memory growth while N subscriptions are
+  entered, divided by N: the subscription alone (entered from one task), and with a task of
+  its own iterating it (what a websocket connection or a worker task adds).
+
+Redis: ``--redis-url redis://...``, or a throwaway ``redis-server`` on a free loopback port when
+the binary is installed (``--save "" --appendonly no``, stopped at the end); else the Redis rows
+are skipped, and the output says so.
+
+Run: ``.venv/bin/python benchmarks/fanout.py [--quick] [--redis-url URL]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Iterator
+from contextlib import AsyncExitStack, contextmanager
+from dataclasses import dataclass
+
+import anyio
+
+from shallot.broadcast import Hub, open_hub
+
+BACKENDS = ("asyncio", "trio")
+SIZES = (1_000, 10_000)
+
+
+@dataclass
+class Result:
+    broker: str
+    backend: str
+    subscribers: int
+    messages: int
+    seconds: float
+    bytes_subscription: float
+    bytes_with_task: float
+
+    @property
+    def per_second(self) -> float:
+        return self.messages / self.seconds
+
+    @property
+    def fanout_ms(self) -> float:
+        return self.seconds / self.messages * 1000
+
+
+async def memory_per_subscriber(hub: Hub, count: int, with_task: bool) -> float:
+    """Bytes of traced memory per entered subscription (and its task)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        async with AsyncExitStack() as stack:
+            if with_task:
+                entered = 0
+                all_in = anyio.Event()
+                group = await stack.enter_async_context(anyio.create_task_group())
+
+                async def subscriber() -> None:
+                    nonlocal entered
+                    async with hub.subscribe("memory") as subscription:
+                        entered += 1
+                        if entered == count:
+                            all_in.set()
+                        async for _ in subscription:
+                            pass
+
+                for _ in range(count):
+                    group.start_soon(subscriber)
+                await all_in.wait()
+                await anyio.wait_all_tasks_blocked()
+                after = tracemalloc.get_traced_memory()[0]
+                group.cancel_scope.cancel()
+            else:
+                for _ in range(count):
+                    await stack.enter_async_context(hub.subscribe("memory"))
+                after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    return (after - before) / count
+
+
+async def fanout_seconds(hub: Hub, count: int, messages: int) -> float:
+    """Seconds to publish ``messages`` messages one by one, each received by all ``count``
+    subscribers before the next is published."""
+    waiting = count
+    received = anyio.Event()
+    entered = 0
+    all_in = anyio.Event()
+
+    async def subscriber() -> None:
+        nonlocal waiting, entered
+        async with hub.subscribe("fanout", max_buffer=4) as subscription:
+            entered += 1
+            if entered == count:
+                all_in.set()
+            async for _ in subscription:
+                waiting -= 1
+                if waiting == 0:
+                    received.set()
+
+    async with anyio.create_task_group() as group:
+        for _ in range(count):
+            group.start_soon(subscriber)
+        await all_in.wait()
+        start = time.perf_counter()
+        for number in range(messages):
+            await hub.publish("fanout", str(number))
+            await received.wait()
+            waiting, received = count, anyio.Event()
+        elapsed = time.perf_counter() - start
+        stats = hub.statistics()
+        assert stats.dropped == 0, stats
+        group.cancel_scope.cancel()
+    return elapsed
+
+
+async def measure(url: str | None, broker: str, backend: str, count: int, messages: int) -> Result:
+    async with open_hub(url, prefix="bench:") as hub:
+        await memory_per_subscriber(hub, count, with_task=True)  # warm up the task machinery
+        bytes_subscription = await memory_per_subscriber(hub, count, with_task=False)
+        bytes_with_task = await memory_per_subscriber(hub, count, with_task=True)
+        await fanout_seconds(hub, count, max(1, messages // 10))  # warm up
+        seconds = fanout_seconds(hub, count, messages)
+        return Result(
+            broker,
+            backend,
+            count,
+            messages,
+            await seconds,
+            bytes_subscription,
+            bytes_with_task,
+        )
+
+
+@contextmanager
+def redis_server(url: str | None) -> Iterator[str | None]:
+    """Yields a Redis URL: the one given, or a throwaway local server's, or None."""
+    if url is not None:
+        yield url
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        yield None
+        return
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    process = subprocess.Popen(
+        [*command, "--appendonly", "no"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    assert process.stdout is not None
+    try:
+        output = b""
+        while b"Ready to accept connections" not in output:
+            line = process.stdout.readline()
+            if not line:
+                raise RuntimeError(f"redis-server did not start:\n{output.decode()}")
+            output += line
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(10)
+        process.stdout.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer messages, smaller only")
+    parser.add_argument("--redis-url", help="a Redis / Valkey server to use (else a local one)")
+    options = parser.parse_args()
+    sizes = SIZES[:1] if options.quick else SIZES
+    results: list[Result] = []
+    notes: list[str] = []
+    with redis_server(options.redis_url) as url:
+        brokers: list[tuple[str, str | None]] = [("memory", None)]
+        if url is None:
+            notes.append("redis: skipped (no redis-server installed and no --redis-url)")
+        else:
+            brokers.append(("redis", url))
+        for broker, broker_url in brokers:
+            for backend in BACKENDS:
+                for count in sizes:
+                    messages = max(20, (200_000 if broker == "memory" else 100_000) // count)
+                    if options.quick:
+                        messages = max(10, messages // 4)
+                    result = anyio.run(measure, broker_url, broker, backend, count, messages,
+                                       backend=backend)  # fmt: skip
+                    results.append(result)
+                    print(
+                        f"  {broker:6} {backend:7} {count:>6} subscribers: "
+                        f"{result.per_second:9,.0f} messages/s",
+                        file=sys.stderr,
+                    )
+    print()
+    print(f"Fan-out of one message to N subscribers (Python {sys.version.split()[0]})")
+    header = (
+        f"{'broker':6}  {'backend':7}  {'N':>6}  {'messages/s':>10}  {'deliveries/s':>12}"
+        f"  {'ms/fan-out':>10}  {'B/subscription':>14}  {'B/subscriber+task':>17}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        print(
+            f"{r.broker:6}  {r.backend:7}  {r.subscribers:>6}  {r.per_second:>10,.0f}"
+            f"  {r.per_second * r.subscribers:>12,.0f}  {r.fanout_ms:>10.2f}"
+            f"  {r.bytes_subscription:>14,.0f}  {r.bytes_with_task:>17,.0f}"
+        )
+    for note in notes:
+        print(note)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""The chat demo: a static page and websocket rooms with nicknames, on shallot's broadcast hub.
+
+Serve it with ``hypercorn --worker-class trio --bind 127.0.0.1:8000 examples.chat.app:app`` and
+open http://127.0.0.1:8000 in two browser windows. In one process the hub is in memory; with
+``SHALLOT_REDIS_URL`` set (``redis://127.0.0.1:6379``, say) it goes through Redis or Valkey and
+the rooms span every worker and host: add ``--workers 4``.
+
+The page sends plain text; the server sends JSON events: ``welcome`` (with the id of the
+process that serves the connection), ``joined``, ``message``, ``left``, ``gap`` (the broker
+connection dropped: some messages may be missing) and ``error``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import AsyncIterator, Mapping
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+from shallot import (
+    Receiver,
+    build_server,
+    standard_not_found,
+    websocket,
+    ws_accept,
+    ws_send,
+)
+from shallot.broadcast import BroadcastError, Gap, Hub, hub_lifespan
+from shallot.middlewares import apply_middleware, wrap_parameters, wrap_routes, wrap_static
+from shallot.response import respond400
+
+STATIC = Path(__file__).parent / "static"
+_NAME = re.compile(r"[\w\- ]{1,32}")
+MAX_TEXT = 2000
+
+if not logging.getLogger("shallot").handlers:  # say what the hub does (reconnects, gaps)
+    _handler = logging.StreamHandler()
+    _handler.setFormatter(logging.Formatter("[chat %(process)d] %(levelname)s %(message)s"))
+    logging.getLogger("shallot").addHandler(_handler)
+    logging.getLogger("shallot").setLevel(logging.INFO)
+
+
+def event(kind: str, **fields: Any) -> str:
+    """Returns one JSON event for the page."""
+    return json.dumps({"type": kind, **fields})
+
+
+async def check_nick(scope: dict[str, Any]) -> Mapping[str, object]:
+    """``on_connect``: a connection needs a nickname (``?nick=``) and a sensible room name."""
+    nick = (scope["query_params"].get("nick") or [""])[0].strip()
+    room = scope["path"].rstrip("/").rpartition("/")[2]
+    if not _NAME.fullmatch(nick) or not _NAME.fullmatch(room):
+        return respond400("nick and room: 1 to 32 letters, digits, spaces, - or _")
+    scope["nick"] = nick
+    return ws_accept()
+
+
+async def announce_leaving(scope: dict[str, Any]) -> None:
+    """``on_close``: tell the room, if the handler got as far as joining it."""
+    if "channel" in scope:
+        hub: Hub = scope["config"]["hub"]
+        with suppress(BroadcastError):
+            await hub.publish(scope["channel"], event("left", nick=scope["nick"]))
+
+
+@websocket(on_connect=check_nick, on_close=announce_leaving)
+async def room(scope: dict[str, Any], receiver: Receiver, name: str) -> AsyncIterator[Any]:
+    """One member of room ``name``: the room's events go to the page, what it types to the
+    room."""
+    hub: Hub = scope["config"]["hub"]
+    nick, channel = scope["nick"], f"room:{name}"
+    async with hub.subscribe(channel) as messages:
+        scope["channel"] = channel
+        yield ws_send(event("welcome", room=name, nick=nick, pid=os.getpid()))
+        with suppress(BroadcastError):
+            await hub.publish(channel, event("joined", nick=nick))
+        async for source, message in receiver.merge(messages):
+            if source is receiver:
+                text = str(message)[:MAX_TEXT]
+                try:
+                    await hub.publish(channel, event("message", nick=nick, text=text))
+                except BroadcastError as error:
+                    yield ws_send(event("error", text=f"not sent: {error}"))
+            elif isinstance(message, Gap):
+                yield ws_send(event("gap", reason=message.reason))
+            else:
+                yield ws_send(message)
+
+
+def _index(next_middleware: Any) -> Any:
+    """Serves the page for ``/`` too."""
+
+    async def index(handler: Any, request: dict[str, Any]) -> Any:
+        if request["path"] == "/":
+            request = {**request, "path": "/index.html"}
+        return await next_middleware(handler, request)
+
+    return index
+
+
+routes = [("/rooms/{name}", ["WS"], room)]
+
+app = build_server(
+    apply_middleware(
+        _index, wrap_static("", root_path=STATIC), wrap_parameters(), wrap_routes(routes)
+    )(standard_not_found),
+    lifespan=hub_lifespan(os.environ.get("SHALLOT_REDIS_URL") or None),
+)

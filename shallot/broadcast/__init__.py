@@ -1,0 +1,31 @@
+"""The broadcast hub: publish a message to a channel, and every subscriber of it gets it.
+
+In memory for one process (the default), or through Redis / Valkey for several processes or
+hosts (``pip install 'shallot[redis]'``). Each subscriber has a bounded buffer with an overflow
+policy; a ``Gap`` marks where messages may be missing after the broker connection dropped. See
+docs/broadcast.md::
+
+    async with open_hub() as hub:                    # or build_server(lifespan=hub_lifespan())
+        async with hub.subscribe("news") as messages:
+            await hub.publish("news", "hello")
+            assert await messages.receive() == "hello"
+"""
+
+from __future__ import annotations
+
+from ._errors import BroadcastError, BrokerUnavailable, SlowSubscriber
+from ._hub import Hub, HubStatistics
+from ._open import hub_lifespan, open_hub
+from ._subscription import Gap, Subscription
+
+__all__ = [
+    "BroadcastError",
+    "BrokerUnavailable",
+    "Gap",
+    "Hub",
+    "HubStatistics",
+    "SlowSubscriber",
+    "Subscription",
+    "hub_lifespan",
+    "open_hub",
+]

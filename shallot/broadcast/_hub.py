@@ -1,0 +1,215 @@
+"""The hub: channels and their subscribers in this process, publishing through a broker.
+
+A ``Hub`` keeps, per channel, the subscriptions of this process; a channel exists while it has
+subscribers. Publishing goes through the hub's broker: the in-memory broker hands the message
+straight back to the hub, the Redis broker (``_redis``) sends it to the server, whose one
+listener per process hands it back to every hub subscribed to the channel. Either way the hub
+fans the message out to its local subscriptions synchronously, each with its own bounded
+buffer, so a slow subscriber never holds up the others or the publisher. Running a hub (its
+broker's task, the app lifetime) is ``_open``'s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from anyio.abc import TaskStatus
+
+from ._errors import BroadcastError
+from ._subscription import OVERFLOW_POLICIES, Channel, Gap, Overflow, Subscription
+
+
+class Broker(Protocol):
+    """What a hub needs from its transport (in memory, or Redis)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def run(self, hub: Hub, *, task_status: TaskStatus[None]) -> None: ...
+
+    async def publish(self, channel: str, message: str | bytes) -> None: ...
+
+    async def add_channel(self, channel: str) -> bool: ...
+
+    def remove_channel(self, channel: str) -> None: ...
+
+    async def wait_connected(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class HubStatistics:
+    """Counters of one hub (this process only), from ``hub.statistics()``."""
+
+    #: channels with at least one subscriber here, and their subscriptions
+    channels: int
+    subscribers: int
+    #: messages this process published
+    published: int
+    #: messages handed to subscriptions here (one per subscriber)
+    delivered: int
+    #: messages subscribers lost to their overflow policy
+    dropped: int
+    #: subscriptions dropped by the ``disconnect`` policy
+    disconnected: int
+    #: broker outages seen (each sent a ``Gap`` to every subscriber)
+    gaps: int
+    #: whether the broker is connected now
+    connected: bool
+
+
+def check_channel(channel: object) -> str:
+    if not isinstance(channel, str) or not channel:
+        raise TypeError(f"a channel is a non-empty str, not {channel!r}")
+    return channel
+
+
+def check_buffer(max_buffer: object) -> int:
+    if isinstance(max_buffer, bool) or not isinstance(max_buffer, int) or max_buffer < 1:
+        raise ValueError(f"max_buffer must be a positive int, not {max_buffer!r}")
+    return max_buffer
+
+
+def check_overflow(overflow: object) -> Overflow:
+    for policy in OVERFLOW_POLICIES:
+        if overflow == policy:
+            return policy
+    raise ValueError(f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}; not {overflow!r}")
+
+
+class Hub:
+    """Publish/subscribe between the tasks of this process, and with a broker, of other
+    processes and hosts. Made by ``open_hub`` (or ``hub_lifespan``), not directly."""
+
+    def __init__(self, broker: Broker, *, max_buffer: int, overflow: Overflow) -> None:
+        self._broker = broker
+        self._max_buffer = max_buffer
+        self._overflow: Overflow = overflow
+        self._channels: dict[str, Channel] = {}
+        self._closed = False
+        self._published = self._delivered = self._dropped = 0
+        self._disconnected = self._gaps = 0
+
+    def __repr__(self) -> str:
+        return f"<Hub {type(self._broker).__name__}, {len(self._channels)} channels>"
+
+    async def publish(self, channel: str, message: str | bytes) -> None:
+        """Sends ``message`` to every subscriber of ``channel``, in every process connected to
+        the same broker (subscribers who joined after it returned are not guaranteed it).
+        One task's messages arrive in the order it published them.
+
+        Raises:
+            TypeError: ``channel`` is not a non-empty str, or ``message`` not str or bytes.
+            BrokerUnavailable: the broker cannot be reached; nothing was published.
+            BroadcastError: the hub is closed.
+        """
+        check_channel(channel)
+        if not isinstance(message, (str, bytes)):
+            raise TypeError(f"a message is str or bytes, not {type(message).__name__}")
+        if self._closed:
+            raise BroadcastError("the hub is closed")
+        await self._broker.publish(channel, message)
+        self._published += 1
+
+    def subscribe(
+        self, channel: str, *, max_buffer: int | None = None, overflow: Overflow | None = None
+    ) -> Subscription:
+        """Returns a subscription to ``channel``, to enter with ``async with``: messages
+        published from then on (once it is entered) go to its buffer, which holds at most
+        ``max_buffer`` items; when it is full, ``overflow`` decides: ``"drop_oldest"``,
+        ``"drop_newest"`` or ``"disconnect"`` (reading then raises ``SlowSubscriber``). Both
+        default to the hub's settings. Leaving the ``async with`` unsubscribes.
+
+        Raises:
+            TypeError: ``channel`` is not a non-empty str.
+            ValueError: ``max_buffer`` is not a positive int, or ``overflow`` no policy.
+        """
+        return Subscription(
+            self,
+            check_channel(channel),
+            self._max_buffer if max_buffer is None else check_buffer(max_buffer),
+            self._overflow if overflow is None else check_overflow(overflow),
+        )
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker is connected (always, in memory)."""
+        return self._broker.connected and not self._closed
+
+    async def wait_connected(self) -> None:
+        """Waits until the broker is connected and every channel is subscribed there."""
+        await self._broker.wait_connected()
+
+    def subscribers(self, channel: str) -> int:
+        """Returns how many subscriptions of this process listen to ``channel``."""
+        found = self._channels.get(channel)
+        return 0 if found is None else len(found.subscribers)
+
+    def statistics(self) -> HubStatistics:
+        """Returns the hub's counters (this process only)."""
+        return HubStatistics(
+            channels=len(self._channels),
+            subscribers=sum(len(found.subscribers) for found in self._channels.values()),
+            published=self._published,
+            delivered=self._delivered,
+            dropped=self._dropped,
+            disconnected=self._disconnected,
+            gaps=self._gaps,
+            connected=self.connected,
+        )
+
+    # -- the broker's and the subscriptions' side --------------------------------------------
+
+    def _deliver(self, channel: str, message: str | bytes) -> None:
+        found = self._channels.get(channel)
+        if found is not None:
+            subscribers = found.subscribers
+            self._delivered += len(subscribers)
+            for subscription in subscribers:
+                subscription._put(message)
+            found.wake()
+
+    def _gap(self, reason: str) -> None:
+        self._gaps += 1
+        gap = Gap(reason)
+        for found in self._channels.values():
+            for subscription in found.subscribers:
+                subscription._put_gap(gap)
+            found.wake()
+
+    async def _add(self, subscription: Subscription) -> None:
+        if self._closed:
+            raise BroadcastError("the hub is closed")
+        channel = subscription.channel
+        found = self._channels.get(channel)
+        if found is None:
+            found = self._channels[channel] = Channel()
+        found.subscribers[subscription] = None
+        subscription._open(found)
+        try:
+            live = await self._broker.add_channel(channel)
+        except BaseException:
+            self._remove(subscription)
+            raise
+        if not live:
+            subscription._put_gap(Gap("not subscribed at the broker yet (it is unreachable)"))
+
+    def _remove(self, subscription: Subscription) -> None:
+        subscription._close()
+        found = self._channels.get(subscription.channel)
+        if found is not None and subscription in found.subscribers:
+            del found.subscribers[subscription]
+            if not found.subscribers:
+                del self._channels[subscription.channel]
+                self._broker.remove_channel(subscription.channel)
+
+    def _close(self) -> None:
+        self._closed = True
+        self._broker.close()
+        for found in self._channels.values():
+            for subscription in found.subscribers:
+                subscription._close()
+            found.wake()
+        self._channels.clear()
