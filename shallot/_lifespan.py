@@ -29,6 +29,14 @@ Hook: TypeAlias = Callable[[Scope], Awaitable[Any]]
 LifespanFactory: TypeAlias = Callable[[], AbstractAsyncContextManager[Any]]
 
 
+class Connections(set[Any]):
+    """The open websocket connections of one app. ``closing`` is set when the app begins
+    shutting down, so a connection whose handshake was still in progress then (an
+    ``on_connect`` awaiting something) closes with 1001 as soon as it is accepted."""
+
+    closing = False
+
+
 class AppState:
     """Per-app state: the config handed to requests and whether startup has finished."""
 
@@ -40,13 +48,13 @@ class AppState:
         self.failed = False
         self.serving = True  # ready and not failed: the one check on the hot path
         self.closing = False  # shutting down: new websockets are refused
-        self.connections: set[Any] = set()  # open websocket connections (_taskgroup)
+        self.connections = Connections()  # open websocket connections (_taskgroup)
         self._started: anyio.Event | None = None
 
     def begin_shutdown(self) -> None:
         """Starts a graceful shutdown: new websocket handshakes get 503, open websockets are
         closed with 1001 (their ``on_close`` runs). HTTP requests are still answered."""
-        self.closing = True
+        self.closing = self.connections.closing = True
         for connection in list(self.connections):
             connection.going_away()
 

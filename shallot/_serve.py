@@ -42,9 +42,10 @@ async def serve(
     """Serves ``app`` with hypercorn on ``host:port`` until the caller's scope is cancelled
     or ``shutdown_trigger()`` returns, then shuts down gracefully within ``grace_period``.
 
-    Use it with ``await task_group.start(serve, app, port=0)`` to get the bound
-    ``(host, port)`` back. Other keyword arguments set hypercorn ``Config`` attributes
-    (``keep_alive_timeout``, ``websocket_ping_interval``, ...).
+    Use it with ``await task_group.start(functools.partial(serve, app, port=0))`` to get the
+    bound ``(host, port)`` back (``start`` passes no keyword arguments). Other keyword
+    arguments set hypercorn ``Config`` attributes (``keep_alive_timeout``,
+    ``websocket_ping_interval``, ...).
 
     Raises:
         TypeError: an option is not a hypercorn ``Config`` attribute.

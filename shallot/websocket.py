@@ -11,7 +11,7 @@ import functools
 import inspect
 import logging
 import math
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, overload
 
 from ._asgi import deny_handshake
@@ -23,6 +23,9 @@ from ._taskgroup import Connection, Hook, Options
 from ._types import Handler, HandlerResult, Message, Receive, Request, Send
 from ._ws_messages import classify_connect
 from .response import text
+
+#: A hook the 2.0 way, without the scope (``on_disconnect()``).
+_LegacyHook = Callable[[], Awaitable[Any]]
 
 __all__ = ["Receiver", "WSDisconnect", "websocket"]  # WSDisconnect: its 2.0 home
 
@@ -47,8 +50,8 @@ def websocket(func: Callable[..., Any], /) -> Handler: ...
 def websocket(
     *,
     on_connect: Hook | None = None,
-    on_disconnect: Hook | None = None,
-    on_close: Hook | None = None,
+    on_disconnect: Hook | _LegacyHook | None = None,
+    on_close: Hook | _LegacyHook | None = None,
     max_queue: int = 32,
     max_queue_bytes: int = _MIB,
     max_message_size: int = _MIB,
@@ -65,8 +68,8 @@ def websocket(
     /,
     *,
     on_connect: Hook | None = None,
-    on_disconnect: Hook | None = None,
-    on_close: Hook | None = None,
+    on_disconnect: Hook | _LegacyHook | None = None,
+    on_close: Hook | _LegacyHook | None = None,
     max_queue: int = 32,
     max_queue_bytes: int = _MIB,
     max_message_size: int = _MIB,
@@ -109,6 +112,7 @@ def websocket(
     ):
         if hook is not None and not callable(hook):
             raise TypeError(f"{hook_name} {hook!r} is not callable")
+    on_disconnect, on_close = _takes_scope(on_disconnect), _takes_scope(on_close)
     options = Options(
         max_queue=_positive("max_queue", max_queue, int),
         max_queue_bytes=_positive("max_queue_bytes", max_queue_bytes, int),
@@ -156,6 +160,27 @@ def websocket(
     if func is not None:
         return decorate(func)
     return decorate
+
+
+def _takes_scope(hook: Hook | _LegacyHook | None) -> Hook | None:
+    """Returns ``hook``, adapted when it takes no argument: shallot 2.0 called
+    ``on_disconnect()`` without the scope, and such hooks keep working."""
+    if hook is None:
+        return None
+    try:
+        parameters = inspect.signature(hook).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: assume it takes the scope
+        return hook  # type: ignore[return-value]
+    if any(
+        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in parameters
+    ):
+        return hook  # type: ignore[return-value]
+    no_argument_hook: Callable[[], Any] = hook  # type: ignore[assignment]
+
+    async def call_without_scope(scope: Request) -> Any:
+        return await no_argument_hook()
+
+    return call_without_scope
 
 
 async def _coroutine_messages(
