@@ -161,7 +161,6 @@ def arrived(connection: Connection, message: Message) -> str | bytes | None:
             # a send to nobody: stop it (the handler gets WSDisconnect at its yield)
             connection.handler_scope.cancel()
         _set(connection._client_left)
-        _set(connection._read_done)
         connection.end()
     return None
 
@@ -200,25 +199,26 @@ async def _read_for_handler(connection: Connection) -> None:
 
 
 async def _wait_handler_away(connection: Connection) -> bool:
-    """Returns True once the handler has been away from its receiver a whole watch
-    interval (or has ended: the close handshake is then read here), False when it has sat
-    in a direct read so long that watching is pointless."""
+    """Returns True once the handler has been away from its receiver a whole watch interval
+    (or has ended: the close handshake is then read here), False once it has sat in one
+    direct read for ``_LINGER`` intervals, so watching is pointless until it reads again.
+
+    It looks once per interval, never per message: a busy connection costs it one timer
+    per interval, an idle one nothing once it has left."""
     interval = connection.options.watch_interval
+    reads = connection.direct_reads + connection.inbound.taken_total
+    parked = 0  # intervals the same direct read has lasted
     while connection.client_code is None and connection.handler_running:
-        if connection.direct_reading:
-            connection._read_done = anyio.Event()
-            with anyio.move_on_after(interval * _LINGER):
-                await connection._read_done.wait()
-            if connection.direct_reading:
-                connection._read_done = None
-                return False
-            continue
-        reads = connection.direct_reads + connection.inbound.taken_total
         with anyio.move_on_after(interval):
             await connection._wait_handler_done()
         now = connection.direct_reads + connection.inbound.taken_total
-        if not connection.direct_reading and reads == now:
+        if connection.direct_reading:
+            parked = parked + 1 if now == reads else 0
+            if parked >= _LINGER:
+                return False
+        elif now == reads:
             return True
+        reads = now
     return connection.client_code is None
 
 
@@ -282,8 +282,6 @@ class Receiver:
             finally:
                 connection.direct_reading = False
                 connection.direct_reads += 1
-                _set(connection._read_done)
-                connection._read_done = None
             data = arrived(connection, message)
             if data is not None:
                 connection._start_watching()

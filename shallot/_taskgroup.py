@@ -93,7 +93,6 @@ class Connection:
     __slots__ = (
         "_client_left",
         "_handler_done",
-        "_read_done",
         "_send_idle",
         "client_code",
         "client_initiated",
@@ -149,7 +148,6 @@ class Connection:
         self.handler_scope = anyio.CancelScope()
         self.helpers: set[anyio.CancelScope] | None = None  # made by the first helper
         # Events exist only while someone waits on them: an idle connection holds none.
-        self._read_done: anyio.Event | None = None
         self._send_idle: anyio.Event | None = None
         self._client_left: anyio.Event | None = None
         self._handler_done: anyio.Event | None = None
