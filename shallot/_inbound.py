@@ -81,31 +81,32 @@ class Inbound:
             self.count > 0 and self.bytes + size > self.max_bytes
         )
 
-    async def put(self, tx: MemoryObjectSendStream[str | bytes], payload: str | bytes) -> None:
-        """Queues one message from the client, waiting for room if the handler reads."""
+    def offer(self, tx: MemoryObjectSendStream[str | bytes], payload: str | bytes) -> bool:
+        """Queues one message from the client, or drops it for a pure-push handler (or one
+        that has ended); returns False when there is no room yet and the message must wait."""
         size = size_of(payload)
-        while self._full(size):
+        if self._full(size):
             if self.gone:  # the handler has ended: nobody will read it
-                return
-            if not self.reading and anyio.current_time() >= self.push_only_at:
-                self.dropped += 1
-                if self.dropped == 1 or self.dropped % 1000 == 0:
-                    logger.debug(
-                        "websocket handler does not read; %d messages dropped", self.dropped
-                    )
-                return
-            self._space = anyio.Event()
-            if self.reading:
-                await self._space.wait()
-            else:  # not read yet: hold on until it reads, or counts as pure push
-                with anyio.move_on_after(self.push_only_at - anyio.current_time()):
-                    await self._space.wait()
+                return True
+            if self.reading or anyio.current_time() < self.push_only_at:
+                return False  # hold the client back until the handler makes room
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                logger.debug("websocket handler does not read; %d messages dropped", self.dropped)
+            return True
         self.count += 1
         self.bytes += size
         try:
             tx.send_nowait(payload)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass  # the handler is gone: nobody will read it
+        return True
+
+    async def wait_for_room(self, limit: float) -> None:
+        """Waits, at most ``limit`` seconds, for the handler to take a message."""
+        self._space = anyio.Event()
+        with anyio.move_on_after(limit):
+            await self._space.wait()
 
     def taken(self, payload: str | bytes) -> None:
         """Accounts for a message the handler took."""
@@ -179,23 +180,43 @@ async def receive_task(connection: Connection) -> None:
 
 
 async def _read_for_handler(connection: Connection) -> None:
-    tx = connection.inbound.open()
+    inbound = connection.inbound
+    tx = inbound.open()
+    interval = connection.options.watch_interval
     while connection.client_code is None:
-        taken = connection.inbound.taken_total
+        taken = inbound.taken_total
         # From receive() until the message is queued, the handler must not read directly,
         # or it would overtake the message in hand.
         connection.task_reading = True
         try:
-            payload = arrived(connection, await connection.receive())
-            if payload is not None:
-                await connection.inbound.put(tx, payload)
+            with anyio.move_on_after(interval) as tick:  # look at the sends once in a while
+                message = await connection.receive()
+            if tick.cancelled_caught:
+                check_send(connection)
+                continue
+            payload = arrived(connection, message)
+            while payload is not None and not inbound.offer(tx, payload):
+                await inbound.wait_for_room(interval)
+                check_send(connection)
         finally:
             connection.task_reading = False
-        inbound = connection.inbound
         if connection.handler_running and (
             connection.handler_waiting or inbound.taken_total != taken
         ):
             return  # the handler reads again: let it read directly
+
+
+def check_send(connection: Connection) -> None:
+    """Called once per watch interval: a send that has not finished for ``send_timeout``
+    (the client reads nothing) is cancelled, and the client counts as gone. A counter of
+    sends, not a timer per send, so the hot path pays one increment."""
+    if not connection.sending:
+        return
+    now = anyio.current_time()
+    if connection.stuck_send != connection.sends:
+        connection.stuck_send, connection.stuck_since = connection.sends, now
+    elif now - connection.stuck_since >= connection.options.send_timeout:
+        connection.handler_scope.cancel()
 
 
 async def _wait_handler_away(connection: Connection) -> bool:
@@ -211,6 +232,7 @@ async def _wait_handler_away(connection: Connection) -> bool:
     while connection.client_code is None and connection.handler_running:
         with anyio.move_on_after(interval):
             await connection._wait_handler_done()
+        check_send(connection)
         now = connection.direct_reads + connection.inbound.taken_total
         if connection.direct_reading:
             parked = parked + 1 if now == reads else 0

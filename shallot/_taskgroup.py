@@ -24,7 +24,6 @@ The receiving side (the inbound stream, the receive task, the Receiver) is in ``
 from __future__ import annotations
 
 import logging
-import math
 import sys
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
@@ -116,7 +115,10 @@ class Connection:
         "scope",
         "send",
         "sending",
+        "sends",
         "server_closed",
+        "stuck_send",
+        "stuck_since",
         "task_reading",
         "watching",
     )
@@ -145,6 +147,9 @@ class Connection:
         self.task_reading = False  # the receive task holds a message or is inside receive()
         self.handler_waiting = False
         self.sending = False  # the handler is inside ASGI send()
+        self.sends = 0  # sends begun, for the receive task's check_send
+        self.stuck_send = -1
+        self.stuck_since = 0.0
         self.handler_scope = anyio.CancelScope()
         self.helpers: set[anyio.CancelScope] | None = None  # made by the first helper
         # Events exist only while someone waits on them: an idle connection holds none.
@@ -264,7 +269,7 @@ class Connection:
         """Runs the connection to its end: the handler's generator in the host task of the
         group, then the hooks. One frame on purpose: an idle connection's memory is mostly
         the frames it is suspended in."""
-        send, send_timeout, now = self.send, self.options.send_timeout, anyio.current_time
+        send, send_timeout = self.send, self.options.send_timeout
         at_yield = cancelled = server_cancelled = False
         if registry is not None:
             registry.add(self)
@@ -274,9 +279,9 @@ class Connection:
                 if getattr(registry, "closing", False):  # shutdown began during the handshake
                     self.going_away()
                 try:
-                    # One scope for every send; each arms its deadline, which costs far less
-                    # than a scope per message. A client that leaves mid-send cancels it, and
-                    # the send task's grace period ends in it too.
+                    # One scope around the handler: a client that leaves mid-send cancels it
+                    # (WSDisconnect at the yield), so does a send stuck for send_timeout (the
+                    # receive task's check_send), and the send task's grace period ends in it.
                     with self.handler_scope as scope:
                         async for item in generator:
                             at_yield = True
@@ -296,7 +301,7 @@ class Connection:
                                 self.handler_close = message  # the send task sends it
                                 break  # closes now: nothing is sent after it
                             self.sending = True
-                            scope.deadline = now() + send_timeout
+                            self.sends += 1  # the receive task's check_send times sends
                             try:
                                 await send(message)
                             except OSError:  # ASGI 2.4: the server says the client has gone
@@ -306,7 +311,6 @@ class Connection:
                                 self.sending = False
                                 if self._send_idle is not None:
                                     self._send_idle.set()
-                            scope.deadline = math.inf
                             at_yield = False
                         else:
                             at_yield = False

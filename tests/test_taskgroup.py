@@ -436,3 +436,31 @@ async def test_helpers_start_only_while_the_handler_runs_and_cost_nothing_otherw
     peer.close()
     with pytest.raises(RuntimeError, match="only while the websocket handler runs"):
         kept[0]._connection.start_helper(anyio.sleep_forever)
+
+
+async def test_send_to_a_client_that_reads_nothing_ends_after_the_send_timeout() -> None:
+    seen: list[Any] = []
+    never = anyio.Event()
+
+    @websocket(send_timeout=0.05, watch_interval=0.01)
+    async def pusher(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        try:
+            yield ws_send("stuck")
+        except WSDisconnect as disconnect:
+            seen.append(disconnect.code)
+            raise
+
+    app = build_server(pusher)
+    to_app_tx, to_app_rx = anyio.create_memory_object_stream[Message](10)
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+        if message["type"] == "websocket.send":
+            await never.wait()  # the socket's buffer is full: the client reads nothing
+
+    with anyio.fail_after(2), to_app_tx, to_app_rx:
+        await to_app_tx.send({"type": "websocket.connect"})
+        await app(websocket_scope(), to_app_rx.receive, send)
+    assert seen == [1006]
+    assert [m["type"] for m in sent] == ["websocket.accept", "websocket.send"]
