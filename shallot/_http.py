@@ -24,9 +24,8 @@ from ._request import (
     decode_headers,
     plain,
     read_body,
-    read_rest,
 )
-from ._types import Handler, Receive, Scope, Send
+from ._types import Handler, Message, Receive, Scope, Send
 
 logger = logging.getLogger("shallot")
 
@@ -252,6 +251,22 @@ async def _close_iterator(iterator: Any) -> None:
             logger.exception("closing a response stream failed")
 
 
+def _after_body(receive: Receive) -> Receive:
+    """Returns ``receive`` past the request's (empty, unread) ``http.request`` message."""
+    skipped = False
+
+    async def receive_after_body() -> Message:
+        nonlocal skipped
+        message = await receive()
+        if not skipped:
+            skipped = True
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                message = await receive()
+        return message
+
+    return receive_after_body
+
+
 def _name(handler: Any) -> str:
     return getattr(handler, "__qualname__", None) or repr(handler)
 
@@ -276,14 +291,14 @@ async def serve_http(
             and "transfer-encoding" not in headers
             and scope.get("http_version") in NO_BODY_VERSIONS
         ):
-            # No body on the wire (RFC 9112 §6.3): the server holds this message already.
-            message = await receive()
-            if message["type"] == "http.request" and not message.get("more_body", False):
-                body = message.get("body", b"")
-            else:
-                body = await read_rest(receive, limits, message)
+            # No body on the wire (RFC 9112 §6.3): nothing to receive. Not even the one empty
+            # http.request message, which costs a trip through the server's queue (on trio,
+            # a scheduler round) for nothing; a stream's disconnect watch skips it later.
+            body = b""
+            unread = True
         else:
             body = await read_body(scope, headers, receive, limits)
+            unread = False
     except Refused as refused:
         status, raw, data, _ = prepare(refused.response)
         await send_body(send, status, raw, data or b"", False, limits)
@@ -303,7 +318,8 @@ async def serve_http(
         logger.exception("handler %s raised", _name(handler))
         result = INTERNAL_ERROR
     if type(result) is not dict and callable(result):
-        await result(receive, send)  # raw takeover (SPEC §1)
+        # raw takeover (SPEC §1): the body is always read by then, left unread or not
+        await result(_after_body(receive) if unread else receive, send)
         return
     try:
         status, raw, data, stream = prepare(result)

@@ -34,6 +34,8 @@ __all__ = [
 logger = logging.getLogger("shallot")
 
 _TEXT_UTF8 = "text/plain; charset=utf-8"
+#: One encoder for every json() call: json.dumps builds a new one per call for these options.
+_ENCODER = _json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def text(
@@ -56,7 +58,7 @@ def json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None)
     Raises:
         TypeError: ``data`` is not JSON serializable.
     """
-    body = _json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    body = _ENCODER.encode(data).encode()
     return {
         "status": status,
         "headers": {"content-type": "application/json", **(headers or {})},

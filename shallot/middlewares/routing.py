@@ -10,7 +10,7 @@ route arguments to the handler and records what matched (SPEC §6, issue 4).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Any, NamedTuple
 
 from .._types import Handler, HandlerResult, Middleware, Next, Request
@@ -225,14 +225,20 @@ def _pattern_segments(name: str, pattern: str) -> list[str | None]:
     return segments
 
 
-def _bind(handler: Handler, args: tuple[str, ...]) -> Handler:
-    """Returns a one-argument handler that calls ``handler(request, *args)``."""
+class _Bound:
+    """A route's handler with its arguments bound: ``bound(request)`` is
+    ``handler(request, *args)``. A slotted object rather than a closure: it is made per
+    routed request."""
 
-    async def route_handler(request: Request) -> HandlerResult:
-        return await handler(request, *args)
+    __slots__ = ("__qualname__", "args", "handler")
 
-    route_handler.__qualname__ = getattr(handler, "__qualname__", repr(handler))
-    return route_handler
+    def __init__(self, handler: Handler, args: tuple[str, ...]) -> None:
+        self.handler = handler
+        self.args = args
+        self.__qualname__ = getattr(handler, "__qualname__", repr(handler))
+
+    def __call__(self, request: Request) -> Awaitable[HandlerResult]:
+        return self.handler(request, *self.args)
 
 
 def wrap_routes(routes: Iterable[Any]) -> Middleware:
@@ -256,7 +262,7 @@ def wrap_routes(routes: Iterable[Any]) -> Middleware:
             path = request.get("path", "")
             match = router.lookup(request.get("method", ""), path)
             if match is not None:
-                bound = match.handler if not match.args else _bind(match.handler, match.args)
+                bound = match.handler if not match.args else _Bound(match.handler, match.args)
                 return await next_middleware(bound, {**request, "route": match.route})
             allowed = router.allowed_methods(path)
             if allowed is None:
