@@ -72,7 +72,8 @@ class Router:
             raise TypeError(f"routes must be a list of (path, methods, handler), not {routes!r}")
         self._root = _Node()
         #: normalised static path -> method -> (handler, pattern): the one-dict-lookup case.
-        self._static: dict[str, dict[str, tuple[Handler, str]]] = {}
+        self._static: dict[str, dict[str, RouteMatch]] = {}  # filled in once the trie is built
+        static_nodes: dict[str, _Node] = {}
         owners: dict[tuple[int, str], str] = {}  # (id of end node, method) -> entry text
         ends: list[_Node] = []
         for index, entry in enumerate(routes):
@@ -100,12 +101,18 @@ class Router:
                 owners[key] = name
                 node.methods[method] = (handler, pattern)
             if is_static:
-                self._static[pattern.rstrip("/")] = node.methods
+                static_nodes[pattern.rstrip("/")] = node
         for node in ends:
             assert node.methods is not None
             if "GET" in node.methods and "HEAD" not in node.methods:
                 node.methods["HEAD"] = node.methods["GET"]  # HEAD is GET without the body
             node.allowed = frozenset(node.methods) & HTTP_METHODS
+        for path, node in static_nodes.items():  # static hits need no work per request
+            assert node.methods is not None
+            self._static[path] = {
+                method: RouteMatch(handler, (), pattern)
+                for method, (handler, pattern) in node.methods.items()
+            }
 
     def lookup(self, method: str, path: str) -> RouteMatch | None:
         """Returns the route for ``method`` and ``path``, or None when there is none.
@@ -116,7 +123,7 @@ class Router:
         if static is not None:  # a fully static route outranks any route with parameters
             hit = static.get(method)
             if hit is not None:
-                return RouteMatch(hit[0], (), hit[1])
+                return hit
         segments = _split(path)
         if segments is None:
             return None
