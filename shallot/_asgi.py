@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 from ._http import INTERNAL_ERROR, SERVICE_UNAVAILABLE, InvalidResponse, prepare, serve_http
-from ._lifespan import AppState, Hook, LifespanFactory, current_app, run_lifespan
+from ._lifespan import AppState, Hook, LifespanFactory, run_lifespan
 from ._request import Limits, build_request, decode_headers
 from ._types import ASGIApp, Handler, Receive, Response, Scope, Send
 
@@ -94,14 +94,25 @@ def build_server(
                     await serve_http(scope, receive, send, _unavailable, state.config, limits)
                     return
             await serve_http(scope, receive, send, handler, state.config, limits)
-        elif kind == "websocket":
+        elif kind == "websocket":  # inlined: an idle connection keeps this frame alive
             if not state.ready:
                 await state.wait_ready()
-            current_app.set(state)  # so the connection can register for a graceful shutdown
-            unavailable = state.failed or state.closing
-            await serve_websocket(
-                scope, receive, send, _unavailable if unavailable else handler, state.config
-            )
+            endpoint = _unavailable if state.failed or state.closing else handler
+            headers = decode_headers(scope.get("headers", ()))
+            try:
+                result = await endpoint(build_request(scope, headers, b"", "WS", state.config))
+            except Exception:
+                logger.exception(
+                    "handler %s raised on a websocket request",
+                    getattr(endpoint, "__qualname__", endpoint),
+                )
+                result = INTERNAL_ERROR
+            if type(result) is not dict and callable(result):
+                if hasattr(result, "registry"):  # a @websocket takeover: for graceful shutdown
+                    result.registry = state.connections
+                await result(receive, send)
+            else:
+                await refuse_websocket(scope, receive, send, result)
         elif kind == "lifespan":
             await run_lifespan(state, scope, receive, send, on_start, on_stop, lifespan)
         else:  # the ASGI spec asks apps to raise on scope types they do not know
@@ -115,26 +126,11 @@ async def _unavailable(request: dict[str, Any]) -> Response:
     return SERVICE_UNAVAILABLE
 
 
-async def serve_websocket(
-    scope: Scope, receive: Receive, send: Send, handler: Handler, config: dict[str, Any]
-) -> None:
-    """Hands a websocket connection to its handler: a takeover callable runs it, a response
-    dict denies the handshake."""
-    headers = decode_headers(scope.get("headers", ()))
-    try:
-        result = await handler(build_request(scope, headers, b"", "WS", config))
-    except Exception:
-        logger.exception(
-            "handler %s raised on a websocket request", getattr(handler, "__qualname__", handler)
-        )
-        result = INTERNAL_ERROR
-    if not isinstance(result, dict) and callable(result):
-        await result(receive, send)
-        return
+async def refuse_websocket(scope: Scope, receive: Receive, send: Send, response: Any) -> None:
+    """Refuses a websocket handshake with ``response`` once the client has asked for it."""
     message = await receive()
-    if message["type"] != "websocket.connect":  # the client left before the handshake
-        return
-    await deny_handshake(scope, send, result)
+    if message["type"] == "websocket.connect":  # else the client left before the handshake
+        await deny_handshake(scope, send, response)
 
 
 async def deny_handshake(scope: Scope, send: Send, response: Any) -> None:

@@ -175,6 +175,8 @@ async def receive_task(connection: Connection) -> None:
             await _read_for_handler(connection)
     finally:
         connection.watching = False
+        if not connection.closing:  # nobody else waits on it: an idle connection keeps none
+            connection._handler_done = None
         if connection.inbound.tx is not None and connection.client_code is not None:
             connection.inbound.tx.close()  # how a waiting Receiver learns the client left
 

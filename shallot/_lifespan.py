@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from contextvars import ContextVar
 from typing import Any, TypeAlias
 
 import anyio
@@ -22,8 +21,6 @@ from ._types import Receive, Scope, Send
 
 logger = logging.getLogger("shallot")
 
-#: The app whose request the current task serves; websocket connections register with it.
-current_app: ContextVar[AppState] = ContextVar("shallot_current_app")
 
 Hook: TypeAlias = Callable[[Scope], Awaitable[Any]]
 LifespanFactory: TypeAlias = Callable[[], AbstractAsyncContextManager[Any]]

@@ -32,7 +32,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from ._errors import WSDisconnect
-from ._inbound import Inbound, _set, receive_task
+from ._inbound import Inbound, Receiver, _set, receive_task
 from ._types import Message, Receive, Request, Send
 from ._ws_messages import (
     ABNORMAL,
@@ -260,7 +260,9 @@ class Connection:
 
     async def run(
         self,
-        generator: AsyncGenerator[Any, None],
+        opening: Awaitable[bool],
+        start: Callable[..., AsyncGenerator[Any, None]],
+        route_args: tuple[Any, ...],
         name: str,
         on_disconnect: Hook | None,
         on_close: Hook | None,
@@ -269,6 +271,10 @@ class Connection:
         """Runs the connection to its end: the handler's generator in the host task of the
         group, then the hooks. One frame on purpose: an idle connection's memory is mostly
         the frames it is suspended in."""
+        if not await opening:  # the handshake: refused, or the client left
+            return
+        del opening  # the finished coroutine would stay alive as long as the connection
+        generator = start(self.scope, Receiver(self), *route_args)
         send, send_timeout = self.send, self.options.send_timeout
         at_yield = cancelled = server_cancelled = False
         if registry is not None:

@@ -18,7 +18,6 @@ from ._asgi import deny_handshake
 from ._errors import ASGIProtocolError, WSDisconnect
 from ._http import INTERNAL_ERROR
 from ._inbound import Receiver
-from ._lifespan import current_app
 from ._taskgroup import Connection, Hook, Options
 from ._types import Handler, HandlerResult, Message, Receive, Request, Send
 from ._ws_messages import classify_connect
@@ -133,7 +132,14 @@ def websocket(
             raise TypeError(
                 f"@websocket needs an async generator or coroutine function, not {function!r}"
             )
-        name = getattr(function, "__qualname__", repr(function))
+        endpoint = _Endpoint(
+            start,
+            getattr(function, "__qualname__", repr(function)),
+            options,
+            on_connect,
+            on_disconnect,
+            on_close,
+        )
 
         @functools.wraps(function)
         async def handler(request: Request, *route_args: Any) -> HandlerResult:
@@ -143,23 +149,63 @@ def websocket(
                     status=426,
                     headers={"upgrade": "websocket", "connection": "Upgrade"},
                 )
-
-            async def takeover(receive: Receive, send: Send) -> None:
-                if not await _handshake(request, receive, send, on_connect):
-                    return
-                connection = Connection(request, receive, send, options)
-                messages = start(request, Receiver(connection), *route_args)
-                app = current_app.get(None)
-                registry = app.connections if app is not None else None
-                await connection.run(messages, name, on_disconnect, on_close, registry)
-
-            return takeover
+            return _Takeover(endpoint, request, route_args)
 
         return handler
 
     if func is not None:
         return decorate(func)
     return decorate
+
+
+class _Endpoint:
+    """What ``@websocket`` fixed once: the function, its name and options, the hooks."""
+
+    __slots__ = ("name", "on_close", "on_connect", "on_disconnect", "options", "start")
+
+    def __init__(
+        self,
+        start: Callable[..., AsyncGenerator[Any, None]],
+        name: str,
+        options: Options,
+        on_connect: Hook | None,
+        on_disconnect: Hook | None,
+        on_close: Hook | None,
+    ) -> None:
+        self.start = start
+        self.name = name
+        self.options = options
+        self.on_connect = on_connect
+        self.on_disconnect = on_disconnect
+        self.on_close = on_close
+
+
+class _Takeover:
+    """What a ``@websocket`` handler returns for a websocket request: the raw-takeover
+    callable (SPEC §1) that runs the connection. A slotted object, not a closure, and its
+    call hands back ``Connection.run`` itself: an idle connection's memory is mostly the
+    frames it sits in. ``registry`` is set by the app (``_asgi``) for graceful shutdowns."""
+
+    __slots__ = ("endpoint", "registry", "request", "route_args")
+
+    def __init__(self, endpoint: _Endpoint, request: Request, route_args: tuple[Any, ...]) -> None:
+        self.endpoint = endpoint
+        self.request = request
+        self.route_args = route_args
+        self.registry: set[Any] | None = None
+
+    def __call__(self, receive: Receive, send: Send) -> Awaitable[None]:
+        endpoint, request = self.endpoint, self.request
+        connection = Connection(request, receive, send, endpoint.options)
+        return connection.run(
+            _handshake(request, receive, send, endpoint.on_connect),
+            endpoint.start,
+            self.route_args,
+            endpoint.name,
+            endpoint.on_disconnect,
+            endpoint.on_close,
+            self.registry,
+        )
 
 
 def _takes_scope(hook: Hook | _LegacyHook | None) -> Hook | None:
