@@ -110,7 +110,9 @@ def build_server(
             if type(result) is not dict and callable(result):
                 if hasattr(result, "registry"):  # a @websocket takeover: for graceful shutdown
                     result.registry = state.connections
-                await result(receive, send)
+                connection = result(receive, send)
+                del result, headers  # this frame lives as long as the connection: keep it lean
+                await connection
             else:
                 await refuse_websocket(scope, receive, send, result)
         elif kind == "lifespan":

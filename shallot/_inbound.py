@@ -160,7 +160,7 @@ def arrived(connection: Connection, message: Message) -> str | bytes | None:
             connection.client_initiated = True
         if connection.sending:
             # a send to nobody: stop it (the handler gets WSDisconnect at its yield)
-            connection.handler_scope.cancel()
+            connection.stop()
         _set(connection._client_left)
         connection.end()
     return None
@@ -218,7 +218,7 @@ def check_send(connection: Connection) -> None:
     if connection.stuck_send != connection.sends:
         connection.stuck_send, connection.stuck_since = connection.sends, now
     elif now - connection.stuck_since >= connection.options.send_timeout:
-        connection.handler_scope.cancel()
+        connection.stop()
 
 
 async def _wait_handler_away(connection: Connection) -> bool:

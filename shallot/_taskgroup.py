@@ -106,7 +106,6 @@ class Connection:
         "handler_close",
         "handler_failed",
         "handler_running",
-        "handler_scope",
         "handler_waiting",
         "helpers",
         "inbound",
@@ -150,7 +149,6 @@ class Connection:
         self.sends = 0  # sends begun, for the receive task's check_send
         self.stuck_send = -1
         self.stuck_since = 0.0
-        self.handler_scope = anyio.CancelScope()
         self.helpers: set[anyio.CancelScope] | None = None  # made by the first helper
         # Events exist only while someone waits on them: an idle connection holds none.
         self._send_idle: anyio.Event | None = None
@@ -235,9 +233,7 @@ class Connection:
         if self.handler_running:
             with anyio.move_on_after(self.options.disconnect_timeout):
                 await self._wait_handler_done()
-            self.grace_over = True
-            self.handler_scope.cancel()
-            await self._wait_handler_done()
+            self.grace_over = self.handler_running  # its cleanup may not wait any more
         group.cancel()
 
     async def _wait_handler_done(self) -> None:
@@ -275,84 +271,68 @@ class Connection:
             return
         del opening  # the finished coroutine would stay alive as long as the connection
         generator = start(self.scope, Receiver(self), *route_args)
-        send, send_timeout = self.send, self.options.send_timeout
-        at_yield = cancelled = server_cancelled = False
+        send = self.send
+        at_yield = cancelled = False
         if registry is not None:
             registry.add(self)
         try:
+            # The group's own scope is the handler's: a client that leaves mid-send cancels it,
+            # so does a send stuck for send_timeout (the receive task's check_send) and the end
+            # of the send task's grace period. The handler's cleanup then runs after the group
+            # (below), bounded by what is left of the grace. One cancel scope per connection.
             async with anyio.create_task_group() as self.group:
                 self._start_watching()
                 if getattr(registry, "closing", False):  # shutdown began during the handshake
                     self.going_away()
                 try:
-                    # One scope around the handler: a client that leaves mid-send cancels it
-                    # (WSDisconnect at the yield), so does a send stuck for send_timeout (the
-                    # receive task's check_send), and the send task's grace period ends in it.
-                    with self.handler_scope as scope:
-                        async for item in generator:
-                            at_yield = True
-                            message: Message
-                            if (
-                                type(item) is dict
-                                and len(item) == 2
-                                and item.get("type") == "websocket.send"
-                                and type(item.get("text")) is str
-                            ):
-                                message = item  # the ws_send(str) shape: nothing to check
-                            else:
-                                message = outgoing(item)
-                            if self.client_code is not None or self.server_closed:
-                                break
-                            if message["type"] == "websocket.close":
-                                self.handler_close = message  # the send task sends it
-                                break  # closes now: nothing is sent after it
-                            self.sending = True
-                            self.sends += 1  # the receive task's check_send times sends
-                            try:
-                                await send(message)
-                            except OSError:  # ASGI 2.4: the server says the client has gone
-                                self.client_code = self.client_code or ABNORMAL
-                                break
-                            finally:
-                                self.sending = False
-                                if self._send_idle is not None:
-                                    self._send_idle.set()
-                            at_yield = False
+                    async for item in generator:
+                        at_yield = True
+                        message: Message
+                        if (
+                            type(item) is dict
+                            and len(item) == 2
+                            and item.get("type") == "websocket.send"
+                            and type(item.get("text")) is str
+                        ):
+                            message = item  # the ws_send(str) shape: nothing to check
                         else:
-                            at_yield = False
-                    if scope.cancelled_caught and at_yield and self.client_code is None:
-                        logger.info(
-                            "websocket client read nothing for %ss; dropping it", send_timeout
-                        )
-                        self.client_code = ABNORMAL
-                    if at_yield and self.client_code is not None and not self.handler_close:
-                        # SPEC §4: a yielding handler learns of the disconnect at its yield.
-                        with self._phase_scope():
-                            await generator.athrow(self._disconnect())
+                            message = outgoing(item)
+                        if self.client_code is not None or self.server_closed:
+                            break
+                        if message["type"] == "websocket.close":
+                            self.handler_close = message  # the send task sends it
+                            break  # closes now: nothing is sent after it
+                        self.sending = True
+                        self.sends += 1  # the receive task's check_send times sends
+                        try:
+                            await send(message)
+                        except OSError:  # ASGI 2.4: the server says the client has gone
+                            self.client_code = self.client_code or ABNORMAL
+                            break
+                        finally:
+                            self.sending = False
+                            if self._send_idle is not None:
+                                self._send_idle.set()
+                        at_yield = False
+                    else:
+                        at_yield = False
+                    await self._stop_handler(generator, at_yield)
+                    at_yield = False
                 except (WSDisconnect, StopAsyncIteration):
                     pass  # the client left: an ordinary end
                 except Exception:
                     logger.exception("websocket handler %s failed", name)
                     self.handler_failed = True  # the send task closes with 1011
-                except anyio.get_cancelled_exc_class():
-                    # The server cancels the connection (shutdown): the hooks say 1001. No send
-                    # task: its first send could slip a 1000 out before the cancellation hits
-                    # it (hypercorn's asyncio worker writes before it checkpoints), or on trio
-                    # leave the server's websocket closing with nothing written (issue 3).
-                    server_cancelled = True
-                    raise
-                finally:
+                if self.handler_running:
                     with self._phase_scope():
                         await generator.aclose()  # its finally blocks run, bounded by the grace
-                    if self.helpers:  # the handler's helpers end with it
-                        for helper in self.helpers:
-                            helper.cancel()
-                    self.handler_running = False
-                    self.inbound.release()
-                    _set(self._handler_done)
-                    if not server_cancelled:
-                        self.end()
+                    self._handler_ended()
+                    self.end()
         except anyio.get_cancelled_exc_class():
+            # The server cancels the connection (shutdown): the hooks say 1001. No send task:
+            # its first send could slip a 1000 out before the cancellation hits it (hypercorn's
+            # asyncio worker writes before it checkpoints), or on trio leave the server's
+            # websocket closing with nothing written (issue 3).
             cancelled = True
             raise
         except BaseExceptionGroup as group:
@@ -362,20 +342,57 @@ class Connection:
             raise
         finally:
             self.group = None
-            self.inbound.close()
-            if registry is not None:
-                registry.discard(self)
-            await self._run_hooks(on_disconnect, on_close, cancelled)
+            try:
+                if self.handler_running:  # cut short by a cancellation: ours, or the server's
+                    if not cancelled:
+                        await self._stop_handler(generator, at_yield)
+                    with self._phase_scope():
+                        await generator.aclose()
+                    self._handler_ended()
+            except (WSDisconnect, StopAsyncIteration):
+                pass
+            except Exception:
+                logger.exception("websocket handler %s failed", name)
+            finally:
+                self.inbound.close()
+                if registry is not None:
+                    registry.discard(self)
+                await self._run_hooks(on_disconnect, on_close, cancelled)
+
+    async def _stop_handler(self, generator: AsyncGenerator[Any, None], at_yield: bool) -> None:
+        """Tells a handler stopped at its ``yield`` why: the client left (SPEC §4)."""
+        if not at_yield or self.handler_close is not None:
+            return
+        if self.client_code is None:  # cut off mid-send, the client still there: it stalled
+            logger.info(
+                "websocket client read nothing for %ss; dropping it", self.options.send_timeout
+            )
+            self.client_code = ABNORMAL
+        with self._phase_scope():
+            await generator.athrow(self._disconnect())
+
+    def _handler_ended(self) -> None:
+        if self.helpers:  # the handler's helpers end with it
+            for helper in self.helpers:
+                helper.cancel()
+        self.handler_running = False
+        self.inbound.release()
+        _set(self._handler_done)
+
+    def stop(self) -> None:
+        """Cancels the handler (and with it the group): the client left mid-send, a send
+        stalled, or the grace period is over."""
+        if self.group is not None:
+            self.group.cancel_scope.cancel()
 
     # -- after the group --------------------------------------------------------------------
 
     def _phase_scope(self) -> anyio.CancelScope:
-        """Returns the scope of the handler's next phase, cancelled already if its grace
-        period is over."""
-        scope = anyio.CancelScope()
+        """Returns a scope for the handler's cleanup (``athrow``, ``aclose``): bounded by the
+        grace period, cancelled already once it is over."""
+        scope = anyio.move_on_after(self.options.disconnect_timeout)
         if self.grace_over:
             scope.cancel()
-        self.handler_scope = scope
         return scope
 
     async def _run_hooks(
