@@ -3,7 +3,7 @@
 A websocket handler that must wait on two things at once (its client, and a hub subscription)
 would need a task group of its own, and it must never ``yield`` inside one (STYLE.md). So the
 merge runs one **pump** per source as a helper task of the connection's own group
-(``Connection.start_helper``): each pump iterates its source and sends ``(source, item)`` into
+(``start_helper``): each pump iterates its source and sends ``(source, item)`` into
 an unbuffered memory stream that the handler's generator reads in the host task. An error of
 a source (``WSDisconnect`` from the receiver, ``SlowSubscriber`` from a subscription) travels
 the same stream and is raised in the generator, after the items that came before it. A pump
@@ -16,13 +16,16 @@ do not merge pay nothing: no task, no stream.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
+import logging
+from collections.abc import AsyncIterable, Awaitable, Callable
 from contextlib import suppress
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+logger = logging.getLogger("shallot")
 
 if TYPE_CHECKING:
     from ._taskgroup import Connection
@@ -76,7 +79,7 @@ class Merged:
             for source in self._sources:
                 clone = tx.clone()
                 try:
-                    self._scopes.append(self._connection.start_helper(self._pump, source, clone))
+                    self._scopes.append(start_helper(self._connection, self._pump, source, clone))
                     self._pumps += 1
                 except BaseException:
                     clone.close()
@@ -130,3 +133,42 @@ def _closed_stream() -> MemoryObjectReceiveStream[_Item]:
     tx.close()
     rx.close()
     return rx
+
+
+def start_helper(
+    connection: Connection, function: Callable[..., Awaitable[Any]], *args: Any
+) -> anyio.CancelScope:
+    """Runs ``function(*args)`` as a task of the connection's group, for shallot's helpers of
+    the handler's generator (``Receiver.merge``): the user manages no task, and the generator
+    never yields inside a task group. Every helper is cancelled when the handler ends
+    (``Connection.helpers``); an error it raises is logged, not propagated. Returns the
+    helper's cancel scope.
+
+    Raises:
+        RuntimeError: the handler is not running.
+    """
+    group = connection.group
+    if group is None or not connection.handler_running:
+        raise RuntimeError("a helper task starts only while the websocket handler runs")
+    if connection.helpers is None:
+        connection.helpers = set()
+    scope = anyio.CancelScope()
+    connection.helpers.add(scope)
+    group.start_soon(_helper, connection, scope, function, args)
+    return scope
+
+
+async def _helper(
+    connection: Connection,
+    scope: anyio.CancelScope,
+    function: Callable[..., Awaitable[Any]],
+    args: Any,
+) -> None:
+    try:
+        with scope:
+            await function(*args)
+    except Exception:
+        logger.exception("websocket helper task %r failed", function)
+    finally:
+        if connection.helpers is not None:
+            connection.helpers.discard(scope)

@@ -168,38 +168,6 @@ class Connection:
             self.closing = True
             self.group.start_soon(self._send_task, self.group.cancel_scope)
 
-    def start_helper(
-        self, function: Callable[..., Awaitable[Any]], *args: Any
-    ) -> anyio.CancelScope:
-        """Runs ``function(*args)`` as a task of the connection's group, for shallot's helpers
-        of the handler's generator (``Receiver.merge``): the user manages no task, and the
-        generator never yields inside a task group. Every helper is cancelled when the handler
-        ends; an error it raises is logged, not propagated. Returns the helper's cancel scope.
-
-        Raises:
-            RuntimeError: the handler is not running.
-        """
-        if self.group is None or not self.handler_running:
-            raise RuntimeError("a helper task starts only while the websocket handler runs")
-        if self.helpers is None:
-            self.helpers = set()
-        scope = anyio.CancelScope()
-        self.helpers.add(scope)
-        self.group.start_soon(self._helper, scope, function, args)
-        return scope
-
-    async def _helper(
-        self, scope: anyio.CancelScope, function: Callable[..., Awaitable[Any]], args: Any
-    ) -> None:
-        try:
-            with scope:
-                await function(*args)
-        except Exception:
-            logger.exception("websocket helper task %r failed", function)
-        finally:
-            if self.helpers is not None:
-                self.helpers.discard(scope)
-
     def _disconnect(self) -> WSDisconnect:
         return WSDisconnect(self.client_code or ABNORMAL, self.client_reason)
 

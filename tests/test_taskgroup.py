@@ -10,6 +10,7 @@ import anyio.lowlevel
 import pytest
 
 from shallot import Receiver, WSDisconnect, build_server, websocket, ws_close, ws_send
+from shallot._merge import start_helper
 from shallot._types import Message
 
 from ._fakes import FakePeer, wait_until, websocket_scope
@@ -358,7 +359,7 @@ async def test_handler_that_reads_late_loses_nothing() -> None:
     assert got == ["early"] * 5 + [str(n) for n in range(5, 50)]
 
 
-# -- helper tasks of the handler (Connection.start_helper, for receiver.merge; issue 7) -------
+# -- helper tasks of the handler (start_helper, for receiver.merge; issue 7) ----------------
 
 
 async def test_helpers_end_with_the_handler() -> None:
@@ -372,7 +373,7 @@ async def test_helpers_end_with_the_handler() -> None:
 
     @websocket
     async def handler(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
-        receiver._connection.start_helper(helper)
+        start_helper(receiver._connection, helper)
         yield ws_send("started")
         events.append("handler ended")
 
@@ -397,7 +398,7 @@ async def test_a_failing_helper_is_logged_and_the_connection_goes_on(
 
     @websocket
     async def handler(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
-        receiver._connection.start_helper(helper)
+        start_helper(receiver._connection, helper)
         async for message in receiver:
             yield ws_send(message)
 
@@ -435,7 +436,7 @@ async def test_helpers_start_only_while_the_handler_runs_and_cost_nothing_otherw
             await peer.disconnect(1000)
     peer.close()
     with pytest.raises(RuntimeError, match="only while the websocket handler runs"):
-        kept[0]._connection.start_helper(anyio.sleep_forever)
+        start_helper(kept[0]._connection, anyio.sleep_forever)
 
 
 async def test_send_to_a_client_that_reads_nothing_ends_after_the_send_timeout() -> None:
