@@ -29,5 +29,13 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
+    # wrk (the HTTP load generator) comes from Debian's packages, installed where missing.
+    session.run(
+        "bash",
+        "-c",
+        'command -v wrk >/dev/null || { s=; [ "$(id -u)" -eq 0 ] || s=sudo; '
+        "$s apt-get update -qq && $s apt-get install -y -qq wrk; }",
+        external=True,
+    )
     session.install("-e", ".[dev]")
     session.run("python", "benchmarks/run.py", *session.posargs)
