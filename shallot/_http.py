@@ -17,10 +17,10 @@ from typing import Any
 import anyio
 
 from ._request import (
-    NO_BODY_VERSIONS,
     ClientGone,
     Limits,
     Refused,
+    bodiless,
     decode_headers,
     plain,
     read_body,
@@ -286,14 +286,10 @@ async def serve_http(
     """
     headers = decode_headers(scope.get("headers", ()))
     try:
-        if (
-            "content-length" not in headers
-            and "transfer-encoding" not in headers
-            and scope.get("http_version") in NO_BODY_VERSIONS
-        ):
-            # No body on the wire (RFC 9112 §6.3): nothing to receive. Not even the one empty
-            # http.request message, which costs a trip through the server's queue (on trio,
-            # a scheduler round) for nothing; a stream's disconnect watch skips it later.
+        if bodiless(scope, headers):
+            # Nothing to receive, not even the one empty http.request message: fetching it
+            # costs a trip through the server's queue (on trio, a scheduler round) for nothing;
+            # a stream's disconnect watch skips it later.
             body = b""
             unread = True
         else:

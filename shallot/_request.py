@@ -11,7 +11,7 @@ import anyio
 from ._types import Message, Receive, Request, Response, Scope
 
 #: HTTP versions where a request without content-length or transfer-encoding has no body.
-NO_BODY_VERSIONS = ("1.1", "1.0")
+_NO_BODY_VERSIONS = ("1.1", "1.0")
 
 
 class Limits:
@@ -95,9 +95,19 @@ async def read_body(
             raise Refused(plain(413, "Payload Too Large", close=True))
         if announced == 0 and "transfer-encoding" not in headers:
             return await _read_announced_empty(receive, limits)
-    elif "transfer-encoding" not in headers and scope.get("http_version") in NO_BODY_VERSIONS:
+    elif bodiless(scope, headers):
         return await _read_announced_empty(receive, limits)
     return await read_rest(receive, limits)
+
+
+def bodiless(scope: Scope, headers: dict[str, str]) -> bool:
+    """Returns whether the request has no body on the wire: HTTP/1 without content-length
+    or transfer-encoding (RFC 9112 §6.3)."""
+    return (
+        "content-length" not in headers
+        and "transfer-encoding" not in headers
+        and scope.get("http_version") in _NO_BODY_VERSIONS
+    )
 
 
 async def _read_announced_empty(receive: Receive, limits: Limits) -> bytes:
