@@ -15,6 +15,7 @@ from ._http import INTERNAL_ERROR, SERVICE_UNAVAILABLE, InvalidResponse, prepare
 from ._lifespan import AppState, Hook, LifespanFactory, run_lifespan
 from ._request import Limits, build_request, decode_headers
 from ._types import ASGIApp, Handler, Receive, Response, Scope, Send
+from .response import ws_close
 
 logger = logging.getLogger("shallot")
 
@@ -140,7 +141,7 @@ async def deny_handshake(scope: Scope, send: Send, response: Any) -> None:
     ``response``, sent through the ``websocket.http.response`` extension when the server offers
     it; otherwise the server answers 403."""
     if "websocket.http.response" not in (scope.get("extensions") or {}):
-        await send({"type": "websocket.close", "code": 1000, "reason": ""})
+        await send(dict(ws_close()))
         return
     try:
         status, headers, body, _ = prepare(response)

@@ -21,7 +21,8 @@ from ._types import Message
 from ._ws_messages import MESSAGE_TOO_BIG, incoming, size_of
 
 if TYPE_CHECKING:
-    from ._taskgroup import Connection, Options
+    from ._taskgroup import Connection
+    from .websocket import _Options as Options
 
 logger = logging.getLogger("shallot")
 
@@ -142,13 +143,7 @@ def arrived(connection: Connection, message: Message) -> str | bytes | None:
     if kind == "websocket.receive":
         payload = incoming(message)
         if size_of(payload) > connection.options.max_message_size:
-            if connection.close_request is None:
-                connection.close_request = {
-                    "type": "websocket.close",
-                    "code": MESSAGE_TOO_BIG,
-                    "reason": "message too big",
-                }
-                connection.end()
+            connection.request_close(MESSAGE_TOO_BIG, "message too big")
             return None
         if connection.server_closed or not connection.handler_running:
             return None

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 from anyio.abc import TaskGroup
@@ -41,6 +41,10 @@ from ._ws_messages import (
     NORMAL,
     outgoing,
 )
+from .response import ws_close
+
+if TYPE_CHECKING:
+    from .websocket import _Options as Options
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -49,41 +53,12 @@ logger = logging.getLogger("shallot")
 
 Hook = Callable[[Request], Awaitable[Any]]
 
+_SHUTTING_DOWN = "server shutting down"
 
-class Options:
-    """Per-decorator websocket settings, validated once by ``@websocket``."""
 
-    __slots__ = (
-        "close_timeout",
-        "disconnect_timeout",
-        "max_message_size",
-        "max_queue",
-        "max_queue_bytes",
-        "push_only_after",
-        "send_timeout",
-        "watch_interval",
-    )
-
-    def __init__(
-        self,
-        *,
-        max_queue: int,
-        max_queue_bytes: int,
-        max_message_size: int,
-        disconnect_timeout: float,
-        close_timeout: float,
-        send_timeout: float,
-        watch_interval: float = 0.1,
-        push_only_after: float = 2.0,
-    ) -> None:
-        self.max_queue = max_queue
-        self.max_queue_bytes = max_queue_bytes
-        self.max_message_size = max_message_size
-        self.disconnect_timeout = disconnect_timeout
-        self.close_timeout = close_timeout
-        self.send_timeout = send_timeout
-        self.watch_interval = watch_interval
-        self.push_only_after = push_only_after
+def _close(code: int, reason: str = "") -> Message:
+    """Returns ``ws_close(code, reason)`` as the plain ASGI message the server is sent."""
+    return cast(Message, ws_close(code, reason))
 
 
 class Connection:
@@ -166,21 +141,19 @@ class Connection:
         """The end is decided: start the send task, which carries it out."""
         if not self.closing and self.group is not None:
             self.closing = True
-            self.group.start_soon(self._send_task, self.group.cancel_scope)
+            self.group.start_soon(self._send_task)
 
     def _disconnect(self) -> WSDisconnect:
         return WSDisconnect(self.client_code or ABNORMAL, self.client_reason)
 
     # -- send task -------------------------------------------------------------------------
 
-    async def _send_task(self, group: anyio.CancelScope) -> None:
+    async def _send_task(self) -> None:
         if self.handler_running and self.client_code is None and self.close_request is None:
             await self._wait_handler_done()  # started by the handler's own end
         final = self.handler_close or self.close_request
         if final is None and not self.handler_running:
-            final = {"type": "websocket.close", "code": NORMAL, "reason": ""}
-            if self.handler_failed:
-                final["code"] = INTERNAL_ERROR
+            final = _close(INTERNAL_ERROR if self.handler_failed else NORMAL)
         if final is not None and self.client_code is None:
             self.server_closed = True
             if self.sending:  # let the handler's send in progress finish first
@@ -202,7 +175,7 @@ class Connection:
             with anyio.move_on_after(self.options.disconnect_timeout):
                 await self._wait_handler_done()
             self.grace_over = self.handler_running  # its cleanup may not wait any more
-        group.cancel()
+        self.stop()
 
     async def _wait_handler_done(self) -> None:
         if self.handler_running:
@@ -212,15 +185,16 @@ class Connection:
 
     # -- handler (host task) ----------------------------------------------------------------
 
-    def going_away(self) -> None:
-        """The server shuts down: close with 1001 (the send task does it, as any close)."""
+    def request_close(self, code: int, reason: str) -> None:
+        """Closes the connection from the server's side with ``code`` (the send task does it,
+        as any close), unless a close is already on its way."""
         if self.close_request is None and self.group is not None:
-            self.close_request = {
-                "type": "websocket.close",
-                "code": GOING_AWAY,
-                "reason": "server shutting down",
-            }
+            self.close_request = _close(code, reason)
             self.end()
+
+    def going_away(self) -> None:
+        """The server shuts down: close with 1001."""
+        self.request_close(GOING_AWAY, _SHUTTING_DOWN)
 
     async def run(
         self,
@@ -373,13 +347,7 @@ class Connection:
                 self.server_closed = self.close_sent = True
                 with anyio.move_on_after(self.options.close_timeout):
                     try:
-                        await self.send(
-                            {
-                                "type": "websocket.close",
-                                "code": GOING_AWAY,
-                                "reason": "server shutting down",
-                            }
-                        )
+                        await self.send(_close(GOING_AWAY, _SHUTTING_DOWN))
                     except OSError:
                         pass
             if on_disconnect is not None and self.client_initiated:

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import httpx
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._types import ASGIApp, Message
@@ -209,3 +210,30 @@ async def _first_reply(from_app: MemoryObjectReceiveStream[Message]) -> Message:
         return await from_app.receive()
     except anyio.EndOfStream:  # the app returned without answering: servers send 500
         raise WebSocketRejected(500, [], b"") from None
+
+
+def websocket_scope(
+    url: httpx.URL,
+    headers: httpx.Headers,
+    subprotocols: list[str],
+    client: tuple[str, int],
+    root_path: str,
+    denial: bool,
+) -> dict[str, Any]:
+    """Returns the ASGI scope of a websocket handshake to ``url``, as a server builds it."""
+    return {
+        "type": "websocket",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "scheme": "wss" if url.scheme in ("https", "wss") else "ws",
+        "path": url.path,
+        "raw_path": url.raw_path.split(b"?", 1)[0],
+        "query_string": url.query,
+        "root_path": root_path,
+        "headers": [(name.lower(), value) for name, value in headers.raw],
+        "client": client,
+        "server": (url.host, url.port or 80),
+        "subprotocols": subprotocols,
+        "state": {},
+        "extensions": {"websocket.http.response": {}} if denial else {},
+    }

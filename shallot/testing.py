@@ -23,6 +23,7 @@ from ._testing_ws import (
     WebSocketSession,
     open_websocket,
     single_exception,
+    websocket_scope,
 )
 from ._types import ASGIApp, Message
 
@@ -289,7 +290,7 @@ class TestClient:
             request_headers["cookie"] = cookie_header
         if subprotocols:
             request_headers["sec-websocket-protocol"] = ", ".join(subprotocols)
-        scope = _websocket_scope(
+        scope = websocket_scope(
             url,
             request_headers,
             list(subprotocols or []),
@@ -330,29 +331,3 @@ class TestClient:
     async def delete(self, url: str, **kwargs: Any) -> httpx.Response:
         """Sends a DELETE request."""
         return await self._http.request("DELETE", url, **kwargs)
-
-
-def _websocket_scope(
-    url: httpx.URL,
-    headers: httpx.Headers,
-    subprotocols: list[str],
-    client: tuple[str, int],
-    root_path: str,
-    denial: bool,
-) -> dict[str, Any]:
-    return {
-        "type": "websocket",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "scheme": "wss" if url.scheme in ("https", "wss") else "ws",
-        "path": url.path,
-        "raw_path": url.raw_path.split(b"?", 1)[0],
-        "query_string": url.query,
-        "root_path": root_path,
-        "headers": [(name.lower(), value) for name, value in headers.raw],
-        "client": client,
-        "server": (url.host, url.port or 80),
-        "subprotocols": subprotocols,
-        "state": {},
-        "extensions": {"websocket.http.response": {}} if denial else {},
-    }

@@ -18,7 +18,7 @@ from ._asgi import deny_handshake
 from ._errors import ASGIProtocolError, WSDisconnect
 from ._http import INTERNAL_ERROR
 from ._inbound import Receiver
-from ._taskgroup import Connection, Hook, Options
+from ._taskgroup import Connection, Hook
 from ._types import Handler, HandlerResult, Message, Receive, Request, Send
 from ._ws_messages import classify_connect
 from .response import text
@@ -112,7 +112,7 @@ def websocket(
         if hook is not None and not callable(hook):
             raise TypeError(f"{hook_name} {hook!r} is not callable")
     on_disconnect, on_close = _takes_scope(on_disconnect), _takes_scope(on_close)
-    options = Options(
+    options = _Options(
         max_queue=_positive("max_queue", max_queue, int),
         max_queue_bytes=_positive("max_queue_bytes", max_queue_bytes, int),
         max_message_size=_positive("max_message_size", max_message_size, int),
@@ -158,6 +158,42 @@ def websocket(
     return decorate
 
 
+class _Options:
+    """Per-decorator websocket settings, validated once by ``@websocket``."""
+
+    __slots__ = (
+        "close_timeout",
+        "disconnect_timeout",
+        "max_message_size",
+        "max_queue",
+        "max_queue_bytes",
+        "push_only_after",
+        "send_timeout",
+        "watch_interval",
+    )
+
+    def __init__(
+        self,
+        *,
+        max_queue: int,
+        max_queue_bytes: int,
+        max_message_size: int,
+        disconnect_timeout: float,
+        close_timeout: float,
+        send_timeout: float,
+        watch_interval: float = 0.1,
+        push_only_after: float = 2.0,
+    ) -> None:
+        self.max_queue = max_queue
+        self.max_queue_bytes = max_queue_bytes
+        self.max_message_size = max_message_size
+        self.disconnect_timeout = disconnect_timeout
+        self.close_timeout = close_timeout
+        self.send_timeout = send_timeout
+        self.watch_interval = watch_interval
+        self.push_only_after = push_only_after
+
+
 class _Endpoint:
     """What ``@websocket`` fixed once: the function, its name and options, the hooks."""
 
@@ -167,7 +203,7 @@ class _Endpoint:
         self,
         start: Callable[..., AsyncGenerator[Any, None]],
         name: str,
-        options: Options,
+        options: _Options,
         on_connect: Hook | None,
         on_disconnect: Hook | None,
         on_close: Hook | None,
