@@ -10,7 +10,7 @@ Measures, on the asyncio and the trio backend (``anyio.run``):
   memory streams standing in for the server) sends one ``websocket.receive`` and waits for the
   ``websocket.send`` before sending the next; two task switches per message for everyone.
 - ``ws_idle``: bytes per idle connection: ``--idle-connections`` websockets are opened through
-  fake peers, then left idle for ``--idle-seconds`` (shallot's receive task leaves after the
+  fake peers, then left idle for ``--idle-seconds`` (a shallot connection leaves the watch after the
   handler sat in a read for 0.4 s), and tracemalloc's traced memory growth is divided by the
   number of connections. The peer's streams and the scope are counted too: the raw column is
   the floor everyone pays.

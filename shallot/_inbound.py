@@ -2,8 +2,9 @@
 
 Whoever reads from ASGI ``receive`` (the handler directly, through its Receiver, or the receive
 task on its behalf) hands the message to ``arrived``, the one place that interprets it. The
-receive task reads only while the handler is away from its receiver (see ``_taskgroup``), into
-``Inbound``, which bounds what a connection holds in messages and bytes.
+receive task runs only while the handler is away from its receiver (the watch, ``_watch``,
+starts it) or the client's side of the close is awaited; it reads into ``Inbound``, which
+bounds what a connection holds in messages and bytes.
 """
 
 from __future__ import annotations
@@ -25,9 +26,6 @@ if TYPE_CHECKING:
     from .websocket import _Options as Options
 
 logger = logging.getLogger("shallot")
-
-#: Watch intervals a handler may sit in a direct read before the receive task leaves.
-_LINGER = 4
 
 
 class Inbound:
@@ -103,11 +101,15 @@ class Inbound:
             pass  # the handler is gone: nobody will read it
         return True
 
-    async def wait_for_room(self, limit: float) -> None:
-        """Waits, at most ``limit`` seconds, for the handler to take a message."""
+    async def wait_for_room(self) -> None:
+        """Waits for the handler to take a message, or for a handler that has not read yet to
+        become pure push (``push_only_after``)."""
         self._space = anyio.Event()
-        with anyio.move_on_after(limit):
+        if self.reading:
             await self._space.wait()
+        else:
+            with anyio.move_on_at(self.push_only_at):
+                await self._space.wait()
 
     def taken(self, payload: str | bytes) -> None:
         """Accounts for a message the handler took."""
@@ -162,16 +164,12 @@ def arrived(connection: Connection, message: Message) -> str | bytes | None:
 
 
 async def receive_task(connection: Connection) -> None:
-    """The receive task: reads on the handler's behalf while it is away from its receiver."""
+    """The receive task: reads on the handler's behalf while it is away from its receiver (the
+    watch started it) and, once the end is decided, the client's side of the close."""
     try:
-        while connection.client_code is None:
-            if not await _wait_handler_away(connection):
-                return  # the handler reads for itself again
-            await _read_for_handler(connection)
+        await _read_for_handler(connection)
     finally:
         connection.watching = False
-        if not connection.closing:  # nobody else waits on it: an idle connection keeps none
-            connection._handler_done = None
         if connection.inbound.tx is not None and connection.client_code is not None:
             connection.inbound.tx.close()  # how a waiting Receiver learns the client left
 
@@ -179,66 +177,21 @@ async def receive_task(connection: Connection) -> None:
 async def _read_for_handler(connection: Connection) -> None:
     inbound = connection.inbound
     tx = inbound.open()
-    interval = connection.options.watch_interval
     while connection.client_code is None:
         taken = inbound.taken_total
         # From receive() until the message is queued, the handler must not read directly,
         # or it would overtake the message in hand.
         connection.task_reading = True
         try:
-            with anyio.move_on_after(interval) as tick:  # look at the sends once in a while
-                message = await connection.receive()
-            if tick.cancelled_caught:
-                check_send(connection)
-                continue
-            payload = arrived(connection, message)
+            payload = arrived(connection, await connection.receive())
             while payload is not None and not inbound.offer(tx, payload):
-                await inbound.wait_for_room(interval)
-                check_send(connection)
+                await inbound.wait_for_room()
         finally:
             connection.task_reading = False
         if connection.handler_running and (
             connection.handler_waiting or inbound.taken_total != taken
         ):
             return  # the handler reads again: let it read directly
-
-
-def check_send(connection: Connection) -> None:
-    """Called once per watch interval: a send that has not finished for ``send_timeout``
-    (the client reads nothing) is cancelled, and the client counts as gone. A counter of
-    sends, not a timer per send, so the hot path pays one increment."""
-    if not connection.sending:
-        return
-    now = anyio.current_time()
-    if connection.stuck_send != connection.sends:
-        connection.stuck_send, connection.stuck_since = connection.sends, now
-    elif now - connection.stuck_since >= connection.options.send_timeout:
-        connection.stop()
-
-
-async def _wait_handler_away(connection: Connection) -> bool:
-    """Returns True once the handler has been away from its receiver a whole watch interval
-    (or has ended: the close handshake is then read here), False once it has sat in one
-    direct read for ``_LINGER`` intervals, so watching is pointless until it reads again.
-
-    It looks once per interval, never per message: a busy connection costs it one timer
-    per interval, an idle one nothing once it has left."""
-    interval = connection.options.watch_interval
-    reads = connection.direct_reads + connection.inbound.taken_total
-    parked = 0  # intervals the same direct read has lasted
-    while connection.client_code is None and connection.handler_running:
-        with anyio.move_on_after(interval):
-            await connection._wait_handler_done()
-        check_send(connection)
-        now = connection.direct_reads + connection.inbound.taken_total
-        if connection.direct_reading:
-            parked = parked + 1 if now == reads else 0
-            if parked >= _LINGER:
-                return False
-        elif now == reads:
-            return True
-        reads = now
-    return connection.client_code is None
 
 
 class Receiver:
@@ -303,7 +256,8 @@ class Receiver:
                 connection.direct_reads += 1
             data = arrived(connection, message)
             if data is not None:
-                connection._start_watching()
+                if not connection.watched:  # it left the watch while it sat in this read
+                    connection.watch.join(connection)
                 return data
 
     receive = __anext__

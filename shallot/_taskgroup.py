@@ -8,16 +8,17 @@ The handler runs in the group's host task; two helper tasks join it when they ha
                  <--[send task]: the close, once the end is decided
 
 The hot path costs no task switch: while the handler reads, it calls ASGI ``receive`` itself,
-and it sends what it yields itself. The **receive task** watches: once the handler has been
-away from its receiver for ``watch_interval``, it reads on its behalf into the bounded inbound
-stream, so a client's disconnect is seen however the handler is busy; after the handler has
-sat in a read for a while it leaves, so an idle connection holds no task but its own. Exactly
-one of the two reads at any time, and the inbound stream is drained before a direct read, so
-order holds. The **send task** is started when the end is decided (the handler ended, the
-client left, a message was too big) and is the one place that ends the connection: it sends
-the close (the handler's, 1000, 1011 or 1009), waits briefly for the client's side of the
-handshake, gives the handler a bounded grace period, then cancels the group. Hooks run after
-the group, shielded and bounded, so they also run when the server cancels the connection.
+and it sends what it yields itself. The endpoint's **watch** (``_watch``: one timer for all its
+connections) looks at the connection once per ``watch_interval``: once the handler has been
+away from its receiver a whole interval, it starts the **receive task**, which reads on its
+behalf into the bounded inbound stream, so a client's disconnect is seen however the handler
+is busy, and leaves as soon as the handler reads again. Exactly one of the two reads at any
+time, and the inbound stream is drained before a direct read, so order holds. The **send
+task** is started when the end is decided (the handler ended, the client left, a message was
+too big) and is the one place that ends the connection: it sends the close (the handler's,
+1000, 1011 or 1009), waits briefly for the client's side of the handshake, gives the handler
+a bounded grace period, then cancels the group. Hooks run after the group, shielded and
+bounded, so they also run when the server cancels the connection.
 The receiving side (the inbound stream, the receive task, the Receiver) is in ``_inbound``.
 """
 
@@ -34,6 +35,7 @@ from anyio.abc import TaskGroup
 from ._errors import WSDisconnect
 from ._inbound import Inbound, Receiver, _set, receive_task
 from ._types import Message, Receive, Request, Send
+from ._watch import Watch, watch_for
 from ._ws_messages import (
     ABNORMAL,
     GOING_AWAY,
@@ -85,8 +87,10 @@ class Connection:
         "helpers",
         "inbound",
         "options",
+        "parked",
         "receive",
         "scope",
+        "seen",
         "send",
         "sending",
         "sends",
@@ -94,6 +98,9 @@ class Connection:
         "stuck_send",
         "stuck_since",
         "task_reading",
+        "unfit_host",
+        "watch",
+        "watched",
         "watching",
     )
 
@@ -116,6 +123,11 @@ class Connection:
         self.close_sent = False
         self.closing = False  # the send task runs
         self.watching = False  # the receive task runs
+        self.watch: Watch = watch_for(options)  # the endpoint's, in this event loop
+        self.watched = False  # the watch looks at it
+        self.seen = -1  # reads the watch saw last time
+        self.parked = 0  # looks the same direct read has lasted
+        self.unfit_host = False  # its group no longer hosts the watch's task
         self.direct_reading = False  # the handler is inside ASGI receive()
         self.direct_reads = 0
         self.task_reading = False  # the receive task holds a message or is inside receive()
@@ -132,7 +144,9 @@ class Connection:
 
     # -- starting the helper tasks ---------------------------------------------------------
 
-    def _start_watching(self) -> None:
+    def start_reading(self) -> None:
+        """Starts the receive task: the handler is away (the watch saw it), or the client's
+        side of the close handshake is awaited."""
         if not self.watching and self.client_code is None and self.group is not None:
             self.watching = True
             self.group.start_soon(receive_task, self)
@@ -167,7 +181,7 @@ class Connection:
                     except OSError:  # ASGI 2.4: the client has gone
                         self.client_code = ABNORMAL
                 if self.client_code is None:  # the client's side of the close handshake
-                    self._start_watching()
+                    self.start_reading()
                     self._client_left = anyio.Event()
                     with anyio.move_on_after(self.options.close_timeout):
                         await self._client_left.wait()
@@ -223,7 +237,7 @@ class Connection:
             # of the send task's grace period. The handler's cleanup then runs after the group
             # (below), bounded by what is left of the grace. One cancel scope per connection.
             async with anyio.create_task_group() as self.group:
-                self._start_watching()
+                self.watch.join(self)
                 if getattr(registry, "closing", False):  # shutdown began during the handshake
                     self.going_away()
                 try:
@@ -296,6 +310,7 @@ class Connection:
             except Exception:
                 logger.exception("websocket handler %s failed", name)
             finally:
+                self.watch.leave(self)
                 self.inbound.close()
                 if registry is not None:
                     registry.discard(self)
@@ -314,6 +329,7 @@ class Connection:
             await generator.athrow(self._disconnect())
 
     def _handler_ended(self) -> None:
+        self.watch.leave(self)
         if self.helpers:  # the handler's helpers end with it
             for helper in self.helpers:
                 helper.cancel()
