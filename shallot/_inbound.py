@@ -225,40 +225,51 @@ class Receiver:
         inbound = connection.inbound
         inbound.reading = True
         while True:
-            rx = inbound.rx
-            if rx is not None:
-                try:
-                    payload = rx.receive_nowait()
-                except anyio.WouldBlock:
-                    pass
-                except (anyio.EndOfStream, anyio.ClosedResourceError):
-                    raise connection._disconnect() from None
-                else:
+            # Anything queued, the receive task reading, or the client gone: the slow path.
+            if inbound.count or connection.task_reading or connection.client_code is not None:
+                rx = inbound.rx
+                if rx is not None:
+                    try:
+                        payload = rx.receive_nowait()
+                    except anyio.WouldBlock:
+                        pass
+                    except (anyio.EndOfStream, anyio.ClosedResourceError):
+                        raise connection._disconnect() from None
+                    else:
+                        inbound.taken(payload)
+                        return payload
+                if connection.client_code is not None:
+                    raise connection._disconnect()
+                if connection.task_reading and rx is not None:  # wait for the receive task
+                    connection.handler_waiting = True
+                    try:
+                        payload = await rx.receive()
+                    except (anyio.EndOfStream, anyio.ClosedResourceError):
+                        raise connection._disconnect() from None
+                    finally:
+                        connection.handler_waiting = False
                     inbound.taken(payload)
                     return payload
-            if connection.client_code is not None:
-                raise connection._disconnect()
-            if connection.task_reading and rx is not None:  # slow path: the receive task reads
-                connection.handler_waiting = True
-                try:
-                    payload = await rx.receive()
-                except (anyio.EndOfStream, anyio.ClosedResourceError):
-                    raise connection._disconnect() from None
-                finally:
-                    connection.handler_waiting = False
-                inbound.taken(payload)
-                return payload
             connection.direct_reading = True
             try:
                 message = await connection.receive()
             finally:
                 connection.direct_reading = False
                 connection.direct_reads += 1
-            data = arrived(connection, message)
-            if data is not None:
-                if not connection.watched:  # it left the watch while it sat in this read
-                    connection.watch.join(connection)
-                return data
+            data = message.get("text")
+            if not (
+                type(data) is str  # a text message that cannot be too big: arrived() inlined
+                and message["type"] == "websocket.receive"
+                and len(data) * 4 <= connection.options.max_message_size
+                and connection.handler_running
+                and not connection.server_closed
+            ):
+                data = arrived(connection, message)
+                if data is None:
+                    continue
+            if not connection.watched:  # it left the watch while it sat in this read
+                connection.watch.join(connection)
+            return data
 
     receive = __anext__
 

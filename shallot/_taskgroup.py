@@ -247,19 +247,20 @@ class Connection:
                         if (
                             type(item) is dict
                             and len(item) == 2
-                            and item.get("type") == "websocket.send"
                             and type(item.get("text")) is str
+                            and item["type"] == "websocket.send"
                         ):
                             message = item  # the ws_send(str) shape: nothing to check
                         else:
                             message = outgoing(item)
+                            if message["type"] == "websocket.close":
+                                if self.client_code is None and not self.server_closed:
+                                    self.handler_close = message  # the send task sends it
+                                break  # closes now: nothing is sent after it
                         if self.client_code is not None or self.server_closed:
                             break
-                        if message["type"] == "websocket.close":
-                            self.handler_close = message  # the send task sends it
-                            break  # closes now: nothing is sent after it
                         self.sending = True
-                        self.sends += 1  # the receive task's check_send times sends
+                        self.sends += 1  # the watch's check_send times sends
                         try:
                             await send(message)
                         except OSError:  # ASGI 2.4: the server says the client has gone
@@ -279,6 +280,8 @@ class Connection:
                 except Exception:
                     logger.exception("websocket handler %s failed", name)
                     self.handler_failed = True  # the send task closes with 1011
+                finally:
+                    self.unfit_host = True  # once this body is left, the group closes
                 if self.handler_running:
                     with self._phase_scope():
                         await generator.aclose()  # its finally blocks run, bounded by the grace

@@ -82,13 +82,17 @@ class Watch:
 
     def _move(self) -> None:
         """Starts the task in the group of a connection that can host it, if there is one."""
-        self.host = self._scope = None
         for candidate in self.members:
             group = candidate.group
             if group is not None and not candidate.unfit_host and not candidate.closing:
                 self.host, self._scope = candidate, anyio.CancelScope()
-                group.start_soon(self._run, candidate, self._scope)
+                try:
+                    group.start_soon(self._run, candidate, self._scope)
+                except RuntimeError:  # its group closed already
+                    candidate.unfit_host = True
+                    continue
                 return
+        self.host = self._scope = None
 
     async def _run(self, host: Connection, scope: anyio.CancelScope) -> None:
         interval = self.options.watch_interval
