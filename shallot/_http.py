@@ -83,17 +83,18 @@ def prepare(response: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes | None
             if headers is None:
                 return status, [(b"content-length", b"%d" % len(body))], body, None
             if type(headers) is dict:
+                raw = []
+                length = status not in (204, 304)  # whether a content-length is to be added
                 try:
-                    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-                except (AttributeError, UnicodeEncodeError):
+                    for key, value in headers.items():
+                        if len(key) == 14 and key.lower() == "content-length":
+                            length = False
+                        raw.append((key.encode("latin-1"), value.encode("latin-1")))
+                except (AttributeError, TypeError, UnicodeEncodeError):
                     pass  # not all str, or not latin-1: the general path below
                 else:
-                    for key in headers:
-                        if len(key) == 14 and key.lower() == "content-length":
-                            break
-                    else:
-                        if status not in (204, 304):
-                            raw.append((b"content-length", b"%d" % len(body)))
+                    if length:
+                        raw.append((b"content-length", b"%d" % len(body)))
                     return status, raw, body, None
     if not isinstance(response, dict):
         raise InvalidResponse(f"returned {response!r}, not a response dict")

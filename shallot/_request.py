@@ -46,21 +46,44 @@ def plain(status: int, text: str, *, close: bool = False) -> Response:
     return {"status": status, "headers": headers, "body": body}
 
 
+#: Header names decoded and lower-cased once: requests repeat the same few, so they share these
+#: strings instead of each making its own. Bounded, so made-up names cannot grow it for ever.
+_NAMES: dict[bytes, str] = {}
+_MAX_NAMES = 1024
+
+
 def decode_headers(raw: Any) -> dict[str, str]:
     """Returns the ASGI header list as a dict: lower-cased names, latin-1 values, repeats
     joined with ``","`` (RFC 9110 §5.3), or ``"; "`` for cookie (RFC 9113 §8.2.3)."""
-    headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in raw}
+    names = _NAMES
+    headers = {}
+    try:
+        for name, value in raw:  # a loop, not a comprehension: no function call on 3.11
+            headers[names[name]] = value.decode("latin-1")
+    except (KeyError, TypeError):  # a name not seen yet (or not bytes): learn it
+        headers = {_learn(name): value.decode("latin-1") for name, value in raw}
     if len(headers) == len(raw):
         return headers  # no name repeats: the common case, one pass
     headers = {}
     for name, value in raw:
-        key = name.decode("latin-1").lower()
+        key = _learn(name)
         text = value.decode("latin-1")
         if key in headers:
             headers[key] = f"{headers[key]}{'; ' if key == 'cookie' else ','}{text}"
         else:
             headers[key] = text
     return headers
+
+
+def _learn(raw: bytes) -> str:
+    """Returns the header name ``raw`` decoded and lower-cased, remembering it while there is
+    room."""
+    name = _NAMES.get(raw) if type(raw) is bytes else None
+    if name is None:
+        name = bytes(raw).decode("latin-1").lower()
+        if type(raw) is bytes and len(_NAMES) < _MAX_NAMES:
+            _NAMES[raw] = name
+    return name
 
 
 def build_request(

@@ -21,7 +21,7 @@ import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shallot import build_server
+from shallot import _request, build_server
 from shallot._request import decode_headers
 from shallot._types import ASGIApp, Message, Receive, Request, Response, Scope, Send
 from shallot.response import text
@@ -216,6 +216,17 @@ def test_decoding_headers_never_fails_and_keeps_every_byte(raw: list[tuple[bytes
         for name, values in expected.items()
     }
     assert decode_headers(raw) == joined
+
+
+def test_header_names_are_shared_between_requests_and_their_memory_is_bounded() -> None:
+    first = decode_headers([(b"X-Shared-Name", b"1")])
+    second = decode_headers([(b"X-Shared-Name", b"2"), (bytearray(b"X-Other"), b"3")])
+    assert first == {"x-shared-name": "1"}
+    assert second == {"x-shared-name": "2", "x-other": "3"}
+    assert next(iter(first)) is next(iter(second))  # one string for every request
+    for number in range(3000):  # names a client makes up
+        assert decode_headers([(b"x-made-up-%d" % number, b"v")]) == {f"x-made-up-{number}": "v"}
+    assert len(_request._NAMES) <= _request._MAX_NAMES
 
 
 async def test_request_without_a_body_has_empty_bytes() -> None:

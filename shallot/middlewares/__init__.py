@@ -6,7 +6,7 @@ A middleware takes the next one and returns an ``async (handler, request)`` call
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .._types import Handler, HandlerResult, Middleware, Next, Request
@@ -36,8 +36,9 @@ async def _with_args(handler: Handler, route_args: tuple[Any, ...], request: Req
     return await handler(request, *route_args)
 
 
-async def _call_handler(handler: Handler, request: Request) -> HandlerResult:
-    return await handler(request)
+def _call_handler(handler: Handler, request: Request) -> Awaitable[HandlerResult]:
+    # Not a coroutine of its own: the innermost middleware awaits the handler's directly.
+    return handler(request)
 
 
 def apply_middleware(*middlewares: Middleware) -> Callable[[Handler], Handler]:
