@@ -15,7 +15,7 @@ from collections.abc import AsyncIterable
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 
 from ._merge import Merged
 from ._types import Message
@@ -23,7 +23,6 @@ from ._ws_messages import MESSAGE_TOO_BIG, incoming, size_of
 
 if TYPE_CHECKING:
     from ._taskgroup import Connection
-    from .websocket import _Options as Options
 
 logger = logging.getLogger("shallot")
 
@@ -42,42 +41,37 @@ class Inbound:
     __slots__ = (
         "_space",
         "bytes",
+        "connection",
         "count",
         "dropped",
         "gone",
-        "max_bytes",
-        "max_messages",
         "push_only_at",
-        "reading",
         "rx",
         "taken_total",
         "tx",
     )
 
-    def __init__(self, options: Options) -> None:
-        self.tx: MemoryObjectSendStream[str | bytes] | None = None  # made on first use
-        self.rx: MemoryObjectReceiveStream[str | bytes] | None = None
-        self.max_messages = options.max_queue
-        self.max_bytes = options.max_queue_bytes
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.tx, self.rx = anyio.create_memory_object_stream[str | bytes](math.inf)
         self.count = 0
         self.bytes = 0
         self.dropped = 0
         self.taken_total = 0
-        self.reading = False
         self.gone = False
         # A handler that has not read by then is pure push: a full queue then drops.
-        self.push_only_at = anyio.current_time() + options.push_only_after
+        self.push_only_at = connection.opened_at + connection.options.push_only_after
         self._space: anyio.Event | None = None
 
-    def open(self) -> MemoryObjectSendStream[str | bytes]:
-        """Returns the sending end, creating the stream the first time."""
-        if self.tx is None:
-            self.tx, self.rx = anyio.create_memory_object_stream[str | bytes](math.inf)
-        return self.tx
+    @property
+    def reading(self) -> bool:
+        """Whether the handler has read (or waits to read) since the connection opened."""
+        return not self.gone and (self.connection.reads > 0 or self.connection.handler_waiting)
 
     def _full(self, size: int) -> bool:
-        return self.count >= self.max_messages or (
-            self.count > 0 and self.bytes + size > self.max_bytes
+        options = self.connection.options
+        return self.count >= options.max_queue or (
+            self.count > 0 and self.bytes + size > options.max_queue_bytes
         )
 
     def offer(self, tx: MemoryObjectSendStream[str | bytes], payload: str | bytes) -> bool:
@@ -93,12 +87,12 @@ class Inbound:
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 logger.debug("websocket handler does not read; %d messages dropped", self.dropped)
             return True
-        self.count += 1
-        self.bytes += size
         try:
             tx.send_nowait(payload)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            pass  # the handler is gone: nobody will read it
+            return True  # the handler is gone: nobody will read it
+        self.count += 1
+        self.bytes += size
         return True
 
     async def wait_for_room(self) -> None:
@@ -120,16 +114,13 @@ class Inbound:
 
     def release(self) -> None:
         """The handler is gone: stop holding the receive task back."""
-        self.reading = False
         self.gone = True
-        if self.rx is not None:
-            self.rx.close()
+        self.rx.close()
         self._wake()
 
     def close(self) -> None:
-        """Closes both ends, if the stream was ever made (the connection is over)."""
-        if self.tx is not None:
-            self.tx.close()
+        """Closes both ends (the connection is over)."""
+        self.tx.close()
         self.release()
 
     def _wake(self) -> None:
@@ -170,13 +161,15 @@ async def receive_task(connection: Connection) -> None:
         await _read_for_handler(connection)
     finally:
         connection.watching = False
-        if connection.inbound.tx is not None and connection.client_code is not None:
+        if connection.inbound is not None and connection.client_code is not None:
             connection.inbound.tx.close()  # how a waiting Receiver learns the client left
 
 
 async def _read_for_handler(connection: Connection) -> None:
     inbound = connection.inbound
-    tx = inbound.open()
+    if inbound is None:  # made the first time the handler is away: most connections never are
+        inbound = connection.inbound = Inbound(connection)
+    tx = inbound.tx
     while connection.client_code is None:
         taken = inbound.taken_total
         # From receive() until the message is queued, the handler must not read directly,
@@ -222,40 +215,20 @@ class Receiver:
             WSDisconnect: the client left and everything it sent before was handed over.
         """
         connection = self._connection
-        inbound = connection.inbound
-        inbound.reading = True
         while True:
-            # Anything queued, the receive task reading, or the client gone: the slow path.
-            if inbound.count or connection.task_reading or connection.client_code is not None:
-                rx = inbound.rx
-                if rx is not None:
-                    try:
-                        payload = rx.receive_nowait()
-                    except anyio.WouldBlock:
-                        pass
-                    except (anyio.EndOfStream, anyio.ClosedResourceError):
-                        raise connection._disconnect() from None
-                    else:
-                        inbound.taken(payload)
-                        return payload
-                if connection.client_code is not None:
-                    raise connection._disconnect()
-                if connection.task_reading and rx is not None:  # wait for the receive task
-                    connection.handler_waiting = True
-                    try:
-                        payload = await rx.receive()
-                    except (anyio.EndOfStream, anyio.ClosedResourceError):
-                        raise connection._disconnect() from None
-                    finally:
-                        connection.handler_waiting = False
-                    inbound.taken(payload)
-                    return payload
+            inbound = connection.inbound
+            if (
+                connection.task_reading
+                or connection.client_code is not None
+                or (inbound is not None and inbound.count)
+            ):
+                return await self._queued(connection)
             connection.direct_reading = True
             try:
                 message = await connection.receive()
             finally:
                 connection.direct_reading = False
-                connection.direct_reads += 1
+                connection.reads += 1
             data = message.get("text")
             if not (
                 type(data) is str  # a text message that cannot be too big: arrived() inlined
@@ -267,9 +240,37 @@ class Receiver:
                 data = arrived(connection, message)
                 if data is None:
                     continue
-            if not connection.watched:  # it left the watch while it sat in this read
+            if connection.parked < 0:  # it left the watch while it sat in this read
                 connection.watch.join(connection)
             return data
+
+    async def _queued(self, connection: Connection) -> str | bytes:
+        """Returns what the receive task queued, waiting for it while the task reads; raises
+        ``WSDisconnect`` once the client has left and nothing is left."""
+        inbound = connection.inbound
+        if inbound is not None:
+            try:
+                payload = inbound.rx.receive_nowait()
+            except anyio.WouldBlock:
+                pass
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                raise connection._disconnect() from None
+            else:
+                inbound.taken(payload)
+                connection.reads += 1
+                return payload
+        if connection.client_code is not None or inbound is None:
+            raise connection._disconnect()
+        connection.handler_waiting = True  # the receive task reads: wait for what it queues
+        try:
+            payload = await inbound.rx.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            raise connection._disconnect() from None
+        finally:
+            connection.handler_waiting = False
+        inbound.taken(payload)
+        connection.reads += 1
+        return payload
 
     receive = __anext__
 
@@ -285,7 +286,8 @@ class Receiver:
     @property
     def dropped(self) -> int:
         """How many messages were dropped because the handler was not reading (pure push)."""
-        return self._connection.inbound.dropped
+        inbound = self._connection.inbound
+        return 0 if inbound is None else inbound.dropped
 
 
 def _set(event: anyio.Event | None) -> None:  # shared with _taskgroup

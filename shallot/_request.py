@@ -49,24 +49,65 @@ def plain(status: int, text: str, *, close: bool = False) -> Response:
 #: Header names decoded and lower-cased once: requests repeat the same few, so they share these
 #: strings instead of each making its own. Bounded, so made-up names cannot grow it for ever.
 _NAMES: dict[bytes, str] = {}
+#: The same for the names below, whose values also repeat from client to client (a long-lived
+#: websocket request holds a user-agent string, say, for hours), so values are shared too.
+_SHARED_VALUES: dict[bytes, str] = {}
 _MAX_NAMES = 1024
+_MAX_VALUES = 2048
+_MAX_SHARED_LENGTH = 512
+_VALUES_REPEAT = frozenset(
+    (
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "cache-control",
+        "connection",
+        "content-type",
+        "dnt",
+        "host",
+        "origin",
+        "pragma",
+        "sec-ch-ua",
+        "sec-ch-ua-mobile",
+        "sec-ch-ua-platform",
+        "sec-fetch-dest",
+        "sec-fetch-mode",
+        "sec-fetch-site",
+        "sec-websocket-extensions",
+        "sec-websocket-version",
+        "te",
+        "upgrade",
+        "upgrade-insecure-requests",
+        "user-agent",
+    )
+)
+_SHARED_NAMES: dict[bytes, str] = {name.encode(): name for name in _VALUES_REPEAT}
 
 
 def decode_headers(raw: Any) -> dict[str, str]:
     """Returns the ASGI header list as a dict: lower-cased names, latin-1 values, repeats
     joined with ``","`` (RFC 9110 §5.3), or ``"; "`` for cookie (RFC 9113 §8.2.3)."""
-    names = _NAMES
+    names, shared_names, shared_values = _NAMES, _SHARED_NAMES, _SHARED_VALUES
     headers = {}
     try:
         for name, value in raw:  # a loop, not a comprehension: no function call on 3.11
-            headers[names[name]] = value.decode("latin-1")
+            key = names.get(name)
+            if key is not None:
+                headers[key] = value.decode("latin-1")
+            else:
+                key = shared_names[name]
+                text = shared_values.get(value)
+                headers[key] = text if text is not None else _value(value)
     except (KeyError, TypeError):  # a name not seen yet (or not bytes): learn it
-        headers = {_learn(name): value.decode("latin-1") for name, value in raw}
+        headers = {}
+        for name, value in raw:
+            key = _name(name)
+            headers[key] = _value(value) if key in _VALUES_REPEAT else value.decode("latin-1")
     if len(headers) == len(raw):
         return headers  # no name repeats: the common case, one pass
     headers = {}
     for name, value in raw:
-        key = _learn(name)
+        key = _name(name)
         text = value.decode("latin-1")
         if key in headers:
             headers[key] = f"{headers[key]}{'; ' if key == 'cookie' else ','}{text}"
@@ -75,15 +116,27 @@ def decode_headers(raw: Any) -> dict[str, str]:
     return headers
 
 
-def _learn(raw: bytes) -> str:
+def _name(raw: bytes) -> str:
     """Returns the header name ``raw`` decoded and lower-cased, remembering it while there is
     room."""
-    name = _NAMES.get(raw) if type(raw) is bytes else None
+    name = (_NAMES.get(raw) or _SHARED_NAMES.get(raw)) if type(raw) is bytes else None
     if name is None:
         name = bytes(raw).decode("latin-1").lower()
-        if type(raw) is bytes and len(_NAMES) < _MAX_NAMES:
-            _NAMES[raw] = name
+        if type(raw) is bytes and len(_NAMES) + len(_SHARED_NAMES) < _MAX_NAMES:
+            (_SHARED_NAMES if name in _VALUES_REPEAT else _NAMES)[raw] = name
     return name
+
+
+def _value(raw: bytes) -> str:
+    """Returns the value ``raw`` of a header named in ``_VALUES_REPEAT`` decoded, remembering
+    it while there is room."""
+    value = _SHARED_VALUES.get(raw) if type(raw) is bytes else None
+    if value is not None:
+        return value
+    value = bytes(raw).decode("latin-1")
+    if type(raw) is bytes and len(raw) <= _MAX_SHARED_LENGTH and len(_SHARED_VALUES) < _MAX_VALUES:
+        _SHARED_VALUES[raw] = value
+    return value
 
 
 def build_request(

@@ -46,6 +46,7 @@ from ._ws_messages import (
 from .response import ws_close
 
 if TYPE_CHECKING:
+    from .websocket import _Endpoint as Endpoint
     from .websocket import _Options as Options
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -63,31 +64,51 @@ def _close(code: int, reason: str = "") -> Message:
     return cast(Message, ws_close(code, reason))
 
 
+class _Flag:
+    """A boolean attribute kept as one bit of ``flags``: rarely read, so one slot holds them all
+    (an idle connection's memory is mostly its objects and frames)."""
+
+    __slots__ = ("bit",)
+
+    def __init__(self, bit: int) -> None:
+        self.bit = bit
+
+    def __get__(self, connection: Connection, owner: type | None = None) -> bool:
+        return bool(connection.flags & self.bit)
+
+    def __set__(self, connection: Connection, value: bool) -> None:
+        connection.flags = connection.flags | self.bit if value else connection.flags & ~self.bit
+
+
 class Connection:
     """One accepted websocket connection and the state its tasks share."""
+
+    client_initiated = _Flag(1)  # the client left while the handler ran (on_disconnect runs)
+    handler_failed = _Flag(2)  # the send task closes with 1011
+    grace_over = _Flag(4)  # the handler's cleanup may not wait any more
+    close_sent = _Flag(8)
+    unfit_host = _Flag(16)  # its group no longer hosts the watch's task
 
     __slots__ = (
         "_client_left",
         "_handler_done",
         "_send_idle",
         "client_code",
-        "client_initiated",
         "client_reason",
         "close_request",
-        "close_sent",
         "closing",
         "direct_reading",
-        "direct_reads",
-        "grace_over",
+        "flags",
         "group",
         "handler_close",
-        "handler_failed",
         "handler_running",
         "handler_waiting",
         "helpers",
         "inbound",
+        "opened_at",
         "options",
         "parked",
+        "reads",
         "receive",
         "scope",
         "seen",
@@ -95,12 +116,8 @@ class Connection:
         "sending",
         "sends",
         "server_closed",
-        "stuck_send",
-        "stuck_since",
         "task_reading",
-        "unfit_host",
         "watch",
-        "watched",
         "watching",
     )
 
@@ -109,33 +126,27 @@ class Connection:
         self.receive = receive
         self.send = send
         self.options = options
-        self.inbound = Inbound(options)
+        self.inbound: Inbound | None = None  # made when the handler is first away
+        self.opened_at = anyio.current_time()
         self.group: TaskGroup | None = None
         self.client_code: int | None = None  # set when the client's disconnect arrived
         self.client_reason = ""
-        self.client_initiated = False
         self.handler_running = True
-        self.handler_failed = False
-        self.grace_over = False
         self.handler_close: Message | None = None  # the close the handler yielded
         self.close_request: Message | None = None  # a close decided on the receiving side
         self.server_closed = False  # the close is decided: nothing more is sent
-        self.close_sent = False
         self.closing = False  # the send task runs
         self.watching = False  # the receive task runs
         self.watch: Watch = watch_for(options)  # the endpoint's, in this event loop
-        self.watched = False  # the watch looks at it
         self.seen = -1  # reads the watch saw last time
-        self.parked = 0  # looks the same direct read has lasted
-        self.unfit_host = False  # its group no longer hosts the watch's task
+        self.parked = -1  # looks the same direct read has lasted; -1: not in the watch
+        self.flags = 0  # the _Flag attributes below, one bit each
         self.direct_reading = False  # the handler is inside ASGI receive()
-        self.direct_reads = 0
+        self.reads = 0  # messages the handler took, directly or from the inbound stream
         self.task_reading = False  # the receive task holds a message or is inside receive()
         self.handler_waiting = False
         self.sending = False  # the handler is inside ASGI send()
-        self.sends = 0  # sends begun, for the receive task's check_send
-        self.stuck_send = -1
-        self.stuck_since = 0.0
+        self.sends = 0  # sends begun, for the watch's check of stuck sends
         self.helpers: set[anyio.CancelScope] | None = None  # made by the first helper
         # Events exist only while someone waits on them: an idle connection holds none.
         self._send_idle: anyio.Event | None = None
@@ -213,11 +224,8 @@ class Connection:
     async def run(
         self,
         opening: Awaitable[bool],
-        start: Callable[..., AsyncGenerator[Any, None]],
+        endpoint: Endpoint,
         route_args: tuple[Any, ...],
-        name: str,
-        on_disconnect: Hook | None,
-        on_close: Hook | None,
         registry: set[Any] | None = None,
     ) -> None:
         """Runs the connection to its end: the handler's generator in the host task of the
@@ -226,8 +234,7 @@ class Connection:
         if not await opening:  # the handshake: refused, or the client left
             return
         del opening  # the finished coroutine would stay alive as long as the connection
-        generator = start(self.scope, Receiver(self), *route_args)
-        send = self.send
+        generator = endpoint.start(self.scope, Receiver(self), *route_args)
         at_yield = cancelled = False
         if registry is not None:
             registry.add(self)
@@ -243,26 +250,23 @@ class Connection:
                 try:
                     async for item in generator:
                         at_yield = True
-                        message: Message
-                        if (
+                        if not (
                             type(item) is dict
                             and len(item) == 2
                             and type(item.get("text")) is str
                             and item["type"] == "websocket.send"
-                        ):
-                            message = item  # the ws_send(str) shape: nothing to check
-                        else:
-                            message = outgoing(item)
-                            if message["type"] == "websocket.close":
+                        ):  # else the ws_send(str) shape: nothing to check
+                            item = outgoing(item)
+                            if item["type"] == "websocket.close":
                                 if self.client_code is None and not self.server_closed:
-                                    self.handler_close = message  # the send task sends it
+                                    self.handler_close = item  # the send task sends it
                                 break  # closes now: nothing is sent after it
                         if self.client_code is not None or self.server_closed:
                             break
                         self.sending = True
                         self.sends += 1  # the watch's check_send times sends
                         try:
-                            await send(message)
+                            await self.send(item)
                         except OSError:  # ASGI 2.4: the server says the client has gone
                             self.client_code = self.client_code or ABNORMAL
                             break
@@ -278,7 +282,7 @@ class Connection:
                 except (WSDisconnect, StopAsyncIteration):
                     pass  # the client left: an ordinary end
                 except Exception:
-                    logger.exception("websocket handler %s failed", name)
+                    logger.exception("websocket handler %s failed", endpoint.name)
                     self.handler_failed = True  # the send task closes with 1011
                 finally:
                     self.unfit_host = True  # once this body is left, the group closes
@@ -311,13 +315,14 @@ class Connection:
             except (WSDisconnect, StopAsyncIteration):
                 pass
             except Exception:
-                logger.exception("websocket handler %s failed", name)
+                logger.exception("websocket handler %s failed", endpoint.name)
             finally:
                 self.watch.leave(self)
-                self.inbound.close()
+                if self.inbound is not None:
+                    self.inbound.close()
                 if registry is not None:
                     registry.discard(self)
-                await self._run_hooks(on_disconnect, on_close, cancelled)
+                await self._run_hooks(endpoint.on_disconnect, endpoint.on_close, cancelled)
 
     async def _stop_handler(self, generator: AsyncGenerator[Any, None], at_yield: bool) -> None:
         """Tells a handler stopped at its ``yield`` why: the client left (SPEC §4)."""
@@ -337,7 +342,8 @@ class Connection:
             for helper in self.helpers:
                 helper.cancel()
         self.handler_running = False
-        self.inbound.release()
+        if self.inbound is not None:
+            self.inbound.release()
         _set(self._handler_done)
 
     def stop(self) -> None:

@@ -53,19 +53,19 @@ def watch_for(options: Options) -> Watch:
 class Watch:
     """The connections of one endpoint that a timer looks at, and that timer's task."""
 
-    __slots__ = ("_scope", "host", "members", "options")
+    __slots__ = ("_scope", "host", "members", "options", "stuck")
 
     def __init__(self, options: Options) -> None:
         self.options = options
         self.members: set[Connection] = set()
         self.host: Connection | None = None  # whose task group the watch's task runs in
+        self.stuck: dict[Connection, tuple[int, float]] = {}  # sends in progress at a look
         self._scope: anyio.CancelScope | None = None
 
     def join(self, connection: Connection) -> None:
         """Looks at ``connection`` from the next look on (its handler runs)."""
         if connection.client_code is not None or not connection.handler_running:
             return
-        connection.watched = True
         connection.seen = -1  # the first look sees progress: away takes a whole interval
         connection.parked = 0
         self.members.add(connection)
@@ -74,9 +74,10 @@ class Watch:
 
     def leave(self, connection: Connection) -> None:
         """``connection`` ends: stop looking at it, and move the task if it is the host."""
-        connection.watched = False
+        connection.parked = -1
         connection.unfit_host = True
         self.members.discard(connection)
+        self.stuck.pop(connection, None)
         if self.host is connection and self._scope is not None:
             self._scope.cancel()  # the task's finally moves it
 
@@ -114,15 +115,19 @@ class Watch:
 
     def _look(self) -> None:
         done: list[Connection] = []
+        stuck = self.stuck
+        now = anyio.current_time()
         for connection in self.members:
             if connection.client_code is not None or not connection.handler_running:
                 done.append(connection)  # its end is under way: the send task carries it out
                 continue
             if connection.sending:
-                check_send(connection)
+                self._check_send(connection, now)
+            elif stuck:
+                stuck.pop(connection, None)
             if connection.watching:
                 continue  # its receive task reads for the handler
-            reads = connection.direct_reads + connection.inbound.taken_total
+            reads = connection.reads
             if connection.direct_reading:
                 if reads != connection.seen:
                     connection.parked = 0
@@ -134,16 +139,16 @@ class Watch:
                 connection.start_reading()  # away a whole interval: read on its behalf
             connection.seen = reads
         for connection in done:
-            connection.watched = False
+            connection.parked = -1
             self.members.discard(connection)
+            stuck.pop(connection, None)
 
-
-def check_send(connection: Connection) -> None:
-    """A send that has not finished for ``send_timeout`` (the client reads nothing) is
-    cancelled, and the client counts as gone. A counter of sends, not a timer per send, so the
-    hot path pays one increment."""
-    now = anyio.current_time()
-    if connection.stuck_send != connection.sends:
-        connection.stuck_send, connection.stuck_since = connection.sends, now
-    elif now - connection.stuck_since >= connection.options.send_timeout:
-        connection.stop()
+    def _check_send(self, connection: Connection, now: float) -> None:
+        """A send that has not finished for ``send_timeout`` (the client reads nothing) is
+        cancelled, and the client counts as gone. A counter of sends, not a timer per send,
+        so the hot path pays one increment."""
+        seen = self.stuck.get(connection)
+        if seen is None or seen[0] != connection.sends:
+            self.stuck[connection] = (connection.sends, now)
+        elif now - seen[1] >= self.options.send_timeout:
+            connection.stop()

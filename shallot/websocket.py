@@ -235,11 +235,8 @@ class _Takeover:
         connection = Connection(request, receive, send, endpoint.options)
         return connection.run(
             _handshake(request, receive, send, endpoint.on_connect),
-            endpoint.start,
+            endpoint,
             self.route_args,
-            endpoint.name,
-            endpoint.on_disconnect,
-            endpoint.on_close,
             self.registry,
         )
 

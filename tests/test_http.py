@@ -226,7 +226,25 @@ def test_header_names_are_shared_between_requests_and_their_memory_is_bounded() 
     assert next(iter(first)) is next(iter(second))  # one string for every request
     for number in range(3000):  # names a client makes up
         assert decode_headers([(b"x-made-up-%d" % number, b"v")]) == {f"x-made-up-{number}": "v"}
-    assert len(_request._NAMES) <= _request._MAX_NAMES
+    assert len(_request._NAMES) + len(_request._SHARED_NAMES) <= _request._MAX_NAMES
+
+
+def test_values_that_repeat_from_client_to_client_are_shared_and_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_request, "_NAMES", {})  # as if every slot had been taken
+    monkeypatch.setattr(_request, "_MAX_NAMES", 0)
+    monkeypatch.setattr(_request, "_SHARED_VALUES", {})
+    agent = b"Mozilla/5.0 (X11; Linux x86_64) shared-value-test"
+    first = decode_headers([(b"user-agent", agent), (b"sec-websocket-key", b"a2V5LTE=")])
+    second = decode_headers([(b"user-agent", agent), (b"sec-websocket-key", b"a2V5LTE=")])
+    assert first == second == {"user-agent": agent.decode(), "sec-websocket-key": "a2V5LTE="}
+    assert first["user-agent"] is second["user-agent"]
+    assert first["sec-websocket-key"] is not second["sec-websocket-key"]  # unique per client
+    for number in range(5000):
+        value = b"agent %d" % number
+        assert decode_headers([(b"user-agent", value)]) == {"user-agent": value.decode()}
+    assert len(_request._SHARED_VALUES) <= _request._MAX_VALUES
 
 
 async def test_request_without_a_body_has_empty_bytes() -> None:
