@@ -36,6 +36,27 @@ logger = logging.getLogger("shallot")
 _TEXT_UTF8 = "text/plain; charset=utf-8"
 #: One encoder for every json() call: json.dumps builds a new one per call for these options.
 _ENCODER = _json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+#: CPython's C encoder, made once: ``JSONEncoder.encode`` makes one per call (with a dict for
+#: spotting circular references), which costs more than encoding a small object does. Without
+#: that dict, an object that contains itself ends in a RecursionError, turned into the
+#: ValueError the standard library raises.
+_make_c_encoder: Any = getattr(_json.encoder, "c_make_encoder", None)
+_C_ENCODE: Any = (
+    None
+    if _make_c_encoder is None
+    else _make_c_encoder(
+        None, _ENCODER.default, _json.encoder.encode_basestring, None, ":", ",", False, False, True
+    )
+)
+
+
+def _to_json(data: Any) -> str:
+    if _C_ENCODE is None:  # pragma: no cover - Pythons without the C accelerator
+        return _ENCODER.encode(data)
+    try:
+        return "".join(_C_ENCODE(data, 0))
+    except RecursionError:
+        raise ValueError("data refers to itself or nests too deeply to be JSON") from None
 
 
 def text(
@@ -57,8 +78,9 @@ def json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None)
 
     Raises:
         TypeError: ``data`` is not JSON serializable.
+        ValueError: ``data`` contains itself (or nests too deeply).
     """
-    body = _ENCODER.encode(data).encode()
+    body = _to_json(data).encode()
     return {
         "status": status,
         "headers": {"content-type": "application/json", **(headers or {})},

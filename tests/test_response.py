@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shallot import build_server, standard_not_found
 from shallot._types import Request, Response
@@ -85,6 +87,25 @@ def test_json_takes_headers() -> None:
 def test_json_rejects_what_it_cannot_serialize() -> None:
     with pytest.raises(TypeError):
         json({"when": object()})
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+        lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+        max_leaves=20,
+    )
+)
+def test_json_writes_what_the_standard_library_writes(data: Any) -> None:
+    expected = std_json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    assert json(data)["body"] == expected.encode()
+
+
+def test_json_refuses_data_that_contains_itself() -> None:
+    looped: list[Any] = []
+    looped.append(looped)
+    with pytest.raises(ValueError, match="refers to itself"):
+        json({"loop": looped})
 
 
 # --- the small answers ------------------------------------------------------------------

@@ -44,6 +44,10 @@ class _Node:
         self.allowed: frozenset[str] = frozenset()
 
 
+#: Makes a RouteMatch from a tuple without the Python-level ``__new__`` of a NamedTuple.
+_match = tuple.__new__
+
+
 def _split(path: str) -> list[str] | None:
     """Returns the segments of a request path, trailing slashes ignored (``"/"`` has none),
     or None for a path that does not start with ``/`` (such as ``*``)."""
@@ -128,10 +132,26 @@ class Router:
         if segments is None:
             return None
         args: list[str] = []
+        # The first path a depth-first search would take (static segments first), walked
+        # without recursion: it is the answer unless it dead-ends.
+        node = self._root
+        for segment in segments:
+            child = node.static.get(segment)
+            if child is None:
+                child = node.param if segment else None
+                if child is None:
+                    break
+                args.append(segment)
+            node = child
+        else:
+            found = node.methods.get(method) if node.methods is not None else None
+            if found is not None:
+                return _match(RouteMatch, (found[0], tuple(args), found[1]))
+        args.clear()
         found = _find(self._root, segments, 0, method, args)
         if found is None:
             return None
-        return RouteMatch(found[0], tuple(args), found[1])
+        return _match(RouteMatch, (found[0], tuple(args), found[1]))
 
     def allowed_methods(self, path: str) -> list[str] | None:
         """Returns the sorted HTTP methods routed for ``path`` under any pattern (``"WS"``
@@ -242,7 +262,7 @@ class _Bound:
     def __init__(self, handler: Handler, args: tuple[str, ...]) -> None:
         self.handler = handler
         self.args = args
-        self.__qualname__ = getattr(handler, "__qualname__", repr(handler))
+        self.__qualname__ = getattr(handler, "__qualname__", None) or repr(handler)
 
     def __call__(self, request: Request) -> Awaitable[HandlerResult]:
         return self.handler(request, *self.args)
