@@ -13,7 +13,7 @@ from typing import Any
 
 from ._http import INTERNAL_ERROR, SERVICE_UNAVAILABLE, InvalidResponse, prepare, serve_http
 from ._lifespan import AppState, Hook, LifespanFactory, run_lifespan
-from ._request import Limits, build_request, decode_headers
+from ._request import Limits, build_request
 from ._types import ASGIApp, Handler, Receive, Response, Scope, Send
 from .response import ws_close
 
@@ -99,7 +99,7 @@ def build_server(
             if not state.ready:
                 await state.wait_ready()
             endpoint = _unavailable if state.failed or state.closing else handler
-            headers = decode_headers(scope.get("headers", ()))
+            headers = limits.decode_headers(scope.get("headers", ()))
             try:
                 result = await endpoint(build_request(scope, headers, b"", "WS", state.config))
             except Exception:

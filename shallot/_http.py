@@ -21,7 +21,6 @@ from ._request import (
     Limits,
     Refused,
     bodiless,
-    decode_headers,
     plain,
     read_body,
 )
@@ -285,7 +284,7 @@ async def serve_http(
     This is the error boundary of a request: a handler error is logged once and answered
     with 500, so the server keeps serving.
     """
-    headers = decode_headers(scope.get("headers", ()))
+    headers = limits.decode_headers(scope.get("headers", ()))
     try:
         if bodiless(scope, headers):
             # Nothing to receive, not even the one empty http.request message: fetching it

@@ -15,14 +15,15 @@ _NO_BODY_VERSIONS = ("1.1", "1.0")
 
 
 class Limits:
-    """The HTTP limits of one app, fixed when it is built."""
+    """The HTTP limits of one app, fixed when it is built, and its header decoder."""
 
-    __slots__ = ("body_timeout", "max_body_size", "response_timeout")
+    __slots__ = ("body_timeout", "decode_headers", "max_body_size", "response_timeout")
 
     def __init__(self, max_body_size: int, body_timeout: float, response_timeout: float) -> None:
         self.max_body_size = max_body_size
         self.body_timeout = body_timeout
         self.response_timeout = response_timeout
+        self.decode_headers = HeaderDecoder()
 
 
 class Refused(Exception):
@@ -46,15 +47,7 @@ def plain(status: int, text: str, *, close: bool = False) -> Response:
     return {"status": status, "headers": headers, "body": body}
 
 
-#: Header names decoded and lower-cased once: requests repeat the same few, so they share these
-#: strings instead of each making its own. Bounded, so made-up names cannot grow it for ever.
-_NAMES: dict[bytes, str] = {}
-#: The same for the names below, whose values also repeat from client to client (a long-lived
-#: websocket request holds a user-agent string, say, for hours), so values are shared too.
-_SHARED_VALUES: dict[bytes, str] = {}
-_MAX_NAMES = 1024
-_MAX_VALUES = 2048
-_MAX_SHARED_LENGTH = 512
+#: Headers whose values repeat from client to client: their values are shared too.
 _VALUES_REPEAT = frozenset(
     (
         "accept",
@@ -81,62 +74,87 @@ _VALUES_REPEAT = frozenset(
         "user-agent",
     )
 )
-_SHARED_NAMES: dict[bytes, str] = {name.encode(): name for name in _VALUES_REPEAT}
 
 
-def decode_headers(raw: Any) -> dict[str, str]:
-    """Returns the ASGI header list as a dict: lower-cased names, latin-1 values, repeats
-    joined with ``","`` (RFC 9110 §5.3), or ``"; "`` for cookie (RFC 9113 §8.2.3)."""
-    names, shared_names, shared_values = _NAMES, _SHARED_NAMES, _SHARED_VALUES
-    headers = {}
-    try:
-        for name, value in raw:  # a loop, not a comprehension: no function call on 3.11
-            key = names.get(name)
-            if key is not None:
-                headers[key] = value.decode("latin-1")
-            else:
-                key = shared_names[name]
-                text = shared_values.get(value)
-                headers[key] = text if text is not None else _value(value)
-    except (KeyError, TypeError):  # a name not seen yet (or not bytes): learn it
+class HeaderDecoder:
+    """Turns ASGI header lists into request header dicts, for one app.
+
+    Requests repeat the same few header names, so each name is decoded and lower-cased once and
+    every request shares that string instead of making its own; the values of the headers in
+    ``_VALUES_REPEAT`` are shared the same way (a websocket request holds its user-agent, say,
+    for hours). Both tables are bounded, so names and values a client makes up cannot grow
+    them for ever; past the bound, headers are simply decoded each time.
+    """
+
+    __slots__ = ("_names", "_shared_names", "_shared_values", "max_names", "max_values")
+
+    #: Values longer than this are never shared.
+    max_shared_length = 512
+
+    def __init__(self, max_names: int = 1024, max_values: int = 2048) -> None:
+        self.max_names = max_names
+        self.max_values = max_values
+        self._names: dict[bytes, str] = {}
+        self._shared_names = {name.encode(): name for name in _VALUES_REPEAT}
+        self._shared_values: dict[bytes, str] = {}
+
+    def remembered(self) -> tuple[int, int]:
+        """Returns how many header names and values the tables hold."""
+        return len(self._names) + len(self._shared_names), len(self._shared_values)
+
+    def __call__(self, raw: Any) -> dict[str, str]:
+        """Returns the ASGI header list as a dict: lower-cased names, latin-1 values, repeats
+        joined with ``","`` (RFC 9110 §5.3), or ``"; "`` for cookie (RFC 9113 §8.2.3)."""
+        names, shared_names, shared_values = self._names, self._shared_names, self._shared_values
+        headers = {}
+        try:
+            for name, value in raw:  # a loop, not a comprehension: no function call on 3.11
+                key = names.get(name)
+                if key is not None:
+                    headers[key] = value.decode("latin-1")
+                else:
+                    key = shared_names[name]
+                    text = shared_values.get(value)
+                    headers[key] = text if text is not None else self._value(value)
+        except (KeyError, TypeError):  # a name not seen yet (or not bytes): learn it
+            headers = {}
+            for name, value in raw:
+                key = self._name(name)
+                text = self._value(value) if key in _VALUES_REPEAT else value.decode("latin-1")
+                headers[key] = text
+        if len(headers) == len(raw):
+            return headers  # no name repeats: the common case, one pass
         headers = {}
         for name, value in raw:
-            key = _name(name)
-            headers[key] = _value(value) if key in _VALUES_REPEAT else value.decode("latin-1")
-    if len(headers) == len(raw):
-        return headers  # no name repeats: the common case, one pass
-    headers = {}
-    for name, value in raw:
-        key = _name(name)
-        text = value.decode("latin-1")
-        if key in headers:
-            headers[key] = f"{headers[key]}{'; ' if key == 'cookie' else ','}{text}"
-        else:
-            headers[key] = text
-    return headers
+            key = self._name(name)
+            text = value.decode("latin-1")
+            if key in headers:
+                headers[key] = f"{headers[key]}{'; ' if key == 'cookie' else ','}{text}"
+            else:
+                headers[key] = text
+        return headers
 
+    def _name(self, raw: bytes) -> str:
+        known = type(raw) is bytes
+        name = (self._names.get(raw) or self._shared_names.get(raw)) if known else None
+        if name is None:
+            name = bytes(raw).decode("latin-1").lower()
+            if known and self.remembered()[0] < self.max_names:
+                (self._shared_names if name in _VALUES_REPEAT else self._names)[raw] = name
+        return name
 
-def _name(raw: bytes) -> str:
-    """Returns the header name ``raw`` decoded and lower-cased, remembering it while there is
-    room."""
-    name = (_NAMES.get(raw) or _SHARED_NAMES.get(raw)) if type(raw) is bytes else None
-    if name is None:
-        name = bytes(raw).decode("latin-1").lower()
-        if type(raw) is bytes and len(_NAMES) + len(_SHARED_NAMES) < _MAX_NAMES:
-            (_SHARED_NAMES if name in _VALUES_REPEAT else _NAMES)[raw] = name
-    return name
-
-
-def _value(raw: bytes) -> str:
-    """Returns the value ``raw`` of a header named in ``_VALUES_REPEAT`` decoded, remembering
-    it while there is room."""
-    value = _SHARED_VALUES.get(raw) if type(raw) is bytes else None
-    if value is not None:
+    def _value(self, raw: bytes) -> str:
+        known = type(raw) is bytes
+        value = self._shared_values.get(raw) if known else None
+        if value is None:
+            value = bytes(raw).decode("latin-1")
+            if (
+                known
+                and len(raw) <= self.max_shared_length
+                and len(self._shared_values) < self.max_values
+            ):
+                self._shared_values[raw] = value
         return value
-    value = bytes(raw).decode("latin-1")
-    if type(raw) is bytes and len(raw) <= _MAX_SHARED_LENGTH and len(_SHARED_VALUES) < _MAX_VALUES:
-        _SHARED_VALUES[raw] = value
-    return value
 
 
 def build_request(

@@ -21,8 +21,8 @@ import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shallot import _request, build_server
-from shallot._request import decode_headers
+from shallot import build_server
+from shallot._request import HeaderDecoder
 from shallot._types import ASGIApp, Message, Receive, Request, Response, Scope, Send
 from shallot.response import text
 
@@ -215,10 +215,11 @@ def test_decoding_headers_never_fails_and_keeps_every_byte(raw: list[tuple[bytes
         name: ("; " if name == "cookie" else ",").join(values)
         for name, values in expected.items()
     }
-    assert decode_headers(raw) == joined
+    assert HeaderDecoder()(raw) == joined
 
 
 def test_header_names_are_shared_between_requests_and_their_memory_is_bounded() -> None:
+    decode_headers = HeaderDecoder()
     first = decode_headers([(b"X-Shared-Name", b"1")])
     second = decode_headers([(b"X-Shared-Name", b"2"), (bytearray(b"X-Other"), b"3")])
     assert first == {"x-shared-name": "1"}
@@ -226,15 +227,11 @@ def test_header_names_are_shared_between_requests_and_their_memory_is_bounded() 
     assert next(iter(first)) is next(iter(second))  # one string for every request
     for number in range(3000):  # names a client makes up
         assert decode_headers([(b"x-made-up-%d" % number, b"v")]) == {f"x-made-up-{number}": "v"}
-    assert len(_request._NAMES) + len(_request._SHARED_NAMES) <= _request._MAX_NAMES
+    assert decode_headers.remembered()[0] <= decode_headers.max_names
 
 
-def test_values_that_repeat_from_client_to_client_are_shared_and_bounded(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(_request, "_NAMES", {})  # as if every slot had been taken
-    monkeypatch.setattr(_request, "_MAX_NAMES", 0)
-    monkeypatch.setattr(_request, "_SHARED_VALUES", {})
+def test_values_that_repeat_from_client_to_client_are_shared_and_bounded() -> None:
+    decode_headers = HeaderDecoder(max_names=0)  # even with no room for names
     agent = b"Mozilla/5.0 (X11; Linux x86_64) shared-value-test"
     first = decode_headers([(b"user-agent", agent), (b"sec-websocket-key", b"a2V5LTE=")])
     second = decode_headers([(b"user-agent", agent), (b"sec-websocket-key", b"a2V5LTE=")])
@@ -244,7 +241,7 @@ def test_values_that_repeat_from_client_to_client_are_shared_and_bounded(
     for number in range(5000):
         value = b"agent %d" % number
         assert decode_headers([(b"user-agent", value)]) == {"user-agent": value.decode()}
-    assert len(_request._SHARED_VALUES) <= _request._MAX_VALUES
+    assert decode_headers.remembered()[1] <= decode_headers.max_values
 
 
 async def test_request_without_a_body_has_empty_bytes() -> None:
