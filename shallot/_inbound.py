@@ -216,11 +216,9 @@ class Receiver:
         """
         connection = self._connection
         while True:
-            inbound = connection.inbound
-            if (
-                connection.task_reading
-                or connection.client_code is not None
-                or (inbound is not None and inbound.count)
+            inbound = connection.inbound  # None until the handler was first away
+            if connection.client_code is not None or (
+                inbound is not None and (inbound.count or connection.task_reading)
             ):
                 return await self._queued(connection)
             connection.direct_reading = True
@@ -233,7 +231,7 @@ class Receiver:
             if not (
                 type(data) is str  # a text message that cannot be too big: arrived() inlined
                 and message["type"] == "websocket.receive"
-                and len(data) * 4 <= connection.options.max_message_size
+                and len(data) <= connection.options.text_limit
                 and connection.handler_running
                 and not connection.server_closed
             ):

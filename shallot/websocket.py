@@ -169,6 +169,7 @@ class _Options:
         "max_queue_bytes",
         "push_only_after",
         "send_timeout",
+        "text_limit",
         "watch_interval",
     )
 
@@ -187,6 +188,8 @@ class _Options:
         self.max_queue = max_queue
         self.max_queue_bytes = max_queue_bytes
         self.max_message_size = max_message_size
+        # A text of at most this many characters is at most max_message_size bytes in UTF-8.
+        self.text_limit = max_message_size // 4
         self.disconnect_timeout = disconnect_timeout
         self.close_timeout = close_timeout
         self.send_timeout = send_timeout
