@@ -160,7 +160,7 @@ async def receive_task(connection: Connection) -> None:
     try:
         await _read_for_handler(connection)
     finally:
-        connection.watching = False
+        connection.receive_task_runs = False
         if connection.inbound is not None and connection.client_code is not None:
             connection.inbound.tx.close()  # how a waiting Receiver learns the client left
 

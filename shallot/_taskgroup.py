@@ -110,6 +110,7 @@ class Connection:
         "parked",
         "reads",
         "receive",
+        "receive_task_runs",
         "scope",
         "seen",
         "send",
@@ -118,7 +119,6 @@ class Connection:
         "server_closed",
         "task_reading",
         "watch",
-        "watching",
     )
 
     def __init__(self, scope: Request, receive: Receive, send: Send, options: Options) -> None:
@@ -136,7 +136,7 @@ class Connection:
         self.close_request: Message | None = None  # a close decided on the receiving side
         self.server_closed = False  # the close is decided: nothing more is sent
         self.closing = False  # the send task runs
-        self.watching = False  # the receive task runs
+        self.receive_task_runs = False
         self.watch: Watch = watch_for(options)  # the endpoint's, in this event loop
         self.seen = -1  # reads the watch saw last time
         self.parked = -1  # looks the same direct read has lasted; -1: not in the watch
@@ -158,8 +158,8 @@ class Connection:
     def start_reading(self) -> None:
         """Starts the receive task: the handler is away (the watch saw it), or the client's
         side of the close handshake is awaited."""
-        if not self.watching and self.client_code is None and self.group is not None:
-            self.watching = True
+        if not self.receive_task_runs and self.client_code is None and self.group is not None:
+            self.receive_task_runs = True
             self.group.start_soon(receive_task, self)
 
     def end(self) -> None:

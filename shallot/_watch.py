@@ -125,7 +125,7 @@ class Watch:
                 self._check_send(connection, now)
             elif stuck:
                 stuck.pop(connection, None)
-            if connection.watching:
+            if connection.receive_task_runs:
                 continue  # its receive task reads for the handler
             reads = connection.reads
             if connection.direct_reading:
