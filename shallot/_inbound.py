@@ -15,7 +15,6 @@ from collections.abc import AsyncIterable
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio.streams.memory import MemoryObjectSendStream
 
 from ._merge import Merged
 from ._types import Message
@@ -47,7 +46,6 @@ class Inbound:
         "gone",
         "push_only_at",
         "rx",
-        "taken_total",
         "tx",
     )
 
@@ -57,7 +55,6 @@ class Inbound:
         self.count = 0
         self.bytes = 0
         self.dropped = 0
-        self.taken_total = 0
         self.gone = False
         # A handler that has not read by then is pure push: a full queue then drops.
         self.push_only_at = connection.opened_at + connection.options.push_only_after
@@ -74,7 +71,7 @@ class Inbound:
             self.count > 0 and self.bytes + size > options.max_queue_bytes
         )
 
-    def offer(self, tx: MemoryObjectSendStream[str | bytes], payload: str | bytes) -> bool:
+    def offer(self, payload: str | bytes) -> bool:
         """Queues one message from the client, or drops it for a pure-push handler (or one
         that has ended); returns False when there is no room yet and the message must wait."""
         size = size_of(payload)
@@ -88,7 +85,7 @@ class Inbound:
                 logger.debug("websocket handler does not read; %d messages dropped", self.dropped)
             return True
         try:
-            tx.send_nowait(payload)
+            self.tx.send_nowait(payload)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             return True  # the handler is gone: nobody will read it
         self.count += 1
@@ -109,7 +106,7 @@ class Inbound:
         """Accounts for a message the handler took."""
         self.count -= 1
         self.bytes -= size_of(payload)
-        self.taken_total += 1
+        self.connection.reads += 1
         self._wake()
 
     def release(self) -> None:
@@ -134,10 +131,12 @@ def arrived(connection: Connection, message: Message) -> str | bytes | None:
     for the handler (a disconnect, an oversized message, a message after the close)."""
     kind = message["type"]
     if kind == "websocket.receive":
-        payload = incoming(message)
-        if size_of(payload) > connection.options.max_message_size:
-            connection.request_close(MESSAGE_TOO_BIG, "message too big")
-            return None
+        payload = message.get("text")
+        if type(payload) is not str or len(payload) > connection.options.text_limit:
+            payload = incoming(message)  # bytes, or a text that may be too big: measure it
+            if size_of(payload) > connection.options.max_message_size:
+                connection.request_close(MESSAGE_TOO_BIG, "message too big")
+                return None
         if connection.server_closed or not connection.handler_running:
             return None
         return payload
@@ -169,21 +168,18 @@ async def _read_for_handler(connection: Connection) -> None:
     inbound = connection.inbound
     if inbound is None:  # made the first time the handler is away: most connections never are
         inbound = connection.inbound = Inbound(connection)
-    tx = inbound.tx
     while connection.client_code is None:
-        taken = inbound.taken_total
+        reads = connection.reads
         # From receive() until the message is queued, the handler must not read directly,
         # or it would overtake the message in hand.
         connection.task_reading = True
         try:
             payload = arrived(connection, await connection.receive())
-            while payload is not None and not inbound.offer(tx, payload):
+            while payload is not None and not inbound.offer(payload):
                 await inbound.wait_for_room()
         finally:
             connection.task_reading = False
-        if connection.handler_running and (
-            connection.handler_waiting or inbound.taken_total != taken
-        ):
+        if connection.handler_running and (connection.handler_waiting or connection.reads != reads):
             return  # the handler reads again: let it read directly
 
 
@@ -227,17 +223,9 @@ class Receiver:
             finally:
                 connection.direct_reading = False
                 connection.reads += 1
-            data = message.get("text")
-            if not (
-                type(data) is str  # a text message that cannot be too big: arrived() inlined
-                and message["type"] == "websocket.receive"
-                and len(data) <= connection.options.text_limit
-                and connection.handler_running
-                and not connection.server_closed
-            ):
-                data = arrived(connection, message)
-                if data is None:
-                    continue
+            data = arrived(connection, message)
+            if data is None:
+                continue
             if connection.parked < 0:  # it left the watch while it sat in this read
                 connection.watch.join(connection)
             return data
@@ -255,7 +243,6 @@ class Receiver:
                 raise connection._disconnect() from None
             else:
                 inbound.taken(payload)
-                connection.reads += 1
                 return payload
         if connection.client_code is not None or inbound is None:
             raise connection._disconnect()
@@ -267,7 +254,6 @@ class Receiver:
         finally:
             connection.handler_waiting = False
         inbound.taken(payload)
-        connection.reads += 1
         return payload
 
     receive = __anext__

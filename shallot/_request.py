@@ -116,18 +116,14 @@ class HeaderDecoder:
                     key = shared_names[name]
                     text = shared_values.get(value)
                     headers[key] = text if text is not None else self._value(value)
-        except (KeyError, TypeError):  # a name not seen yet (or not bytes): learn it
+        except (KeyError, TypeError):  # a name not seen yet (or not bytes): learn it below
             headers = {}
-            for name, value in raw:
-                key = self._name(name)
-                text = self._value(value) if key in _VALUES_REPEAT else value.decode("latin-1")
-                headers[key] = text
         if len(headers) == len(raw):
-            return headers  # no name repeats: the common case, one pass
+            return headers  # names all known and none repeated: the common case, one pass
         headers = {}
         for name, value in raw:
             key = self._name(name)
-            text = value.decode("latin-1")
+            text = self._value(value) if key in _VALUES_REPEAT else value.decode("latin-1")
             if key in headers:
                 headers[key] = f"{headers[key]}{'; ' if key == 'cookie' else ','}{text}"
             else:
@@ -139,7 +135,7 @@ class HeaderDecoder:
         name = (self._names.get(raw) or self._shared_names.get(raw)) if known else None
         if name is None:
             name = bytes(raw).decode("latin-1").lower()
-            if known and self.remembered()[0] < self.max_names:
+            if known and len(self._names) + len(self._shared_names) < self.max_names:
                 (self._shared_names if name in _VALUES_REPEAT else self._names)[raw] = name
         return name
 

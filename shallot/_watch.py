@@ -75,7 +75,6 @@ class Watch:
     def leave(self, connection: Connection) -> None:
         """``connection`` ends: stop looking at it, and move the task if it is the host."""
         connection.parked = -1
-        connection.unfit_host = True
         self.members.discard(connection)
         self.stuck.pop(connection, None)
         if self.host is connection and self._scope is not None:
