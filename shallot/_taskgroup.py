@@ -30,6 +30,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from ._errors import WSDisconnect
@@ -62,6 +63,12 @@ _SHUTTING_DOWN = "server shutting down"
 def _close(code: int, reason: str = "") -> Message:
     """Returns ``ws_close(code, reason)`` as the plain ASGI message the server is sent."""
     return cast(Message, ws_close(code, reason))
+
+
+async def _ended() -> AsyncGenerator[Any, None]:
+    """A handler that could not start: it yields nothing."""
+    return
+    yield  # pragma: no cover
 
 
 class _Flag:
@@ -234,11 +241,16 @@ class Connection:
         if not await opening:  # the handshake: refused, or the client left
             return
         del opening  # the finished coroutine would stay alive as long as the connection
-        generator = endpoint.start(self.scope, Receiver(self), *route_args)
         at_yield = cancelled = False
         if registry is not None:
             registry.add(self)
         try:
+            try:  # a failure to start (a wrong arity, say) is the handler's, as any other
+                generator = endpoint.start(self.scope, Receiver(self), *route_args)
+            except Exception:
+                self._log_failure(endpoint)
+                self.handler_failed = True
+                generator = _ended()
             # The group's own scope is the handler's: a client that leaves mid-send cancels it,
             # so does a send stuck for send_timeout (the receive task's check_send) and the end
             # of the send task's grace period. The handler's cleanup then runs after the group
@@ -247,6 +259,7 @@ class Connection:
                 self.watch.join(self)
                 if getattr(registry, "closing", False):  # shutdown began during the handshake
                     self.going_away()
+                reads_at_send = -1
                 try:
                     async for item in generator:
                         at_yield = True
@@ -265,6 +278,8 @@ class Connection:
                             break
                         self.sending = True
                         self.sends += 1  # the watch's check_send times sends
+                        if self.parked < 0:  # left the watch while a helper read: rejoin
+                            self.watch.join(self)
                         try:
                             await self.send(item)
                         except OSError:  # ASGI 2.4: the server says the client has gone
@@ -274,6 +289,12 @@ class Connection:
                             self.sending = False
                             if self._send_idle is not None:
                                 self._send_idle.set()
+                        if self.reads == reads_at_send:
+                            # Nothing read since the last send, so maybe no checkpoint: a
+                            # server's send to a client that left may return at once, and a
+                            # pushing handler would spin (issue 12, bug 1).
+                            await anyio.lowlevel.checkpoint()
+                        reads_at_send = self.reads
                         at_yield = False
                     else:
                         at_yield = False
@@ -282,7 +303,7 @@ class Connection:
                 except (WSDisconnect, StopAsyncIteration):
                     pass  # the client left: an ordinary end
                 except Exception:
-                    logger.exception("websocket handler %s failed", endpoint.name)
+                    self._log_failure(endpoint)
                     self.handler_failed = True  # the send task closes with 1011
                 finally:
                     self.unfit_host = True  # once this body is left, the group closes
@@ -315,7 +336,7 @@ class Connection:
             except (WSDisconnect, StopAsyncIteration):
                 pass
             except Exception:
-                logger.exception("websocket handler %s failed", endpoint.name)
+                self._log_failure(endpoint)
             finally:
                 self.watch.leave(self)
                 if self.inbound is not None:
@@ -323,6 +344,15 @@ class Connection:
                 if registry is not None:
                     registry.discard(self)
                 await self._run_hooks(endpoint.on_disconnect, endpoint.on_close, cancelled)
+
+    def _log_failure(self, endpoint: Endpoint) -> None:
+        scope = self.scope
+        logger.exception(
+            "websocket handler %s failed (%s %s)",
+            endpoint.name,
+            scope.get("method", "WS"),
+            scope.get("path", "?"),
+        )
 
     async def _stop_handler(self, generator: AsyncGenerator[Any, None], at_yield: bool) -> None:
         """Tells a handler stopped at its ``yield`` why: the client left (SPEC §4)."""

@@ -128,7 +128,9 @@ class Watch:
                 continue  # its receive task reads for the handler
             reads = connection.reads
             if connection.direct_reading:
-                if reads != connection.seen:
+                if connection.sending:
+                    pass  # a helper (the merge's pump) reads while the handler sends: stay
+                elif reads != connection.seen:
                     connection.parked = 0
                 else:
                     connection.parked += 1

@@ -123,6 +123,34 @@ async def test_failing_handler_closes_with_1011_and_logs_once(
     assert "broken" in errors[0].getMessage()
 
 
+async def test_handler_that_cannot_start_closes_with_1011_and_runs_on_close(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    closed: list[str] = []
+
+    async def on_close(scope: dict[str, Any]) -> None:
+        closed.append(scope["path"])
+
+    @websocket(on_close=on_close)
+    async def no_parameters(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        yield ws_send("unreachable")  # pragma: no cover
+
+    async def routed(request: dict[str, Any]) -> Any:
+        return await no_parameters(request, "surplus")  # a route parameter it does not take
+
+    with anyio.fail_after(2):
+        async with TestClient(build_server(routed)) as client, client.websocket("/p") as ws:
+            assert await ws.wait_closed() == 1011
+    assert closed == ["/p"]
+    errors = [r for r in caplog.records if r.name == "shallot" and r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == [
+        "websocket handler test_handler_that_cannot_start_closes_with_1011_and_runs_on_close"
+        ".<locals>.no_parameters failed (WS /p)"
+    ]
+    assert errors[0].exc_info is not None
+    assert errors[0].exc_info[0] is TypeError
+
+
 async def test_subprotocol_and_accept_headers() -> None:
     async def choose(scope: dict[str, Any]) -> Any:
         assert "chat" in scope["subprotocols"]

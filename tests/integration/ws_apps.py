@@ -9,7 +9,9 @@ Websocket routes (``wrap_routes``, method ``"WS"``), each a small piece of SPEC 
   ``/reject`` refuses with ``ws_close()`` (403); ``/deny`` answers 401 with a body;
 - ``/hooks/{id}`` echoes, ``/ticker/{id}`` only pushes a tick every 50 ms, ``/sink/{id}`` says
   "ready" and then neither reads nor sends, ``/slow/{count}`` reads ``count`` messages one per
-  20 ms (after one pause of 250 ms) and answers how many came and whether in order.
+  20 ms (after one pause of 250 ms) and answers how many came and whether in order;
+- ``/flood/{id}`` pushes without awaiting anything, ``/merged/{id}`` pushes a feed merged
+  with the receiver (``send_timeout`` 0.5 s), ``/arity/{id}`` takes no route parameter.
 
 What happens to a connection with an ``{id}`` is recorded under that id: how the handler saw
 the client leave (``disconnect <code>``), its ``finally``, the hooks. The records live in the
@@ -27,6 +29,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from shallot import (
     Receiver,
@@ -50,6 +53,8 @@ TICK = 0.05
 SLOW_READ = 0.02
 #: ``/slow``'s one long pause, after its first message: over the default watch interval.
 PAUSE = 0.25
+#: ``/merged``'s send_timeout: how long a send to a client that reads nothing may take.
+STALL_TIMEOUT = 0.5
 
 # Records go to stderr, where the harness collects them into ``server.logs``; shallot's own
 # records (a failing handler) too. ``apps`` may have set this up already in the same process.
@@ -229,6 +234,47 @@ async def slow(scope: Request, receiver: Receiver, count: str) -> AsyncIterator[
     yield ws_send(f"{len(got)} {'in order' if in_order else 'out of order'}")
 
 
+@websocket(on_disconnect=_on_disconnect, on_close=_on_close)
+async def flood(scope: Request, receiver: Receiver, connection_id: str) -> AsyncIterator[Any]:
+    """Pushes as fast as it can, awaiting nothing but its yields (issue 12, bug 1)."""
+    number = 0
+    try:
+        while True:
+            yield ws_send(f"flood {number}")
+            number += 1
+    finally:
+        _add(scope, "finally")
+
+
+async def _forever(block: bytes) -> AsyncIterator[bytes]:
+    while True:
+        yield block
+        await anyio.lowlevel.checkpoint()
+
+
+@websocket(
+    on_disconnect=_on_disconnect,
+    on_close=_on_close,
+    send_timeout=STALL_TIMEOUT,
+    watch_interval=0.05,
+)
+async def merged_push(scope: Request, receiver: Receiver, connection_id: str) -> AsyncIterator[Any]:
+    """The chat room's loop: what the client sends and a feed, merged; the feed is pushed
+    to the client (issue 12, bug 2)."""
+    try:
+        async for source, item in receiver.merge(_forever(b"x" * 65536)):
+            if source is not receiver:
+                yield {"type": "websocket.send", "bytes": item}
+    finally:
+        _add(scope, "finally")
+
+
+@websocket(on_close=_on_close)
+async def wrong_arity(scope: Request, receiver: Receiver) -> AsyncIterator[Any]:
+    """Routed with a parameter it does not take (issue 12, bug 3)."""
+    yield ws_send("unreachable")  # pragma: no cover
+
+
 ROUTES: list[tuple[str, list[str], Any]] = [
     ("/pid", ["GET"], pid),
     ("/events/{id}", ["GET"], events_now),
@@ -243,6 +289,9 @@ ROUTES: list[tuple[str, list[str], Any]] = [
     ("/ticker/{id}", ["WS"], ticker),
     ("/sink/{id}", ["WS"], sink),
     ("/slow/{count}", ["WS"], slow),
+    ("/flood/{id}", ["WS"], flood),
+    ("/merged/{id}", ["WS"], merged_push),
+    ("/arity/{id}", ["WS"], wrong_arity),
 ]
 
 ws_app = build_server(
