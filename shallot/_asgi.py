@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 from ._http import INTERNAL_ERROR, SERVICE_UNAVAILABLE, InvalidResponse, prepare, serve_http
-from ._lifespan import AppState, Hook, LifespanFactory, run_lifespan
+from ._lifespan import AppState, Hook, LifespanFactory, Takeover, run_lifespan
 from ._request import Limits, build_request
 from ._types import ASGIApp, Handler, Receive, Response, Scope, Send
 from .response import ws_close
@@ -109,8 +109,8 @@ def build_server(
                 )
                 result = INTERNAL_ERROR
             if type(result) is not dict and callable(result):
-                if hasattr(result, "registry"):  # a @websocket takeover: for graceful shutdown
-                    result.registry = state.connections
+                if isinstance(result, Takeover):  # a @websocket takeover: give it the app's state
+                    result.app = state
                 connection = result(receive, send)
                 del result, headers  # this frame lives as long as the connection: keep it lean
                 await connection

@@ -11,6 +11,11 @@ message; bad client input never raises, it becomes a 4xx response.
 
 from __future__ import annotations
 
+import sys
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
+
 
 class ShallotError(Exception):
     """Base class of every exception shallot defines."""
@@ -30,3 +35,12 @@ class WSDisconnect(ShallotError):
 
 class ASGIProtocolError(ShallotError):
     """The server sent a message the ASGI specification does not allow at this point."""
+
+
+def single_exception(error: BaseException) -> BaseException:
+    """Returns the one exception inside ``error`` when it is a group of one (a task group
+    wraps a lone error; nested groups too), so users see their own ``ValueError``; otherwise
+    ``error`` itself. The one place shallot unwraps a group."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error

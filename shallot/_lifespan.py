@@ -10,14 +10,19 @@ HTTP and websocket requests that arrive while startup runs wait for it.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any, TypeAlias
 
 import anyio
 
-from ._errors import ASGIProtocolError
+from ._errors import ASGIProtocolError, single_exception
 from ._types import Receive, Scope, Send
+from ._watch import AppWatches
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
 
 logger = logging.getLogger("shallot")
 
@@ -34,10 +39,28 @@ class Connections(set[Any]):
     closing = False
 
 
+class Takeover:
+    """Base of the raw-takeover callables ``@websocket`` handlers return (SPEC §1): the app
+    hands it its state (``app``) before calling it, for graceful shutdown and the watches."""
+
+    __slots__ = ("app",)
+
+    app: AppState | None
+
+
 class AppState:
     """Per-app state: the config handed to requests and whether startup has finished."""
 
-    __slots__ = ("_started", "closing", "config", "connections", "failed", "ready", "serving")
+    __slots__ = (
+        "_started",
+        "closing",
+        "config",
+        "connections",
+        "failed",
+        "ready",
+        "serving",
+        "watches",
+    )
 
     def __init__(self) -> None:
         self.config: dict[str, Any] = {}
@@ -46,6 +69,7 @@ class AppState:
         self.serving = True  # ready and not failed: the one check on the hot path
         self.closing = False  # shutting down: new websockets are refused
         self.connections = Connections()  # open websocket connections (_taskgroup)
+        self.watches = AppWatches()  # their timers, run in the lifespan task group
         self._started: anyio.Event | None = None
 
     def begin_shutdown(self) -> None:
@@ -81,15 +105,39 @@ def _merge(config: dict[str, Any], extra: Any, source: str) -> None:
 
 
 def _describe(error: BaseException) -> str:
-    # A task group in the user's lifespan context wraps a lone error; report the error itself
-    # (duck-typed: BaseExceptionGroup is a builtin only from Python 3.11 on).
-    inner = getattr(error, "exceptions", None)
-    if isinstance(inner, tuple) and len(inner) == 1 and isinstance(inner[0], BaseException):
-        return _describe(inner[0])
+    # A task group in the user's lifespan context wraps a lone error; report the error itself.
+    error = single_exception(error)
     return f"{type(error).__name__}: {error}"
 
 
 async def run_lifespan(
+    state: AppState,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    on_start: Hook | None,
+    on_stop: Hook | None,
+    lifespan: LifespanFactory | None,
+) -> None:
+    """Runs the ASGI lifespan protocol for one app inside the app's own task group, which
+    hosts the websocket watches (``_watch``) for as long as the app runs.
+
+    Raises:
+        ASGIProtocolError: the server broke the lifespan protocol.
+    """
+    try:
+        async with anyio.create_task_group() as group:
+            state.watches.start(group.start_soon)
+            try:
+                await _run_protocol(state, scope, receive, send, on_start, on_stop, lifespan)
+            finally:
+                state.watches.stop()
+                group.cancel_scope.cancel()
+    except BaseExceptionGroup as error:  # only the protocol's own task raises: unwrap it
+        raise single_exception(error) from None
+
+
+async def _run_protocol(
     state: AppState,
     scope: Scope,
     receive: Receive,

@@ -3,7 +3,7 @@
 A websocket handler that must wait on two things at once (its client, and a hub subscription)
 would need a task group of its own, and it must never ``yield`` inside one (STYLE.md). So the
 merge runs one **pump** per source as a helper task of the connection's own group
-(``start_helper``): each pump iterates its source and sends ``(source, item)`` into
+(``Connection.start_helper``): each pump iterates its source and sends ``(source, item)`` into
 an unbuffered memory stream that the handler's generator reads in the host task. An error of
 a source (``WSDisconnect`` from the receiver, ``SlowSubscriber`` from a subscription) travels
 the same stream and is raised in the generator, after the items that came before it. A pump
@@ -16,19 +16,13 @@ do not merge pay nothing: no task, no stream.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterable, Awaitable, Callable
 from contextlib import suppress
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-
-logger = logging.getLogger("shallot")
-
-if TYPE_CHECKING:
-    from ._taskgroup import Connection
 
 _Item: TypeAlias = "tuple[object, Any, Exception | None]"
 
@@ -43,10 +37,14 @@ class Merged:
     read the receiver directly again; an item a pump was holding is then dropped.
     """
 
-    __slots__ = ("_connection", "_pumps", "_rx", "_scopes", "_sources")
+    __slots__ = ("_pumps", "_rx", "_scopes", "_sources", "_start_helper")
 
-    def __init__(self, connection: Connection, sources: tuple[AsyncIterable[Any], ...]) -> None:
-        self._connection = connection
+    def __init__(
+        self,
+        start_helper: Callable[..., anyio.CancelScope],
+        sources: tuple[AsyncIterable[Any], ...],
+    ) -> None:
+        self._start_helper = start_helper
         self._sources = sources
         self._rx: MemoryObjectReceiveStream[_Item] | None = None
         self._scopes: list[anyio.CancelScope] = []
@@ -79,7 +77,7 @@ class Merged:
             for source in self._sources:
                 clone = tx.clone()
                 try:
-                    self._scopes.append(start_helper(self._connection, self._pump, source, clone))
+                    self._scopes.append(self._start_helper(self._pump, source, clone))
                     self._pumps += 1
                 except BaseException:
                     clone.close()
@@ -135,40 +133,21 @@ def _closed_stream() -> MemoryObjectReceiveStream[_Item]:
     return rx
 
 
+class HelperHost(Protocol):
+    """What runs a merge's pumps: the connection (``_taskgroup.Connection``)."""
+
+    def start_helper(
+        self, function: Callable[..., Awaitable[Any]], *args: Any
+    ) -> anyio.CancelScope: ...
+
+
 def start_helper(
-    connection: Connection, function: Callable[..., Awaitable[Any]], *args: Any
+    host: HelperHost, function: Callable[..., Awaitable[Any]], *args: Any
 ) -> anyio.CancelScope:
-    """Runs ``function(*args)`` as a task of the connection's group, for shallot's helpers of
-    the handler's generator (``Receiver.merge``): the user manages no task, and the generator
-    never yields inside a task group. Every helper is cancelled when the handler ends
-    (``Connection.helpers``); an error it raises is logged, not propagated. Returns the
-    helper's cancel scope.
+    """Runs ``function(*args)`` as a helper task of the connection ``host`` until its handler
+    ends (see ``Connection.start_helper``); returns the helper's cancel scope.
 
     Raises:
         RuntimeError: the handler is not running.
     """
-    group = connection.group
-    if group is None or not connection.handler_running:
-        raise RuntimeError("a helper task starts only while the websocket handler runs")
-    if connection.helpers is None:
-        connection.helpers = set()
-    scope = anyio.CancelScope()
-    connection.helpers.add(scope)
-    group.start_soon(_helper, connection, scope, function, args)
-    return scope
-
-
-async def _helper(
-    connection: Connection,
-    scope: anyio.CancelScope,
-    function: Callable[..., Awaitable[Any]],
-    args: Any,
-) -> None:
-    try:
-        with scope:
-            await function(*args)
-    except Exception:
-        logger.exception("websocket helper task %r failed", function)
-    finally:
-        if connection.helpers is not None:
-            connection.helpers.discard(scope)
+    return host.start_helper(function, *args)

@@ -1,155 +1,123 @@
-"""The watch: one timer per ``@websocket`` endpoint and event loop, not one per connection.
+"""The watch: one timer that looks at many websocket connections, not one timer per connection.
 
-Once per ``watch_interval`` the watch looks at every connection it holds (a few attribute reads
-each) for two things:
+Once per ``watch_interval`` the watch asks each connection it holds what it sees
+(``WSState.look``) and has the connection carry it out (``act``): a handler away from its
+receiver a whole interval gets a receive task, a send stalled for ``send_timeout`` is cut short,
+a connection whose end is under way or whose handler sits in one read for ``LINGER`` looks leaves
+(it rejoins when that read returns), so idle connections cost the watch nothing.
 
-- a handler that has been away from its receiver for a whole interval gets a receive task
-  (``_inbound``), which reads on its behalf, so the client's disconnect is seen however busy
-  the handler is;
-- a send that has not finished for ``send_timeout`` (the client reads nothing) is cancelled,
-  and the client counts as gone.
-
-A handler that sits in one read for ``_LINGER`` intervals sees a disconnect itself: its
-connection leaves the watch until that read returns, so idle connections cost the watch
-nothing. A busy connection costs a look per interval, not a timer of its own.
-
-The watch's task needs a task group to live in: it borrows the group of one connection it
-holds (its host) and moves to another one when the host ends. A watch left with nothing to
-look at ends; the next connection starts it again.
+Who owns the timer's task: the app. ``AppWatches`` (one per built app, in ``AppState``) keeps a
+watch per interval and runs its task in the app's lifespan task group, so it never moves between
+connections and two apps never share one. Where the server runs no lifespan there is no such
+group: each connection then gets a watch of its own whose task runs in the connection's own group
+(``Watch(interval, None)``), which is as correct and costs a timer per busy connection.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import anyio
-from anyio.lowlevel import RunVar
 
-if TYPE_CHECKING:
-    from ._taskgroup import Connection
-    from .websocket import _Options as Options
+from ._ws_state import KEEP
 
-#: Looks a handler may sit in one direct read before its connection leaves the watch.
-_LINGER = 4
-
-#: The watches of the running event loop, one per endpoint (its options).
-_WATCHES: RunVar[dict[int, Watch]] = RunVar("shallot_websocket_watches")
+#: Starts a task: a task group's ``start_soon``.
+Spawn = Callable[..., Any]
 
 
-def watch_for(options: Options) -> Watch:
-    """Returns the watch of the endpoint whose settings are ``options``, in this event loop."""
-    try:
-        watches = _WATCHES.get()
-    except LookupError:
-        watches = {}
-        _WATCHES.set(watches)
-    watch = watches.get(id(options))
-    if watch is None:
-        # Keyed by id: the watch holds the options, so the id stays theirs while it lives.
-        watch = watches[id(options)] = Watch(options)
-    return watch
+class Watched(Protocol):
+    """What the watch needs of a connection (``_taskgroup.Connection``)."""
+
+    parked: int
+    seen: int
+
+    def look(self, now: float) -> int: ...
+
+    def act(self, decision: int) -> None: ...
+
+    def spawn(self) -> Spawn | None: ...
 
 
 class Watch:
-    """The connections of one endpoint that a timer looks at, and that timer's task."""
+    """The connections one timer looks at, and that timer's task (running while it holds any)."""
 
-    __slots__ = ("_scope", "host", "members", "options", "stuck")
+    __slots__ = ("_spawn", "interval", "members", "running")
 
-    def __init__(self, options: Options) -> None:
-        self.options = options
-        self.members: set[Connection] = set()
-        self.host: Connection | None = None  # whose task group the watch's task runs in
-        self.stuck: dict[Connection, tuple[int, float]] = {}  # sends in progress at a look
-        self._scope: anyio.CancelScope | None = None
+    def __init__(self, interval: float, spawn: Spawn | None) -> None:
+        self.interval = interval
+        self._spawn = spawn  # None: each member's own group hosts the task (no lifespan)
+        self.members: set[Watched] = set()
+        self.running = False
 
-    def join(self, connection: Connection) -> None:
+    def join(self, connection: Watched) -> None:
         """Looks at ``connection`` from the next look on (its handler runs)."""
-        if connection.client_code is not None or not connection.handler_running:
-            return
         connection.seen = -1  # the first look sees progress: away takes a whole interval
         connection.parked = 0
         self.members.add(connection)
-        if self.host is None:
-            self._move()
+        if not self.running:
+            for spawn in (self._spawn, connection.spawn()):
+                if spawn is None:
+                    continue
+                try:
+                    spawn(self._run)
+                except RuntimeError:  # the lifespan group has ended (shutdown)
+                    self._spawn = None
+                    continue
+                self.running = True
+                return
 
-    def leave(self, connection: Connection) -> None:
-        """``connection`` ends: stop looking at it, and move the task if it is the host."""
+    def leave(self, connection: Watched) -> None:
+        """Stops looking at ``connection``."""
         connection.parked = -1
         self.members.discard(connection)
-        self.stuck.pop(connection, None)
-        if self.host is connection and self._scope is not None:
-            self._scope.cancel()  # the task's finally moves it
 
-    def _move(self) -> None:
-        """Starts the task in the group of a connection that can host it, if there is one."""
-        for candidate in self.members:
-            group = candidate.group
-            if group is not None and not candidate.unfit_host and not candidate.closing:
-                self.host, self._scope = candidate, anyio.CancelScope()
-                try:
-                    group.start_soon(self._run, candidate, self._scope)
-                except RuntimeError:  # its group closed already
-                    candidate.unfit_host = True
-                    continue
-                return
-        self.host = self._scope = None
-
-    async def _run(self, host: Connection, scope: anyio.CancelScope) -> None:
-        interval = self.options.watch_interval
+    async def _run(self) -> None:
         try:
-            with scope:
-                while self.members:
-                    await anyio.sleep(interval)
-                    self._look()
+            while self.members:
+                await anyio.sleep(self.interval)
+                self._look()
         finally:
-            if self.host is host:
-                if self.members:
-                    # Cancelled: the host ends (its group is cancelled, or it left). It hosts
-                    # no more, so a shutdown cancelling every group moves the task at most
-                    # once per connection.
-                    host.unfit_host = True
-                    self._move()
-                else:
-                    self.host = self._scope = None
+            self.running = False
 
     def _look(self) -> None:
-        done: list[Connection] = []
-        stuck = self.stuck
         now = anyio.current_time()
+        leaving: list[Watched] = []
         for connection in self.members:
-            if connection.client_code is not None or not connection.handler_running:
-                done.append(connection)  # its end is under way: the send task carries it out
-                continue
-            if connection.sending:
-                self._check_send(connection, now)
-            elif stuck:
-                stuck.pop(connection, None)
-            if connection.receive_task_runs:
-                continue  # its receive task reads for the handler
-            reads = connection.reads
-            if connection.direct_reading:
-                if connection.sending:
-                    pass  # a helper (the merge's pump) reads while the handler sends: stay
-                elif reads != connection.seen:
-                    connection.parked = 0
-                else:
-                    connection.parked += 1
-                    if connection.parked >= _LINGER:
-                        done.append(connection)  # rejoins when that read returns
-            elif reads == connection.seen:
-                connection.start_reading()  # away a whole interval: read on its behalf
-            connection.seen = reads
-        for connection in done:
-            connection.parked = -1
+            decision = connection.look(now)
+            if decision != KEEP:
+                connection.act(decision)
+                if connection.parked < 0:
+                    leaving.append(connection)
+        for connection in leaving:
             self.members.discard(connection)
-            stuck.pop(connection, None)
 
-    def _check_send(self, connection: Connection, now: float) -> None:
-        """A send that has not finished for ``send_timeout`` (the client reads nothing) is
-        cancelled, and the client counts as gone. A counter of sends, not a timer per send,
-        so the hot path pays one increment."""
-        seen = self.stuck.get(connection)
-        if seen is None or seen[0] != connection.sends:
-            self.stuck[connection] = (connection.sends, now)
-        elif now - seen[1] >= self.options.send_timeout:
-            connection.stop()
+
+class AppWatches:
+    """The watches of one app, one per watch interval, their tasks in the app's lifespan task
+    group once it runs (``start``); before that, and without a lifespan, each connection
+    watches itself."""
+
+    __slots__ = ("_spawn", "_watches")
+
+    def __init__(self) -> None:
+        self._spawn: Spawn | None = None
+        self._watches: dict[float, Watch] = {}
+
+    def start(self, spawn: Spawn) -> None:
+        """The lifespan task group runs: watches made from now on run their tasks there."""
+        self._spawn = spawn
+
+    def stop(self) -> None:
+        """The lifespan task group ends: connections from now on watch themselves."""
+        self._spawn = None
+        self._watches.clear()
+
+    def watch_for(self, interval: float) -> Watch:
+        """Returns the app's watch for ``interval``, or a connection's own one (no lifespan)."""
+        if self._spawn is None:
+            return Watch(interval, None)
+        watch = self._watches.get(interval)
+        if watch is None:
+            watch = self._watches[interval] = Watch(interval, self._spawn)
+        return watch

@@ -17,10 +17,13 @@ from typing import Any, overload
 from ._asgi import deny_handshake
 from ._errors import ASGIProtocolError, WSDisconnect
 from ._http import INTERNAL_ERROR
-from ._inbound import Receiver
+from ._lifespan import Takeover
+from ._receiver import Receiver
 from ._taskgroup import Connection, Hook
 from ._types import Handler, HandlerResult, Message, Receive, Request, Send
+from ._watch import Watch
 from ._ws_messages import classify_connect
+from ._ws_state import Limits
 from .response import text
 
 #: A hook the 2.0 way, without the scope (``on_disconnect()``).
@@ -112,7 +115,7 @@ def websocket(
         if hook is not None and not callable(hook):
             raise TypeError(f"{hook_name} {hook!r} is not callable")
     on_disconnect, on_close = _takes_scope(on_disconnect), _takes_scope(on_close)
-    options = _Options(
+    options = Limits(
         max_queue=_positive("max_queue", max_queue, int),
         max_queue_bytes=_positive("max_queue_bytes", max_queue_bytes, int),
         max_message_size=_positive("max_message_size", max_message_size, int),
@@ -158,43 +161,8 @@ def websocket(
     return decorate
 
 
-class _Options:
-    """Per-decorator websocket settings, validated once by ``@websocket``."""
-
-    __slots__ = (
-        "close_timeout",
-        "disconnect_timeout",
-        "max_message_size",
-        "max_queue",
-        "max_queue_bytes",
-        "push_only_after",
-        "send_timeout",
-        "text_limit",
-        "watch_interval",
-    )
-
-    def __init__(
-        self,
-        *,
-        max_queue: int,
-        max_queue_bytes: int,
-        max_message_size: int,
-        disconnect_timeout: float,
-        close_timeout: float,
-        send_timeout: float,
-        watch_interval: float = 0.1,
-        push_only_after: float = 2.0,
-    ) -> None:
-        self.max_queue = max_queue
-        self.max_queue_bytes = max_queue_bytes
-        self.max_message_size = max_message_size
-        # A text of at most this many characters is at most max_message_size bytes in UTF-8.
-        self.text_limit = max_message_size // 4
-        self.disconnect_timeout = disconnect_timeout
-        self.close_timeout = close_timeout
-        self.send_timeout = send_timeout
-        self.watch_interval = watch_interval
-        self.push_only_after = push_only_after
+#: The settings ``@websocket`` validated (the state machine's limits), under its old name.
+_Options = Limits
 
 
 class _Endpoint:
@@ -206,7 +174,7 @@ class _Endpoint:
         self,
         start: Callable[..., AsyncGenerator[Any, None]],
         name: str,
-        options: _Options,
+        options: Limits,
         on_connect: Hook | None,
         on_disconnect: Hook | None,
         on_close: Hook | None,
@@ -219,28 +187,35 @@ class _Endpoint:
         self.on_close = on_close
 
 
-class _Takeover:
+class _Takeover(Takeover):
     """What a ``@websocket`` handler returns for a websocket request: the raw-takeover
     callable (SPEC §1) that runs the connection. A slotted object, not a closure, and its
     call hands back ``Connection.run`` itself: an idle connection's memory is mostly the
-    frames it sits in. ``registry`` is set by the app (``_asgi``) for graceful shutdowns."""
+    frames it sits in. The app (``_asgi``) sets ``app`` (its state: the open connections for
+    graceful shutdowns, the watches) before calling it."""
 
-    __slots__ = ("endpoint", "registry", "request", "route_args")
+    __slots__ = ("endpoint", "request", "route_args")
 
     def __init__(self, endpoint: _Endpoint, request: Request, route_args: tuple[Any, ...]) -> None:
+        self.app = None
         self.endpoint = endpoint
         self.request = request
         self.route_args = route_args
-        self.registry: set[Any] | None = None
 
     def __call__(self, receive: Receive, send: Send) -> Awaitable[None]:
-        endpoint, request = self.endpoint, self.request
-        connection = Connection(request, receive, send, endpoint.options)
+        endpoint, request, app = self.endpoint, self.request, self.app
+        limits = endpoint.options
+        if app is None:  # called outside build_server: the connection watches itself
+            watch, registry = Watch(limits.watch_interval, None), None
+        else:
+            watch, registry = app.watches.watch_for(limits.watch_interval), app.connections
+        connection = Connection(request, receive, send, limits, watch)
         return connection.run(
             _handshake(request, receive, send, endpoint.on_connect),
             endpoint,
+            Receiver(connection),
             self.route_args,
-            self.registry,
+            registry,
         )
 
 

@@ -1,4 +1,5 @@
-"""The watch: one timer per endpoint looks at every busy connection (``_watch``)."""
+"""The watch: one timer of the app looks at every busy connection (``_watch``); without a
+lifespan, each connection watches itself."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import anyio
 import pytest
 
 from shallot import Receiver, build_server, websocket, ws_send
+from shallot.testing import TestClient
 
 from ._fakes import FakePeer, wait_until, websocket_scope
 
@@ -26,7 +28,8 @@ async def test_busy_connections_share_one_watch_task_and_need_no_receive_task() 
     app = build_server(echo)
     peers = [FakePeer() for _ in range(20)]
     with anyio.fail_after(5):
-        async with anyio.create_task_group() as tg:
+        # The app's lifespan runs: its task group hosts the one watch of the endpoint.
+        async with TestClient(app), anyio.create_task_group() as tg:
             for peer in peers:
                 tg.start_soon(peer.serve, app)
                 assert (await peer.connect())["type"] == "websocket.accept"

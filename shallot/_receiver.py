@@ -1,0 +1,104 @@
+"""The ``Receiver``: what the client sends, as ``str`` or ``bytes``, in order.
+
+The handler's side of reading (SPEC §4). While it may (``WSState.may_read_directly``: nothing
+queued, the receive task holds nothing) the handler calls ASGI ``receive`` itself: the hot path.
+Otherwise it takes what the runner's receive task queued, waiting for it while the task reads.
+Every message goes through ``WSState.received``, the one place that interprets it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable
+from typing import Any
+
+import anyio
+
+from ._merge import Merged
+from ._taskgroup import Connection, _set
+
+
+class Receiver:
+    """What the client sends, as ``str`` or ``bytes``, in order: ``async for message in
+    receiver`` or ``await receiver.receive()``.
+
+    Once every message that had arrived is handed over, a client disconnect raises
+    ``WSDisconnect`` (with the client's close code).
+    """
+
+    __slots__ = ("_connection",)
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def __repr__(self) -> str:
+        return f"<Receiver of {self._connection.scope.get('path', '?')!r}>"
+
+    def __aiter__(self) -> Receiver:
+        return self
+
+    async def __anext__(self) -> str | bytes:
+        """Returns the next message from the client: what was queued first, then ASGI receive
+        directly (one frame: idle connections sit here).
+
+        Raises:
+            WSDisconnect: the client left and everything it sent before was handed over.
+        """
+        connection = self._connection
+        while True:
+            if not connection.may_read_directly():
+                payload = await self._queued(connection)
+                if payload is not None:
+                    return payload
+                continue
+            connection.direct_reading = True
+            try:
+                message = await connection.receive()
+            finally:
+                connection.direct_reading = False
+                connection.reads += 1
+            data = connection.received(message)
+            if type(data) is int:
+                connection.carry_out(data)
+                continue
+            if connection.parked < 0:  # it left the watch while it sat in this read
+                connection.watch.join(connection)
+            return data  # type: ignore[return-value]
+
+    async def _queued(self, connection: Connection) -> str | bytes | None:
+        """Returns what the receive task queued, waiting for it while the task reads; None
+        once the handler may read directly again.
+
+        Raises:
+            WSDisconnect: the client has left and nothing is left.
+        """
+        while True:
+            payload = connection.take()
+            if payload is not None:
+                _set(connection._room)
+                return payload
+            if connection.client_code is not None:
+                raise connection.disconnect()
+            if not connection.task_reading:
+                return None
+            connection.handler_waiting = True  # the receive task reads: wait for it
+            connection._arrived = event = anyio.Event()
+            try:
+                await event.wait()
+            finally:
+                connection.handler_waiting = False
+
+    receive = __anext__
+
+    def merge(self, *sources: AsyncIterable[Any]) -> Merged:
+        """Returns one iteration over what the client sends and what ``sources`` (a hub
+        subscription, say) give, as ``(source, item)`` pairs in the order they come, where
+        ``source`` is this receiver or the source the item came from. No task to manage and
+        no ``yield`` inside a task group: the sources are read by helper tasks of the
+        connection (see ``_merge``), which end with the handler or with the merge's
+        ``async with``. ``WSDisconnect`` is raised as when reading the receiver directly."""
+        return Merged(self._connection.start_helper, (self, *sources))
+
+    @property
+    def dropped(self) -> int:
+        """How many messages were dropped because the handler was not reading (pure push)."""
+        return self._connection.dropped

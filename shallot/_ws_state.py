@@ -1,0 +1,413 @@
+"""The rules of one websocket connection, pure: no anyio, no ``await``, no I/O (SPEC §4).
+
+Like h11's ``Connection`` and wsproto's ``WSConnection``, ``WSState`` is driven by events and
+answers with decisions; the runner (``_taskgroup``) feeds it and carries the decisions out, and
+is its only writer. It can be driven from a plain test without an event loop.
+
+Events in: ``received(message)``, ``offer(payload, now)``/``take()`` (the inbound buffer),
+``handler_yielded(item)``, ``send_started()``/``send_finished()``, ``peer_closed(code, reason)``,
+``handler_ended(failed)``, ``look(now)``. Decisions out: the payload to hand over or what to do
+instead (``CLOSE``, ``PEER_LEFT``, ``IGNORE``), whether a message is queued, dropped or must wait
+(``QUEUED``, ``DROPPED``, ``WAIT``), what a look finds (``KEEP``, ``READ_FOR_HANDLER``,
+``STOP_SEND``, ``LEAVE``), the close to send (``final_close()``) and the hooks to run
+(``hooks_due()``, decided once). A new rule (an idle timeout, a rate limit) is one more event or
+one more answer of ``look``.
+
+Phases: HANDSHAKE until ``opened()``; OPEN; CLOSING once the end is decided (the client left,
+the handler ended, a close was requested); CLOSED once ``finished()``.
+
+Who reads ASGI ``receive``: the handler directly (``direct_reading``), or the receive task
+(``task_reading``), never both; the handler reads directly only when ``may_read_directly()``
+(nothing buffered, the task holds nothing), so order holds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any
+
+from ._types import Message
+from ._ws_messages import (
+    ABNORMAL,
+    INTERNAL_ERROR,
+    MESSAGE_TOO_BIG,
+    NORMAL,
+    incoming,
+    outgoing,
+    size_of,
+)
+
+HANDSHAKE, OPEN, CLOSING, CLOSED = "handshake", "open", "closing", "closed"
+
+#: ``received``: the message carried nothing for the handler / a close was decided (the runner
+#: starts the send task) / the client left (the runner stops a send to nobody, ends).
+IGNORE, CLOSE, PEER_LEFT = 0, 1, 2
+#: ``offer``: the message was queued / dropped (pure push) / must wait for room.
+QUEUED, DROPPED, WAIT = 3, 4, 5
+#: ``look``: nothing to do / start the receive task / cancel a stalled send / leave the watch.
+KEEP, READ_FOR_HANDLER, STOP_SEND, LEAVE = 6, 7, 8, 9
+
+#: Looks a handler may sit in one direct read before its connection leaves the watch.
+LINGER = 4
+
+#: Close codes a peer reports but that never go on the wire (RFC 6455 §7.4.1).
+_NOT_SENDABLE = (1005, 1006, 1015)
+
+
+class Limits:
+    """Per-endpoint websocket settings, validated once by ``@websocket``."""
+
+    __slots__ = (
+        "close_timeout",
+        "disconnect_timeout",
+        "max_message_size",
+        "max_queue",
+        "max_queue_bytes",
+        "push_only_after",
+        "send_timeout",
+        "text_limit",
+        "watch_interval",
+    )
+
+    def __init__(
+        self,
+        *,
+        max_queue: int,
+        max_queue_bytes: int,
+        max_message_size: int,
+        disconnect_timeout: float,
+        close_timeout: float,
+        send_timeout: float,
+        watch_interval: float = 0.1,
+        push_only_after: float = 2.0,
+    ) -> None:
+        self.max_queue = max_queue
+        self.max_queue_bytes = max_queue_bytes
+        self.max_message_size = max_message_size
+        # A text of at most this many characters is at most max_message_size bytes in UTF-8.
+        self.text_limit = max_message_size // 4
+        self.disconnect_timeout = disconnect_timeout
+        self.close_timeout = close_timeout
+        self.send_timeout = send_timeout
+        self.watch_interval = watch_interval
+        self.push_only_after = push_only_after
+
+
+def _close(code: int, reason: str = "") -> Message:
+    return {"type": "websocket.close", "code": code, "reason": reason}
+
+
+class _Flag:
+    """A boolean kept as one bit of ``flags``: rarely read, so one slot holds them all (an idle
+    connection's memory is mostly its objects and frames)."""
+
+    __slots__ = ("bit",)
+
+    def __init__(self, bit: int) -> None:
+        self.bit = bit
+
+    def __get__(self, state: WSState, owner: type | None = None) -> bool:
+        return bool(state.flags & self.bit)
+
+    def __set__(self, state: WSState, value: bool) -> None:
+        state.flags = state.flags | self.bit if value else state.flags & ~self.bit
+
+
+class WSState:
+    """The state of one websocket connection and the rules that change it."""
+
+    client_initiated = _Flag(1)  # the client left while the handler ran (on_disconnect runs)
+    handler_failed = _Flag(2)  # the close is 1011
+    grace_over = _Flag(4)  # the handler's cleanup may not wait any more
+    close_sent = _Flag(8)
+    hooks_decided = _Flag(16)
+    is_open = _Flag(32)
+    is_finished = _Flag(64)
+    at_yield = _Flag(128)  # the handler's generator is suspended at a yield (the runner's)
+
+    __slots__ = (
+        "client_code",
+        "client_reason",
+        "close_request",
+        "closing",
+        "direct_reading",
+        "dropped",
+        "flags",
+        "handler_close",
+        "handler_running",
+        "handler_waiting",
+        "limits",
+        "opened_at",
+        "parked",
+        "queue",
+        "queued_bytes",
+        "reads",
+        "receive_task_runs",
+        "seen",
+        "sending",
+        "sends",
+        "server_closed",
+        "stuck",
+        "task_reading",
+    )
+
+    def __init__(self, limits: Limits, now: float) -> None:
+        self.limits = limits
+        self.opened_at = now
+        self.flags = 0
+        self.client_code: int | None = None  # set when the client's disconnect arrived
+        self.client_reason = ""
+        self.handler_running = True
+        self.handler_close: Message | None = None  # the close the handler yielded
+        self.close_request: Message | None = None  # a close decided on the receiving side
+        self.server_closed = False  # the close is decided: nothing more is sent
+        self.closing = False  # the end is decided: the send task runs
+        self.receive_task_runs = False
+        self.direct_reading = False  # the handler is inside ASGI receive()
+        self.task_reading = False  # the receive task holds a message or is inside receive()
+        self.handler_waiting = False  # the handler waits for what the receive task queues
+        self.reads = 0  # messages the handler took, directly or from the queue
+        self.sending = False  # the handler is inside ASGI send()
+        self.sends = 0  # sends begun, for the check of stalled sends
+        self.stuck: tuple[int, float] | None = None  # (sends, when) of a send in progress
+        self.seen = -1  # reads at the last look
+        self.parked = -1  # looks the same direct read has lasted; -1: not in the watch
+        self.queue: deque[str | bytes] | None = None  # made when the handler is first away
+        self.queued_bytes = 0
+        self.dropped = 0
+
+    # -- phases ------------------------------------------------------------------------------
+
+    @property
+    def phase(self) -> str:
+        """HANDSHAKE, OPEN, CLOSING or CLOSED."""
+        if self.is_finished:
+            return CLOSED
+        if self.closing or self.client_code is not None:
+            return CLOSING
+        return OPEN if self.is_open else HANDSHAKE
+
+    def opened(self) -> None:
+        """The handshake succeeded."""
+        self.is_open = True
+
+    def finished(self) -> None:
+        """The connection is over: nothing more is read or sent."""
+        self.is_finished = True
+        self.server_closed = True
+        self.handler_running = False
+
+    # -- what the client sends -----------------------------------------------------------------
+
+    def may_read_directly(self) -> bool:
+        """Whether the handler may call ASGI receive itself: nothing is queued or held by the
+        receive task, and the client has not left (else it would overtake them)."""
+        return self.client_code is None and not self.queue and not self.task_reading
+
+    def received(self, message: Message) -> str | bytes | int:
+        """A message came from ASGI receive; returns its payload for the handler, or IGNORE,
+        CLOSE (a message was too big: 1009) or PEER_LEFT."""
+        kind = message["type"]
+        if kind == "websocket.receive":
+            payload = message.get("text")
+            if type(payload) is not str or len(payload) > self.limits.text_limit:
+                payload = incoming(message)  # bytes, or a text that may be too big: measure it
+                if size_of(payload) > self.limits.max_message_size:
+                    too_big = self.request_close(MESSAGE_TOO_BIG, "message too big")
+                    return CLOSE if too_big else IGNORE
+            if self.server_closed or not self.handler_running:
+                return IGNORE
+            return payload
+        if kind == "websocket.disconnect":
+            code, reason = message.get("code") or 1005, message.get("reason") or ""
+            return self.peer_closed(int(code), str(reason))
+        return IGNORE
+
+    def peer_closed(self, code: int, reason: str = "") -> int:
+        """The client left (or the server says it has); returns PEER_LEFT."""
+        if self.client_code is None:
+            self.client_code, self.client_reason = code, reason
+            if self.handler_running and not self.server_closed:
+                self.client_initiated = True
+        return PEER_LEFT
+
+    def request_close(self, code: int, reason: str) -> bool:
+        """Decides a server-side close with ``code``; returns whether it is new (no close was
+        on its way)."""
+        if self.close_request is not None or self.closing or self.client_code is not None:
+            return False
+        self.close_request = _close(code, reason)
+        return True
+
+    def offer(self, payload: str | bytes, now: float) -> int:
+        """The receive task holds ``payload`` for the handler; returns QUEUED, DROPPED (a
+        pure-push handler's full buffer, or a handler that ended) or WAIT (no room yet: the
+        client is held back until the handler takes one, or until ``room_deadline``)."""
+        queue = self.queue
+        if queue is None:
+            queue = self.queue = deque()
+        size = size_of(payload)
+        limits = self.limits
+        if not self.handler_running:
+            return DROPPED  # nobody will read it
+        if len(queue) >= limits.max_queue or (
+            queue and self.queued_bytes + size > limits.max_queue_bytes
+        ):
+            if self.handler_reads() or now < self.room_deadline():
+                return WAIT
+            self.dropped += 1
+            return DROPPED
+        queue.append(payload)
+        self.queued_bytes += size
+        return QUEUED
+
+    def handler_reads(self) -> bool:
+        """Whether the handler has read (or waits to read) since the connection opened: a full
+        buffer then holds the client back rather than dropping."""
+        return self.handler_running and (self.reads > 0 or self.handler_waiting)
+
+    def room_deadline(self) -> float:
+        """When a handler that has not read yet counts as pure push (``push_only_after``)."""
+        return self.opened_at + self.limits.push_only_after
+
+    def take(self) -> str | bytes | None:
+        """Hands the oldest queued message to the handler, or None when none is queued."""
+        queue = self.queue
+        if not queue:
+            return None
+        payload = queue.popleft()
+        self.queued_bytes -= size_of(payload)
+        self.reads += 1
+        return payload
+
+    # -- what the handler sends ------------------------------------------------------------------
+
+    def handler_yielded(self, item: Any) -> Message | None:
+        """Returns the message to send for what the handler yielded, or None when the handler
+        must stop (it yielded a close, which ``final_close`` sends, or the end is decided).
+
+        Raises:
+            TypeError, ValueError: what it yielded is not a message that may be sent.
+        """
+        if not (
+            type(item) is dict
+            and len(item) == 2
+            and type(item.get("text")) is str
+            and item["type"] == "websocket.send"
+        ):  # else the ws_send(str) shape: nothing to check
+            item = outgoing(item)
+            if item["type"] == "websocket.close":
+                if self.client_code is None and not self.server_closed:
+                    self.handler_close = item
+                return None
+        if self.client_code is not None or self.server_closed:
+            return None
+        return item  # type: ignore[no-any-return]
+
+    def send_started(self) -> None:
+        self.sending = True
+        self.sends += 1
+
+    def send_finished(self) -> None:
+        self.sending = False
+
+    def send_failed(self) -> None:
+        """The server says the client has gone (ASGI 2.4: ``OSError`` from send)."""
+        if self.client_code is None:
+            self.client_code = ABNORMAL
+
+    def send_stalled(self) -> None:
+        """A send was cut short after ``send_timeout``: the client counts as gone."""
+        self.send_failed()
+
+    def cancel_close(self) -> bool:
+        """The server cancels the connection (shutdown); returns whether a 1001 close should
+        still be sent (none was, and the client is there)."""
+        if self.close_sent or self.client_code is not None:
+            return False
+        self.server_closed = self.close_sent = True
+        return True
+
+    def handler_ended(self, failed: bool = False) -> None:
+        """The handler's generator is over (``failed``: it raised)."""
+        if failed:
+            self.handler_failed = True
+        self.handler_running = False
+        self.parked = -1
+        if self.queue:
+            self.queue.clear()
+            self.queued_bytes = 0
+
+    def end_decided(self) -> bool:
+        """Whether the send task should start now; marks the phase CLOSING."""
+        if self.closing:
+            return False
+        self.closing = True
+        return True
+
+    def final_close(self) -> Message | None:
+        """Returns the close to send once the handler ended or a close was requested, or None
+        (the client left first, or the handler still runs and nothing was requested). Its code
+        may always go on the wire: never 1005, 1006 or 1015."""
+        if self.client_code is not None:
+            return None
+        final = self.handler_close or self.close_request
+        if final is None and not self.handler_running:
+            final = _close(INTERNAL_ERROR if self.handler_failed else NORMAL)
+        if final is not None:
+            self.server_closed = True
+        return final
+
+    def disconnect_code(self) -> int:
+        """The code a ``WSDisconnect`` carries: the client's, or 1006 when it vanished."""
+        return self.client_code or ABNORMAL
+
+    def hooks_due(self) -> tuple[bool, bool]:
+        """Returns (on_disconnect, on_close): whether each runs. Decided once: later calls
+        return (False, False)."""
+        if self.hooks_decided or not self.is_open:
+            return False, False
+        self.hooks_decided = True
+        return self.client_initiated, True
+
+    # -- the watch's look -------------------------------------------------------------------
+
+    def look(self, now: float) -> int:
+        """Looks at the connection once per watch interval; returns KEEP, READ_FOR_HANDLER (the
+        handler has been away a whole interval), STOP_SEND (a send has not finished for
+        ``send_timeout``: the client counts as gone) or LEAVE (the end is under way, or the
+        handler sits in one read for LINGER looks: it rejoins when that read returns)."""
+        if self.client_code is not None or not self.handler_running:
+            return LEAVE
+        decision = KEEP
+        if self.sending:
+            stuck = self.stuck
+            if stuck is None or stuck[0] != self.sends:
+                self.stuck = (self.sends, now)
+            elif now - stuck[1] >= self.limits.send_timeout:
+                decision = STOP_SEND
+        else:
+            self.stuck = None
+        if self.receive_task_runs or decision == STOP_SEND:
+            return decision
+        reads = self.reads
+        if self.direct_reading:
+            if self.sending:
+                pass  # a helper (the merge's pump) reads while the handler sends: stay
+            elif reads != self.seen:
+                self.parked = 0
+            else:
+                self.parked += 1
+                if self.parked >= LINGER:
+                    decision = LEAVE
+        elif reads == self.seen:
+            decision = READ_FOR_HANDLER
+        self.seen = reads
+        return decision
+
+    def next_look(self, now: float) -> float:
+        """When to look again (``math.inf``: only when something changes)."""
+        if self.client_code is not None or not self.handler_running:
+            return math.inf
+        return now + self.limits.watch_interval
