@@ -13,15 +13,13 @@ from __future__ import annotations
 
 from collections import deque
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal, TypeAlias
+from typing import Literal, Protocol, TypeAlias
 
 import anyio
 from anyio.lowlevel import checkpoint
 
 from ._errors import BroadcastError, SlowSubscriber
 
-if TYPE_CHECKING:
-    from ._hub import Hub
 
 Overflow: TypeAlias = Literal["drop_oldest", "drop_newest", "disconnect"]
 OVERFLOW_POLICIES: tuple[Overflow, ...] = ("drop_oldest", "drop_newest", "disconnect")
@@ -60,6 +58,17 @@ class Channel:
         if wakeup is not None:
             self.wakeup = None
             wakeup.set()
+
+
+class Hub(Protocol):
+    """What a subscription needs of its hub (``_hub.Hub``), so the import goes one way."""
+
+    _dropped: int
+    _disconnected: int
+
+    async def _add(self, subscription: Subscription) -> None: ...
+
+    def _remove(self, subscription: Subscription) -> None: ...
 
 
 class Subscription:
