@@ -1,0 +1,117 @@
+"""The runner's timeouts in virtual time: trio's autojump clock (pytest-trio's
+``autojump_clock``) makes each timeout pass at once, so the bounds can be tight (SPEC §4)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import pytest
+from trio.testing import MockClock
+
+from shallot import Receiver, WSDisconnect, build_server, websocket, ws_close, ws_send
+from shallot._types import Message
+
+from ._fakes import FakePeer, websocket_scope
+
+
+@pytest.fixture
+def anyio_backend(autojump_clock: MockClock) -> tuple[str, dict[str, Any]]:
+    """Trio only: the clock jumps ahead whenever every task waits."""
+    return "trio", {"clock": autojump_clock}
+
+
+async def test_a_stalled_send_is_cut_short_after_send_timeout() -> None:
+    seen: list[Any] = []
+    never = anyio.Event()
+    began: list[float] = []
+
+    @websocket(send_timeout=10.0, watch_interval=0.1)
+    async def pusher(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        try:
+            yield ws_send("stuck")
+        except WSDisconnect as disconnect:
+            seen.append((disconnect.code, anyio.current_time() - began[0]))
+            raise
+
+    to_app_tx, to_app_rx = anyio.create_memory_object_stream[Message](10)
+
+    async def send(message: Message) -> None:
+        if message["type"] == "websocket.send":
+            began.append(anyio.current_time())
+            await never.wait()  # the client reads nothing
+
+    with anyio.fail_after(60), to_app_tx, to_app_rx:
+        await to_app_tx.send({"type": "websocket.connect"})
+        await build_server(pusher)(websocket_scope(), to_app_rx.receive, send)
+    [(code, after)] = seen
+    assert code == 1006
+    assert 10.0 <= after <= 10.0 + 2 * 0.1  # send_timeout, plus at most a look's lag
+
+
+async def test_a_handler_away_is_cancelled_disconnect_timeout_after_the_client_left() -> None:
+    stopped: list[float] = []
+
+    @websocket(disconnect_timeout=5.0, watch_interval=1.0)
+    async def sleeper(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        yield ws_send("hello")
+        try:
+            await anyio.sleep_forever()  # neither reads nor yields
+        finally:
+            stopped.append(anyio.current_time())
+
+    peer = FakePeer()
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(peer.serve, build_server(sleeper))
+            await peer.connect()
+            await peer.from_app.receive()
+            left = anyio.current_time()
+            await peer.disconnect(1000)
+            await peer.finished.wait()
+    peer.close()
+    # seen within two looks (away a whole interval), then the grace period
+    assert 5.0 <= stopped[0] - left <= 5.0 + 2 * 1.0
+
+
+async def test_the_clients_close_is_awaited_close_timeout_after_a_server_close() -> None:
+    @websocket(close_timeout=3.0, watch_interval=1.0)
+    async def closer(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        yield ws_close(4000)
+
+    peer = FakePeer()
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(peer.serve, build_server(closer))
+            await peer.connect()
+            close = await peer.from_app.receive()
+            closed_at = anyio.current_time()
+            await peer.finished.wait()  # the client never answers the close
+            ended_after = anyio.current_time() - closed_at
+    peer.close()
+    assert close["code"] == 4000
+    assert 3.0 <= ended_after <= 3.0 + 0.01
+
+
+async def test_a_never_reading_handler_holds_the_client_back_until_push_only_after() -> None:
+    @websocket(max_queue=2, push_only_after=30.0, watch_interval=1.0)
+    async def sink(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        yield ws_send("ready")
+        await anyio.sleep_forever()
+
+    peer = FakePeer(buffer=0)  # the server hands over one message at a time
+    with anyio.fail_after(120):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(peer.serve, build_server(sink))
+            await peer.connect()
+            await peer.from_app.receive()
+            start = anyio.current_time()
+            for number in range(3):  # two fit; the third is read and held back
+                await peer.send_text(str(number))
+            await peer.send_text("3")  # taken once the third is dropped: pure push
+            held_back = anyio.current_time() - start
+            await peer.disconnect(1000)
+            await peer.finished.wait()
+    peer.close()
+    assert 30.0 <= held_back <= 30.0 + 2 * 1.0
