@@ -11,6 +11,7 @@ import logging
 import math
 from typing import Any
 
+from ._checks import positive
 from ._http import INTERNAL_ERROR, SERVICE_UNAVAILABLE, InvalidResponse, prepare, serve_http
 from ._lifespan import AppState, Hook, LifespanFactory, Takeover, run_lifespan
 from ._request import Limits, build_request
@@ -23,11 +24,8 @@ _MIB = 1024 * 1024
 
 
 def _positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
-    if math.isinf(value):
-        return math.inf
-    return float(value)
+    value = positive(name, value, unit="seconds")
+    return math.inf if math.isinf(value) else float(value)
 
 
 def _one_of(name: str, value: float | None, old_name: str, old_value: float | None) -> float:

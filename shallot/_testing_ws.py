@@ -16,6 +16,7 @@ import anyio
 import httpx
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._errors import single_exception
 from ._types import ASGIApp, Message
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -129,15 +130,6 @@ class WebSocketSession:
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass
         self._to_app.close()
-
-
-def single_exception(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """Returns the one exception of a task group's group (the caller's own error, say), so
-    tests see ``AssertionError`` rather than a group around it."""
-    error: BaseException = group
-    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
-        error = error.exceptions[0]
-    return error
 
 
 @asynccontextmanager

@@ -29,6 +29,24 @@ def sendable_code(code: Any) -> bool:
     )
 
 
+def check_close(code: Any, reason: Any) -> None:
+    """Checks a close frame's code and reason: the one place for the rule.
+
+    Raises:
+        TypeError: ``code`` is not an int or ``reason`` not a str.
+        ValueError: ``code`` may not be sent in a close frame (RFC 6455 §7.4), or ``reason``
+            is longer than 123 bytes in UTF-8 (RFC 6455 §5.5).
+    """
+    if type(code) is not int:
+        raise TypeError(f"close code must be an int, not {type(code).__name__}")
+    if not sendable_code(code):
+        raise ValueError(f"close code {code} may not be sent (RFC 6455 §7.4)")
+    if not isinstance(reason, str):
+        raise TypeError(f"close reason must be a str, not {type(reason).__name__}")
+    if len(reason.encode()) > 123:
+        raise ValueError("close reason is longer than 123 bytes (RFC 6455 §5.5)")
+
+
 def outgoing(message: Any) -> Message:
     """Returns the ASGI message for what a handler yielded.
 
@@ -52,11 +70,11 @@ def outgoing(message: Any) -> Message:
         )
     if kind == "websocket.close":
         code = message.get("code", NORMAL)
-        if not sendable_code(code):
-            raise ValueError(f"close code {code!r} may not be sent (RFC 6455 §7.4)")
         reason = message.get("reason") or ""
-        if not isinstance(reason, str) or len(reason.encode()) > 123:
-            raise ValueError(f"close reason {reason!r} must be a str of at most 123 bytes")
+        try:
+            check_close(code, reason)
+        except TypeError as error:  # a yielded dict: a wrong value, not a wrong call
+            raise ValueError(str(error)) from None
         return {"type": "websocket.close", "code": code, "reason": reason}
     raise TypeError(
         f"a websocket handler yielded a {kind!r} message; only websocket.send and "

@@ -16,6 +16,7 @@ import anyio
 
 from ._errors import WSDisconnect
 from ._types import Response, Scope, WSAccept, WSClose, WSSend
+from ._ws_messages import check_close
 
 __all__ = [
     "WSDisconnect",
@@ -141,18 +142,7 @@ def ws_close(code: int = 1000, reason: str = "") -> WSClose:
         ValueError: ``code`` may not be sent in a close frame (RFC 6455 §7.4), or ``reason``
             is longer than 123 bytes in UTF-8.
     """
-    if type(code) is not int:
-        raise TypeError(f"close code must be an int, not {type(code).__name__}")
-    if not (
-        code == 1000
-        or (1001 <= code <= 1014 and code not in (1004, 1005, 1006))
-        or 3000 <= code <= 4999
-    ):
-        raise ValueError(f"close code {code} may not be sent (RFC 6455 §7.4)")
-    if not isinstance(reason, str):
-        raise TypeError(f"close reason must be a str, not {type(reason).__name__}")
-    if len(reason.encode()) > 123:
-        raise ValueError("close reason is longer than 123 bytes (RFC 6455 §5.5)")
+    check_close(code, reason)
     return {"type": "websocket.close", "code": code, "reason": reason}
 
 

@@ -17,12 +17,12 @@ import anyio
 import httpx
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._errors import single_exception
 from ._testing_ws import (
     WebSocketClosed,
     WebSocketRejected,
     WebSocketSession,
     open_websocket,
-    single_exception,
     websocket_scope,
 )
 from ._types import ASGIApp, Message

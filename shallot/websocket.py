@@ -10,11 +10,11 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import math
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, overload
 
 from ._asgi import deny_handshake
+from ._checks import positive
 from ._errors import ASGIProtocolError, WSDisconnect
 from ._http import INTERNAL_ERROR
 from ._lifespan import Takeover
@@ -34,14 +34,6 @@ __all__ = ["Receiver", "WSDisconnect", "websocket"]  # WSDisconnect: its 2.0 hom
 logger = logging.getLogger("shallot")
 
 _MIB = 1024 * 1024
-
-
-def _positive(name: str, value: Any, kind: type = float) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, not {value!r}")
-    if kind is int and not (isinstance(value, int) or value == math.inf):
-        raise ValueError(f"{name} must be a whole number, not {value!r}")
-    return value
 
 
 @overload
@@ -116,14 +108,14 @@ def websocket(
             raise TypeError(f"{hook_name} {hook!r} is not callable")
     on_disconnect, on_close = _takes_scope(on_disconnect), _takes_scope(on_close)
     options = Limits(
-        max_queue=_positive("max_queue", max_queue, int),
-        max_queue_bytes=_positive("max_queue_bytes", max_queue_bytes, int),
-        max_message_size=_positive("max_message_size", max_message_size, int),
-        disconnect_timeout=_positive("disconnect_timeout", disconnect_timeout),
-        close_timeout=_positive("close_timeout", close_timeout),
-        send_timeout=_positive("send_timeout", send_timeout),
-        watch_interval=_positive("watch_interval", watch_interval),
-        push_only_after=_positive("push_only_after", push_only_after),
+        max_queue=positive("max_queue", max_queue, whole=True),
+        max_queue_bytes=positive("max_queue_bytes", max_queue_bytes, whole=True),
+        max_message_size=positive("max_message_size", max_message_size, whole=True),
+        disconnect_timeout=positive("disconnect_timeout", disconnect_timeout),
+        close_timeout=positive("close_timeout", close_timeout),
+        send_timeout=positive("send_timeout", send_timeout),
+        watch_interval=positive("watch_interval", watch_interval),
+        push_only_after=positive("push_only_after", push_only_after),
     )
 
     def decorate(function: Callable[..., Any]) -> Handler:

@@ -11,11 +11,13 @@ broker's task, the app lifetime) is ``_open``'s.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
 from anyio.abc import TaskStatus
 
+from .._checks import positive
 from ._errors import BroadcastError
 from ._subscription import OVERFLOW_POLICIES, Channel, Gap, Overflow, Subscription
 
@@ -67,9 +69,9 @@ def check_channel(channel: object) -> str:
 
 
 def check_buffer(max_buffer: object) -> int:
-    if isinstance(max_buffer, bool) or not isinstance(max_buffer, int) or max_buffer < 1:
-        raise ValueError(f"max_buffer must be a positive int, not {max_buffer!r}")
-    return max_buffer
+    if max_buffer == math.inf:
+        raise ValueError(f"max_buffer must be a positive whole number, not {max_buffer!r}")
+    return int(positive("max_buffer", max_buffer, whole=True))
 
 
 def check_overflow(overflow: object) -> Overflow:

@@ -18,6 +18,8 @@ import anyio
 from anyio.abc import TaskStatus
 from anyio.lowlevel import checkpoint
 
+from .._checks import positive
+from .._errors import single_exception
 from ._errors import BrokerUnavailable
 from ._hub import Broker, Hub, check_buffer, check_overflow
 from ._subscription import Overflow
@@ -106,8 +108,7 @@ async def open_hub(
         ("reconnect_min", reconnect_min),
         ("reconnect_max", reconnect_max),
     ):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+        positive(name, value, unit="seconds")
     if not isinstance(prefix, str):
         raise TypeError(f"prefix must be a str, not {prefix!r}")
     options = {
@@ -128,9 +129,7 @@ async def open_hub(
             finally:
                 hub._close()  # the broker's task ends by itself, in order (bounded)
     except BaseExceptionGroup as error:  # the broker failed to start: say why, unwrapped
-        lone: BaseException = error
-        while isinstance(lone, BaseExceptionGroup) and len(lone.exceptions) == 1:
-            lone = lone.exceptions[0]
+        lone = single_exception(error)
         if not started and isinstance(lone, BrokerUnavailable):
             raise lone from lone.__cause__
         raise

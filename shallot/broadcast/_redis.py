@@ -30,6 +30,7 @@ from coredis.exceptions import RedisError
 from coredis.patterns.pubsub import PubSub
 from coredis.retry import NoRetryPolicy
 
+from .._errors import single_exception
 from ._errors import BrokerUnavailable
 from ._hub import Hub
 
@@ -57,9 +58,7 @@ def decode(payload: bytes) -> str | bytes:
 
 
 def _describe(error: BaseException) -> str:
-    inner = getattr(error, "exceptions", None)  # the lone error a task group wrapped
-    if isinstance(inner, tuple) and len(inner) == 1 and isinstance(inner[0], BaseException):
-        return _describe(inner[0])
+    error = single_exception(error)  # the lone error a task group wrapped
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 

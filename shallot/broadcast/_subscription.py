@@ -20,7 +20,6 @@ from anyio.lowlevel import checkpoint
 
 from ._errors import BroadcastError, SlowSubscriber
 
-
 Overflow: TypeAlias = Literal["drop_oldest", "drop_newest", "disconnect"]
 OVERFLOW_POLICIES: tuple[Overflow, ...] = ("drop_oldest", "drop_newest", "disconnect")
 

@@ -11,6 +11,7 @@ name no regular file in the folder go on to the next middleware. Files are answe
 
 from __future__ import annotations
 
+import math
 import mimetypes
 import os
 import re
@@ -23,6 +24,7 @@ from typing import Literal
 
 import anyio
 
+from .._checks import positive
 from .._types import Handler, HandlerResult, Middleware, Next, Request, Response
 from ..response import respond_not_modified
 
@@ -196,8 +198,9 @@ def wrap_static(
     real_folder = os.path.realpath(os.path.join(root_path, os.fspath(folder).lstrip("/\\")))
     if not os.path.isdir(real_folder):
         raise NotADirectoryError(f"wrap_static: {real_folder!r} is not a directory")
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0:
-        raise ValueError(f"wrap_static: chunk_size must be a positive int, not {chunk_size!r}")
+    if chunk_size == math.inf:
+        raise ValueError(f"wrap_static: chunk_size must be a finite int, not {chunk_size!r}")
+    positive("wrap_static: chunk_size", chunk_size, whole=True)
     mimes = mimetypes.MimeTypes()  # private: add_type elsewhere in the process can't change it
     for suffix, media_type in {**_EXTRA_TYPES, **(content_types or {})}.items():
         if not suffix.startswith("."):
