@@ -21,6 +21,7 @@ from ._request import (
     Limits,
     Refused,
     bodiless,
+    build_request,
     plain,
     read_body,
 )
@@ -302,12 +303,7 @@ async def serve_http(
     except ClientGone:
         return
     method = scope["method"]
-    request = dict(scope)  # build_request, inlined: this is the hot path
-    request["headers"] = headers
-    request["headers_list"] = scope.get("headers", [])
-    request["body"] = body
-    request["method"] = method
-    request["config"] = config
+    request = build_request(scope, headers, body, method, config)
     try:
         result = await handler(request)
     except Exception:
