@@ -83,6 +83,10 @@ def build(contender: str, scenario: str, size: int = 100) -> ASGIApp:
         "shallot": _shallot,
         "starlette": _starlette,
     }
+    if contender == "literal" and scenario == "ws":  # ws_shape.py's contender, not e2e's
+        from literal import app as literal_app
+
+        return literal_app
     if contender not in builders:
         raise ValueError(f"unknown contender {contender!r}; one of {CONTENDERS}")
     if scenario not in SCENARIOS:
