@@ -26,6 +26,10 @@ from ._ws_state import KEEP
 Spawn = Callable[..., Any]
 
 
+#: The members of a watch that holds none: shared, never added to (idle connections' memory).
+_NONE: set[Any] = set()
+
+
 class Watched(Protocol):
     """What the watch needs of a connection (``_taskgroup.Connection``)."""
 
@@ -47,13 +51,15 @@ class Watch:
     def __init__(self, interval: float, spawn: Spawn | None) -> None:
         self.interval = interval
         self._spawn = spawn  # None: each member's own group hosts the task (no lifespan)
-        self.members: set[Watched] = set()
+        self.members: set[Watched] = _NONE  # a set of its own once one joins
         self.running = False
 
     def join(self, connection: Watched) -> None:
         """Looks at ``connection`` from the next look on (its handler runs)."""
         connection.seen = -1  # the first look sees progress: away takes a whole interval
         connection.parked = 0
+        if self.members is _NONE:
+            self.members = set()
         self.members.add(connection)
         if not self.running:
             for spawn in (self._spawn, connection.spawn()):
@@ -91,6 +97,8 @@ class Watch:
                     leaving.append(connection)
         for connection in leaving:
             self.members.discard(connection)
+        if not self.members:  # an idle connection's own watch then holds no set
+            self.members = _NONE
 
 
 class AppWatches:
