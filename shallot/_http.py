@@ -102,7 +102,7 @@ def prepare(response: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes | None
             if "stream" in response:
                 pass
             elif headers is None:
-                return status, [_content_length(len(body))], body, None
+                return status, [_LENGTHS.get(len(body)) or _content_length(len(body))], body, None
             elif type(headers) is dict:
                 raw = []
                 length = status != 204 and status != 304  # whether to add a content-length
@@ -122,7 +122,7 @@ def prepare(response: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes | None
                     pass  # not all str, or not latin-1: the general path below
                 else:
                     if length:
-                        raw.append(_content_length(len(body)))
+                        raw.append(_LENGTHS.get(len(body)) or _content_length(len(body)))
                     return status, raw, body, None
     if not isinstance(response, dict):
         raise InvalidResponse(f"returned {response!r}, not a response dict")
@@ -313,7 +313,8 @@ async def serve_http(
     This is the error boundary of a request: a handler error is logged once and answered
     with 500, so the server keeps serving.
     """
-    headers = limits.decode_headers(scope.get("headers", ()))
+    headers_list = scope.get("headers", [])
+    headers = limits.decode_headers(headers_list)
     try:
         if bodiless(scope, headers):
             # Nothing to receive, not even the one empty http.request message: fetching it
@@ -331,11 +332,10 @@ async def serve_http(
     except ClientGone:
         return
     method = scope["method"]
-    request = dict(scope)  # build_request, inlined: this is the hot path
-    request["headers"] = headers
-    request["headers_list"] = scope.get("headers", [])
+    request = dict(scope)  # build_request, inlined: this is the hot path; the copy keeps
+    request["headers"] = headers  # "method" and leaves the server's scope["headers"] a list
+    request["headers_list"] = headers_list
     request["body"] = body
-    request["method"] = method
     request["config"] = config
     try:
         result = await handler(request)
