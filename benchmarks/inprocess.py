@@ -365,13 +365,15 @@ def report(results: Results, settings: Settings) -> str:
                 results.get(backend, name, "shallot"), results.get(backend, name, "starlette")
             )
 
-        target("plain", vs_starlette("plain"), 0.5, "shallot/starlette ≤ 0.50")
-        target("routing100", vs_starlette("routing100"), 0.15, "shallot/starlette ≤ 0.15")
+        # Issue 18's targets for HTTP; issue 5's for websockets.
+        target("plain", median(results.get(backend, "plain", "shallot")), 3.0, "shallot µs ≤ 3.0")
+        target("plain", vs_starlette("plain"), 0.35, "shallot/starlette ≤ 0.35")
+        target("routing100", vs_starlette("routing100"), 0.08, "shallot/starlette ≤ 0.08")
         scaling = ratio(
             results.get(backend, "routing1000", "shallot"),
             results.get(backend, "routing10", "shallot"),
         )
-        target("routing", scaling, 1.2, "shallot 1000 routes / 10 routes ≤ 1.20")
+        target("routing", scaling, 1.05, "shallot 1000 routes / 10 routes ≤ 1.05")
         target("ws_echo", vs_starlette("ws_echo"), 1.0, "shallot/starlette ≤ 1.00")
         target("ws_idle", vs_starlette("ws_idle"), 0.9, "shallot/starlette ≤ 0.90")
     out.append("#### In-process targets")
