@@ -21,31 +21,29 @@ import gc
 import statistics
 import sys
 import time
-from typing import Any
 
-from apps import CONTENDERS, PLAIN_PATH, ASGIApp, build, http_scope, routing_path
+from apps import (
+    CONTENDERS,
+    PLAIN_PATH,
+    ASGIApp,
+    build,
+    drop,
+    empty_body,
+    http_scope,
+    routing_path,
+)
 from common import environment, table
-
-Message = dict[str, Any]
 
 
 def _time(app: ASGIApp, path: str, count: int) -> float:
     """Returns µs per request over ``count`` requests driven without an event loop."""
-    scope = http_scope(path)
-    copy = scope.copy
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Any) -> None:
-        pass
-
+    copy = http_scope(path).copy
     gc.collect()
     gc.disable()
     try:
         start = time.perf_counter()
         for _ in range(count):
-            coroutine = app(copy(), receive, send)
+            coroutine = app(copy(), empty_body, drop)
             try:
                 coroutine.send(None)  # type: ignore[attr-defined]
             except StopIteration:

@@ -45,6 +45,8 @@ from apps import (
     ASGIApp,
     build,
     call_http,
+    drop,
+    empty_body,
     expected,
     http_scope,
     routing_path,
@@ -94,19 +96,11 @@ async def _check_http(app: ASGIApp, scenario: str, path: str, when: str) -> None
 
 async def _time_http(app: ASGIApp, path: str, count: int) -> float:
     """Returns the seconds ``count`` requests took."""
-    scope = http_scope(path)
-    copy = scope.copy
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Any) -> None:
-        pass
-
+    copy = http_scope(path).copy
     gc.collect()
     start = time.perf_counter()
     for _ in range(count):
-        await app(copy(), receive, send)
+        await app(copy(), empty_body, drop)
     return time.perf_counter() - start
 
 
