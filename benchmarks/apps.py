@@ -279,6 +279,15 @@ def http_scope(path: str, method: str = "GET") -> dict[str, Any]:
     }
 
 
+async def empty_body() -> MutableMapping[str, Any]:
+    """A ``receive`` for timing loops: the empty body of a GET, at once."""
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def drop(message: MutableMapping[str, Any]) -> None:
+    """A ``send`` for timing loops: drops what the app sends."""
+
+
 def ws_scope(path: str = WS_PATH) -> dict[str, Any]:
     """Returns a websocket scope as hypercorn builds it."""
     return {

@@ -11,7 +11,10 @@ after its last measurement. Then, repeated and interleaved (the order rotates ea
 - HTTP: ``wrk -t<threads> -c<connections> -d<seconds>s`` against the scenario's path:
   requests per second, and the server's CPU time per request, read from
   ``/proc/<pid>/stat`` (utime + stime of the server process and any descendants) before and
-  after the run. Any non-2xx answer or socket error fails the run.
+  after the run. Any non-2xx answer or socket error fails the run. In the same run, the app's
+  own time per request inside the server (wall time minus its awaits of ``send`` and
+  ``receive``, one request in four sampled over the whole run; ``apptime.py``), the number
+  that sees microseconds where wrk's ratio cannot.
 - ``ws_echo``: a load client built on the ``websockets`` library, in this process: N
   connections, each doing strict ping-pong (send, wait for the echo, check it, repeat) for T
   seconds, bounded in count too: messages per second and server CPU per message. The client's
@@ -42,7 +45,8 @@ from functools import partial
 
 import anyio
 from apps import CONTENDERS, PLAIN_PATH, WS_PATH, build, expected, routing_path
-from common import DASH, cell, environment, interleaved, ratio, table, verdict
+from apptime import Probe, summary
+from common import DASH, cell, environment, interleaved, median, ratio, table, verdict
 
 WORKERS = ("asyncio", "trio")
 ROUTES = 100
@@ -82,6 +86,8 @@ class Run:
     cpu_per_op_us: float  # server CPU µs per request or message
     server_cpu: float  # server CPU seconds / wall seconds
     client_cpu: float = float("nan")  # load client CPU seconds / wall seconds (websockets)
+    app_us: float = float("nan")  # median app time per request inside the server (HTTP)
+    app_mean_us: float = float("nan")  # mean of the same samples
 
 
 @dataclass
@@ -99,8 +105,9 @@ class Results:
 # -- the server process ---------------------------------------------------------------------------
 
 
-def serve(worker: str, contender: str, scenario: str, fd: int) -> None:
-    """Serves one contender with hypercorn on the inherited listening socket ``fd``."""
+def serve(worker: str, contender: str, scenario: str, fd: int, probe: str = "") -> None:
+    """Serves one contender with hypercorn on the inherited listening socket ``fd``, timing
+    its HTTP requests into the ``apptime`` ring at ``probe`` when one is named."""
     from hypercorn.config import Config
 
     config = Config()
@@ -109,6 +116,8 @@ def serve(worker: str, contender: str, scenario: str, fd: int) -> None:
     config.loglevel = "WARNING"
     config.backlog = 1024
     app = build(contender, "ws" if scenario == "ws_echo" else scenario, ROUTES)
+    if probe:
+        app = Probe(probe).wrap(app)
     if worker == "asyncio":
         from hypercorn.asyncio import serve as asyncio_serve
 
@@ -127,6 +136,7 @@ class Server:
         self, worker: str, contender: str, scenario: str, cpus: set[int] | None = None
     ) -> None:
         self.worker, self.contender, self.scenario = worker, contender, scenario
+        self.probe = Probe()
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -143,6 +153,7 @@ class Server:
                     contender,
                     scenario,
                     str(listener.fileno()),
+                    self.probe.path,
                 ],
                 pass_fds=(listener.fileno(),),
             )
@@ -191,6 +202,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+        self.probe.close()
 
 
 def _family(pid: int) -> list[int]:
@@ -268,6 +280,7 @@ def run_wrk(server: Server, settings: Settings, seconds: float) -> Run:
         "5s",
         url,
     ]
+    mark = server.probe.mark()
     cpu_before, wall_before = server.cpu_seconds(), time.monotonic()
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=seconds + 60, check=False
@@ -285,7 +298,14 @@ def run_wrk(server: Server, settings: Settings, seconds: float) -> Run:
         if problem in output:
             raise RuntimeError(f"{server!r}: {problem} under load:\n{output}")
     requests = int(total.group(1))
-    return Run(float(rate.group(1)), cpu / requests * 1e6, cpu / wall)
+    app_median, app_mean = summary(server.probe.since(mark))
+    return Run(
+        float(rate.group(1)),
+        cpu / requests * 1e6,
+        cpu / wall,
+        app_us=app_median,
+        app_mean_us=app_mean,
+    )
 
 
 async def _ws_load(server: Server, settings: Settings, seconds: float) -> Run:
@@ -390,6 +410,7 @@ def _measure(
 def report(results: Results, settings: Settings) -> str:
     out: list[str] = []
     targets: list[list[str]] = []
+    app_rows: list[list[str]] = []
     for worker in settings.workers:
         rows = []
         for scenario in settings.scenarios:
@@ -420,6 +441,20 @@ def report(results: Results, settings: Settings) -> str:
                 ]
             )
             rows.append([name, "server CPU %", *(cell(load, 0) for load in loads), "", ""])
+            if scenario != "ws_echo":
+                medians = [[run.app_us for run in r] for r in runs]
+                means = [[run.app_mean_us for run in r] for r in runs]
+                for label, values in (("median", medians), ("mean", means)):
+                    rows.append(
+                        [
+                            name,
+                            f"app µs/req in server ({label})",
+                            *(cell(v, 2) for v in values),
+                            f"{ratio(values[1], values[0]):.2f}",
+                            f"{ratio(values[2], values[0]):.2f}",
+                        ]
+                    )
+                app_rows.append(_app_row(worker, name, medians, means))
             if scenario == "ws_echo":
                 clients = [[run.client_cpu * 100 for run in r] for r in runs]
                 rows.append([name, "client CPU %", *(cell(c, 0) for c in clients), "", ""])
@@ -470,6 +505,29 @@ def report(results: Results, settings: Settings) -> str:
         f"client: {settings.ws_connections} connections in one asyncio process "
         f"(websockets library, no compression), strict ping-pong; {pinning}.\n"
     )
+    if app_rows:
+        out.append("#### App time per request inside the server (apptime.py)")
+        out.append(
+            table(
+                [
+                    "server",
+                    "scenario",
+                    "raw µs",
+                    "shallot µs",
+                    "starlette µs",
+                    f"shallot {_MINUS} raw (median)",
+                    f"shallot {_MINUS} raw (mean)",
+                    "shallot/starlette",
+                    f"target: shallot {_MINUS} raw ≤ {APP_TARGET_US:g} µs",
+                ],
+                app_rows,
+            )
+        )
+        out.append(
+            "\nMedians over the run's repeats of each run's median (mean) of the sampled "
+            "requests (one in four); the probe's own cost is in every column, so the raw "
+            "column is the floor and the difference is the framework's own work.\n"
+        )
     if targets:
         out.append("#### End-to-end targets")
         out.append(
@@ -494,6 +552,30 @@ def report(results: Results, settings: Settings) -> str:
         )
     out += [f"skipped: {line}" for line in results.skipped]
     return "\n".join(out)
+
+
+#: In-server app time target (issue 18): shallot minus raw per plain request.
+APP_TARGET_US = 4.0
+_MINUS = "\u2212"
+
+
+def _app_row(
+    worker: str, name: str, medians: list[list[float]], means: list[list[float]]
+) -> list[str]:
+    raw, shallot, starlette = (median(values) for values in medians)
+    by_median = shallot - raw
+    by_mean = median(means[1]) - median(means[0])
+    return [
+        f"hypercorn-{worker}",
+        name,
+        f"{raw:.2f}",
+        f"{shallot:.2f}",
+        f"{starlette:.2f}",
+        f"{by_median:.2f}",
+        f"{by_mean:.2f}",
+        f"{shallot / starlette:.2f}",
+        verdict(by_median, APP_TARGET_US) if name == "plain" else "",
+    ]
 
 
 def parse(argv: list[str] | None = None) -> Settings:
@@ -532,8 +614,8 @@ def parse(argv: list[str] | None = None) -> Settings:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["serve"]:
-        worker, contender, scenario, fd = argv[1:5]
-        serve(worker, contender, scenario, int(fd))
+        worker, contender, scenario, fd, *probe = argv[1:6]
+        serve(worker, contender, scenario, int(fd), *probe)
         return 0
     settings = parse(argv)
     if shutil.which("wrk") is None:

@@ -69,32 +69,61 @@ def _encode_headers(headers: Any) -> tuple[list[tuple[bytes, bytes]], bool]:
     return raw, has_length
 
 
+#: Response header pairs already encoded, (str name, str value) -> (bytes, bytes): handlers
+#: send the same few (content-type, cache-control, ...) again and again. Bounded; values that
+#: differ per response (etags, locations) simply stop being remembered once it is full.
+_PAIRS: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+_MAX_PAIRS = 256
+_MAX_PAIR_VALUE = 128
+#: The content-length pairs of bodies up to 1 KiB, made on first use.
+_LENGTHS: dict[int, tuple[bytes, bytes]] = {}
+
+
+def _content_length(length: int) -> tuple[bytes, bytes]:
+    pair = _LENGTHS.get(length)
+    if pair is None:
+        pair = (b"content-length", b"%d" % length)
+        if length <= 1024:
+            _LENGTHS[length] = pair
+    return pair
+
+
 def prepare(response: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes | None, Any]:
     """Returns (status, ASGI headers, body, stream) of a response dict.
 
     Raises:
         InvalidResponse: it is not a response shallot can send.
     """
-    if type(response) is dict and "stream" not in response:
-        # The common shape (int status, str->str header dict, bytes body) in one pass.
-        status = response.get("status")
-        headers, body = response.get("headers"), response.get("body")
-        if type(status) is int and 200 <= status <= 999 and type(body) is bytes:
-            if headers is None:
-                return status, [(b"content-length", b"%d" % len(body))], body, None
-            if type(headers) is dict:
+    if type(response) is dict:
+        # The common shape (int status, str->str header dict, bytes body) in one pass, with
+        # the header pairs and content-lengths seen before already encoded (issue 18).
+        body, status = response.get("body"), response.get("status")
+        if type(body) is bytes and type(status) is int and 200 <= status <= 999:
+            headers = response.get("headers")
+            if "stream" in response:
+                pass
+            elif headers is None:
+                return status, [_LENGTHS.get(len(body)) or _content_length(len(body))], body, None
+            elif type(headers) is dict:
                 raw = []
-                length = status not in (204, 304)  # whether a content-length is to be added
+                length = status != 204 and status != 304  # whether to add a content-length
+                pairs = _PAIRS
                 try:
-                    for key, value in headers.items():
-                        if len(key) == 14 and key.lower() == "content-length":
-                            length = False
-                        raw.append((key.encode("latin-1"), value.encode("latin-1")))
+                    for item in headers.items():
+                        pair = pairs.get(item)
+                        if pair is None:
+                            key, value = item
+                            pair = (key.encode("latin-1"), value.encode("latin-1"))
+                            if len(key) == 14 and key.lower() == "content-length":
+                                length = False  # never remembered: a hit must not hide it
+                            elif len(pairs) < _MAX_PAIRS and len(value) <= _MAX_PAIR_VALUE:
+                                pairs[item] = pair
+                        raw.append(pair)
                 except (AttributeError, TypeError, UnicodeEncodeError):
                     pass  # not all str, or not latin-1: the general path below
                 else:
                     if length:
-                        raw.append((b"content-length", b"%d" % len(body)))
+                        raw.append(_LENGTHS.get(len(body)) or _content_length(len(body)))
                     return status, raw, body, None
     if not isinstance(response, dict):
         raise InvalidResponse(f"returned {response!r}, not a response dict")
@@ -285,7 +314,8 @@ async def serve_http(
     This is the error boundary of a request: a handler error is logged once and answered
     with 500, so the server keeps serving.
     """
-    headers = limits.decode_headers(scope.get("headers", ()))
+    headers_list = scope.get("headers", [])
+    headers = limits.decode_headers(headers_list)
     try:
         if bodiless(scope, headers):
             # Nothing to receive, not even the one empty http.request message: fetching it

@@ -244,6 +244,22 @@ def test_values_that_repeat_from_client_to_client_are_shared_and_bounded() -> No
     assert decode_headers.remembered()[1] <= decode_headers.max_values
 
 
+def test_header_lists_of_repeating_headers_are_remembered_apart_and_bounded() -> None:
+    decode_headers = HeaderDecoder(max_lists=4)
+    first = decode_headers([(b"host", b"example.org"), (b"accept", b"*/*")])
+    first["accept"] = "text/html"  # a middleware's change to its request's dict ...
+    second = decode_headers([(b"host", b"example.org"), (b"accept", b"*/*")])
+    assert second == {"host": "example.org", "accept": "*/*"}  # ... stays in that request
+    assert decode_headers.remembered()[2] == 1
+    with_cookie = [(b"host", b"example.org"), (b"cookie", b"session=secret")]
+    assert decode_headers(with_cookie) == {"host": "example.org", "cookie": "session=secret"}
+    assert decode_headers([(b"accept", b"a"), (b"accept", b"b")]) == {"accept": "a,b"}
+    assert decode_headers.remembered()[2] == 1  # never a cookie, never a repeated header
+    for number in range(50):
+        assert decode_headers([(b"host", b"h%d" % number)]) == {"host": f"h{number}"}
+    assert decode_headers.remembered()[2] <= 4
+
+
 async def test_request_without_a_body_has_empty_bytes() -> None:
     seen: list[Request] = []
 

@@ -59,10 +59,12 @@ def apply_middleware(*middlewares: Middleware) -> Callable[[Handler], Handler]:
         for middleware in reversed(middlewares):
             chain = middleware(chain)
 
-        async def handle(request: Request, *route_args: Any) -> HandlerResult:
+        # Not a coroutine function: it returns the outermost middleware's awaitable, so a
+        # request costs no frame here (issue 18); awaiting what it returns is the same.
+        def handle(request: Request, *route_args: Any) -> Awaitable[HandlerResult]:
             if route_args:  # the pile is itself a route's handler: pass the route's arguments on
-                return await chain(functools.partial(_with_args, handler, route_args), request)
-            return await chain(handler, request)
+                return chain(functools.partial(_with_args, handler, route_args), request)
+            return chain(handler, request)
 
         handle.__qualname__ = f"apply_middleware(...)({getattr(handler, '__qualname__', handler)})"
         return handle
