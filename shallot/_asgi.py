@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ._failures import log_raised, run_takeover
 from ._http import INTERNAL_ERROR, SERVICE_UNAVAILABLE, InvalidResponse, prepare, serve_http
 from ._lifespan import AppState, Hook, LifespanFactory, run_lifespan
 from ._request import Limits, build_request
@@ -102,15 +104,14 @@ def build_server(
             headers = limits.decode_headers(scope.get("headers", ()))
             try:
                 result = await endpoint(build_request(scope, headers, b"", "WS", state.config))
-            except Exception:
-                logger.exception(
-                    "handler %s raised on a websocket request",
-                    getattr(endpoint, "__qualname__", endpoint),
-                )
+            except Exception as error:
+                log_raised(scope, endpoint, error)
                 result = INTERNAL_ERROR
             if type(result) is not dict and callable(result):
-                if hasattr(result, "registry"):  # a @websocket takeover: for graceful shutdown
-                    result.registry = state.connections
+                if not hasattr(result, "registry"):  # not a @websocket takeover: a raw one?
+                    await run_takeover(result, receive, send, scope, endpoint, _deny_500(scope))
+                    return
+                result.registry = state.connections  # type: ignore[attr-defined]  # for shutdown
                 connection = result(receive, send)
                 del result, headers  # this frame lives as long as the connection: keep it lean
                 await connection
@@ -127,6 +128,16 @@ def build_server(
 
 async def _unavailable(request: dict[str, Any]) -> Response:
     return SERVICE_UNAVAILABLE
+
+
+def _deny_500(scope: Scope) -> Callable[[Send], Awaitable[None]]:
+    """Returns what refuses a handshake with 500 when a raw takeover turned out not to be one
+    (it has not received ``websocket.connect``: it failed before it could)."""
+
+    async def deny(send: Send) -> None:
+        await deny_handshake(scope, send, INTERNAL_ERROR)
+
+    return deny
 
 
 async def refuse_websocket(scope: Scope, receive: Receive, send: Send, response: Any) -> None:

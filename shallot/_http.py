@@ -16,6 +16,7 @@ from typing import Any
 
 import anyio
 
+from ._failures import handler_name, log_raised, log_unusable, run_takeover
 from ._request import (
     ClientGone,
     Limits,
@@ -267,8 +268,7 @@ def _after_body(receive: Receive) -> Receive:
     return receive_after_body
 
 
-def _name(handler: Any) -> str:
-    return getattr(handler, "__qualname__", None) or repr(handler)
+_name = handler_name
 
 
 async def serve_http(
@@ -310,17 +310,23 @@ async def serve_http(
     request["config"] = config
     try:
         result = await handler(request)
-    except Exception:
-        logger.exception("handler %s raised", _name(handler))
+    except Exception as error:
+        log_raised(scope, handler, error)
         result = INTERNAL_ERROR
     if type(result) is not dict and callable(result):
         # raw takeover (SPEC §1): the body is always read by then, left unread or not
-        await result(_after_body(receive) if unread else receive, send)
+        rest = _after_body(receive) if unread else receive
+        status, raw, data, _ = prepare(INTERNAL_ERROR)
+
+        def refuse(send: Send) -> Any:
+            return send_body(send, status, raw, data or b"", False, limits)
+
+        await run_takeover(result, rest, send, scope, handler, refuse)
         return
     try:
         status, raw, data, stream = prepare(result)
     except InvalidResponse as error:
-        logger.error("handler %s %s", _name(handler), error)
+        log_unusable(scope, handler, str(error))
         status, raw, data, stream = prepare(INTERNAL_ERROR)
     try:
         if stream is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Iterable
 from typing import Any, NamedTuple
 
+from .._failures import blame
 from .._types import Handler, HandlerResult, Middleware, Next, Request
 
 __all__ = ["HTTP_METHODS", "RouteMatch", "Router", "wrap_routes"]
@@ -290,7 +291,11 @@ def wrap_routes(routes: Iterable[Any]) -> Middleware:
             match = router.lookup(request.get("method", ""), path)
             if match is not None:
                 bound = match.handler if not match.args else _Bound(match.handler, match.args)
-                return await next_middleware(bound, {**request, "route": match.route})
+                try:
+                    return await next_middleware(bound, {**request, "route": match.route})
+                except Exception as error:  # free until raised: the 500 log names the route's
+                    blame(error, match.handler)  # handler, not the pile (issue 13)
+                    raise
             allowed = router.allowed_methods(path)
             if allowed is None:
                 return await next_middleware(handler, request)
