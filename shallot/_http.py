@@ -297,7 +297,13 @@ async def serve_http(
             unread = False
     except Refused as refused:
         status, raw, data, _ = prepare(refused.response)
-        await send_body(send, status, raw, data or b"", False, limits)
+        try:
+            await send_body(send, status, raw, data or b"", False, limits)
+        except Exception:
+            # The client left while refused: on trio the server's send can then fail with
+            # BusyResourceError rather than OSError (its reader is closing the socket). The
+            # refusal is ours, well-formed, so a failure here is the transport's (issue 13).
+            logger.debug("client went away before the %s refusal was sent", status)
         return
     except ClientGone:
         return
