@@ -185,7 +185,7 @@ async def test_a_client_that_stops_reading_holds_a_start_no_longer_than_the_time
             raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             # Pipelined requests whose answers (60 kB of headers each, and an empty stream)
             # the client never reads: the buffers fill, and a send of a start blocks.
-            await stream.send(request * 400)
+            await stream.send(request * 1000)  # 60 MB of answers: more than any buffers
             with anyio.fail_after(failure_apps.RESPONSE_TIMEOUT + 30):
                 await server.wait_for_log("client stopped reading; response abandoned")
             async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
