@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ._checks import positive
+from ._failures import log_raised, run_takeover
 from ._http import INTERNAL_ERROR, SERVICE_UNAVAILABLE, InvalidResponse, prepare, serve_http
 from ._lifespan import AppState, Hook, LifespanFactory, Takeover, run_lifespan
 from ._request import Limits, build_request
@@ -100,15 +102,14 @@ def build_server(
             headers = limits.decode_headers(scope.get("headers", ()))
             try:
                 result = await endpoint(build_request(scope, headers, b"", "WS", state.config))
-            except Exception:
-                logger.exception(
-                    "handler %s raised on a websocket request",
-                    getattr(endpoint, "__qualname__", endpoint),
-                )
+            except Exception as error:
+                log_raised(scope, endpoint, error)
                 result = INTERNAL_ERROR
             if type(result) is not dict and callable(result):
-                if isinstance(result, Takeover):  # a @websocket takeover: give it the app's state
-                    result.app = state
+                if not isinstance(result, Takeover):  # not a @websocket takeover: a raw one?
+                    await run_takeover(result, receive, send, scope, endpoint, _deny_500(scope))
+                    return
+                result.app = state  # a @websocket takeover: give it the app's state
                 connection = result(receive, send)
                 del result, headers  # this frame lives as long as the connection: keep it lean
                 await connection
@@ -125,6 +126,16 @@ def build_server(
 
 async def _unavailable(request: dict[str, Any]) -> Response:
     return SERVICE_UNAVAILABLE
+
+
+def _deny_500(scope: Scope) -> Callable[[Send], Awaitable[None]]:
+    """Returns what refuses a handshake with 500 when a raw takeover turned out not to be one
+    (it has not received ``websocket.connect``: it failed before it could)."""
+
+    async def deny(send: Send) -> None:
+        await deny_handshake(scope, send, INTERNAL_ERROR)
+
+    return deny
 
 
 async def refuse_websocket(scope: Scope, receive: Receive, send: Send, response: Any) -> None:

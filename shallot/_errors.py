@@ -22,9 +22,16 @@ class ShallotError(Exception):
 
 
 class WSDisconnect(ShallotError):
-    """The websocket client closed the connection; ``code`` is its close code."""
+    """The websocket client closed the connection; ``code`` is its close code.
 
-    def __init__(self, code: int = 1005, reason: str = "") -> None:
+    ``WSDisconnect("Good Bye")``, a reason alone as shallot 2.0 apps raise it (2.0's exception
+    had no code), keeps the default code, 1005 (no code), and takes the text as its reason.
+    """
+
+    def __init__(self, code: int | str = 1005, reason: str = "") -> None:
+        if isinstance(code, str):  # shallot 2.0's WSDisconnect(message)
+            reason = reason or code
+            code = 1005
         super().__init__(code, reason)
         self.code = code
         self.reason = reason

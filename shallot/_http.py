@@ -16,6 +16,7 @@ from typing import Any
 
 import anyio
 
+from ._failures import handler_name, log_raised, log_unusable, run_takeover
 from ._request import (
     ClientGone,
     Limits,
@@ -25,6 +26,7 @@ from ._request import (
     plain,
     read_body,
 )
+from ._sending import send_within
 from ._types import Handler, Message, Receive, Scope, Send
 
 logger = logging.getLogger("shallot")
@@ -161,18 +163,13 @@ async def send_body(
     head: bool,
     limits: Limits,
 ) -> None:
-    """Sends a whole-body response. A body too large for the socket buffer is sent under the
-    response timeout, so a client that stopped reading cannot hold the task forever."""
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    if head or len(body) <= _SMALL_BODY:
-        await send(
-            {"type": "http.response.body", "body": b"" if head else body, "more_body": False}
-        )
-        return
-    with anyio.move_on_after(limits.response_timeout) as timeout:
-        await send({"type": "http.response.body", "body": body, "more_body": False})
-    if timeout.cancelled_caught:
-        logger.info("client stopped reading; response abandoned after %ss", limits.response_timeout)
+    """Sends a whole-body response, each send under the response timeout, so a client that
+    stopped reading cannot hold the task forever."""
+    timeout = limits.response_timeout
+    start = {"type": "http.response.start", "status": status, "headers": headers}
+    if await send_within(send, start, timeout):
+        end = {"type": "http.response.body", "body": b"" if head else body, "more_body": False}
+        await send_within(send, end, timeout)
 
 
 async def send_stream(
@@ -192,18 +189,26 @@ async def send_stream(
     first chunk is stopped too. Each send is bounded by the response timeout, never the
     stream's whole life. Whatever happens, the stream is closed (its ``finally`` runs) before
     this returns.
+
+    The final message is sent after the watcher has stopped: in it the server ends the
+    response, and may close the connection (``Connection: close``, HTTP/1.0) or make it idle,
+    which reports a disconnect to ``receive``. Cancelled by the watcher in the middle of that,
+    hypercorn's trio worker left the connection open for good (issue 13).
     """
     iterator = stream.__aiter__()
+    final: Message | None = None
     try:
         if head:
             await send_body(send, status, headers, b"", True, limits)
             return
         async with anyio.create_task_group() as tg:
             tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
-            await _pump(send, iterator, status, headers, limits, handler)
+            final = await _pump(send, iterator, status, headers, limits, handler)
             tg.cancel_scope.cancel()
     finally:
         await _close_iterator(iterator)
+    if final is not None:
+        await send_within(send, final, limits.response_timeout)
 
 
 async def _pump(
@@ -213,41 +218,44 @@ async def _pump(
     headers: list[tuple[bytes, bytes]],
     limits: Limits,
     handler: Handler,
-) -> None:
+) -> Message | None:
+    """Sends the start and the chunks of a stream; returns the final message, to be sent once
+    the watcher has stopped, or None when the response is to end without it."""
     # Runs inside the watcher's task group: nothing may escape as an exception, or it would
     # leave wrapped in an ExceptionGroup, past serve_http's boundary.
+    timeout = limits.response_timeout
     try:
         chunk = await _next_chunk(iterator)
     except Exception:
         logger.exception("stream of handler %s failed before its first chunk", _name(handler))
         error_status, error_headers, error_body, _ = prepare(INTERNAL_ERROR)
+        start = {"type": "http.response.start", "status": error_status, "headers": error_headers}
         try:
-            await send_body(send, error_status, error_headers, error_body or b"", False, limits)
+            if await send_within(send, start, timeout):
+                return {"type": "http.response.body", "body": error_body, "more_body": False}
         except OSError:  # ASGI 2.4: the client has gone
             pass
-        return
+        return None
     try:
-        await send({"type": "http.response.start", "status": status, "headers": headers})
+        start = {"type": "http.response.start", "status": status, "headers": headers}
+        if not await send_within(send, start, timeout):
+            return None
         while chunk is not None:
             if chunk:
-                with anyio.move_on_after(limits.response_timeout) as timeout:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                if timeout.cancelled_caught:
-                    logger.info(
-                        "client stopped reading; stream abandoned after %ss",
-                        limits.response_timeout,
-                    )
-                    return
+                message = {"type": "http.response.body", "body": chunk, "more_body": True}
+                if not await send_within(send, message, timeout):
+                    return None
             try:
                 chunk = await _next_chunk(iterator)
             except Exception:
                 # The response has started: ending without the final message aborts it, so the
                 # client sees a truncated response rather than a complete-looking one.
                 logger.exception("stream of handler %s failed mid-response", _name(handler))
-                return
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return None
+        return {"type": "http.response.body", "body": b"", "more_body": False}
     except OSError:  # ASGI 2.4: send() may raise once the client has gone
         logger.debug("client went away while handler %s streamed", _name(handler))
+        return None
 
 
 async def _next_chunk(iterator: AsyncIterator[Any]) -> bytes | None:
@@ -297,8 +305,7 @@ def _after_body(receive: Receive) -> Receive:
     return receive_after_body
 
 
-def _name(handler: Any) -> str:
-    return getattr(handler, "__qualname__", None) or repr(handler)
+_name = handler_name
 
 
 async def serve_http(
@@ -328,7 +335,13 @@ async def serve_http(
             unread = False
     except Refused as refused:
         status, raw, data, _ = prepare(refused.response)
-        await send_body(send, status, raw, data or b"", False, limits)
+        try:
+            await send_body(send, status, raw, data or b"", False, limits)
+        except Exception:
+            # The client left while refused: on trio the server's send can then fail with
+            # BusyResourceError rather than OSError (its reader is closing the socket). The
+            # refusal is ours, well-formed, so a failure here is the transport's (issue 13).
+            logger.debug("client went away before the %s refusal was sent", status)
         return
     except ClientGone:
         return
@@ -336,17 +349,23 @@ async def serve_http(
     request = build_request(scope, headers, body, method, config)
     try:
         result = await handler(request)
-    except Exception:
-        logger.exception("handler %s raised", _name(handler))
+    except Exception as error:
+        log_raised(scope, handler, error)
         result = INTERNAL_ERROR
     if type(result) is not dict and callable(result):
         # raw takeover (SPEC §1): the body is always read by then, left unread or not
-        await result(_after_body(receive) if unread else receive, send)
+        rest = _after_body(receive) if unread else receive
+        status, raw, data, _ = prepare(INTERNAL_ERROR)
+
+        def refuse(send: Send) -> Any:
+            return send_body(send, status, raw, data or b"", False, limits)
+
+        await run_takeover(result, rest, send, scope, handler, refuse)
         return
     try:
         status, raw, data, stream = prepare(result)
     except InvalidResponse as error:
-        logger.error("handler %s %s", _name(handler), error)
+        log_unusable(scope, handler, str(error))
         status, raw, data, stream = prepare(INTERNAL_ERROR)
     try:
         if stream is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json as _json
 import logging
 import os
+import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -35,6 +36,7 @@ __all__ = [
 logger = logging.getLogger("shallot")
 
 _TEXT_UTF8 = "text/plain; charset=utf-8"
+_JSON = "application/json"
 #: One encoder for every json() call: json.dumps builds a new one per call for these options.
 _ENCODER = _json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 #: CPython's C encoder, made once: ``JSONEncoder.encode`` makes one per call (with a dict for
@@ -49,6 +51,23 @@ _C_ENCODE: Any = (
         None, _ENCODER.default, _json.encoder.encode_basestring, None, ":", ",", False, False, True
     )
 )
+
+
+#: What UTF-8 cannot hold: a lone surrogate, which Python's JSON parser accepts (``"\\ud800"``).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def _with_content_type(content_type: str, headers: Mapping[str, str]) -> dict[str, str]:
+    """Returns ``headers`` with ``content_type`` first unless they name their own content type,
+    in any case (header names are case-insensitive, RFC 9110 §5.1)."""
+    merged = dict(headers)
+    if "content-type" in merged or any(name.lower() == "content-type" for name in merged):
+        return merged
+    return {"content-type": content_type, **merged}
 
 
 def _to_json(data: Any) -> str:
@@ -68,25 +87,29 @@ def text(
 ) -> Response:
     """Returns a ``text/plain`` response with ``body`` encoded as ``encoding``."""
     content_type = _TEXT_UTF8 if encoding == "utf-8" else f"text/plain; charset={encoding}"
-    all_headers = {"content-type": content_type}
-    if headers:
-        all_headers.update(headers)
+    all_headers = (
+        _with_content_type(content_type, headers) if headers else {"content-type": content_type}
+    )
     return {"status": status, "headers": all_headers, "body": body.encode(encoding)}
 
 
 def json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-    """Returns an ``application/json`` response holding ``data`` as UTF-8 JSON.
+    """Returns an ``application/json`` response holding ``data`` as UTF-8 JSON. A string
+    holding a lone surrogate, which JSON parsers accept and UTF-8 cannot hold, is written
+    with a ``\\uXXXX`` escape.
 
     Raises:
         TypeError: ``data`` is not JSON serializable.
         ValueError: ``data`` contains itself (or nests too deeply).
     """
-    body = _to_json(data).encode()
-    return {
-        "status": status,
-        "headers": {"content-type": "application/json", **(headers or {})},
-        "body": body,
-    }
+    encoded = _to_json(data)
+    try:
+        body = encoded.encode()
+    except UnicodeEncodeError:  # only inside JSON strings: escaping keeps the same value
+        body = _SURROGATE.sub(_escape_surrogate, encoded).encode()
+    if headers:
+        return {"status": status, "headers": _with_content_type(_JSON, headers), "body": body}
+    return {"status": status, "headers": {"content-type": _JSON}, "body": body}
 
 
 def filestream(

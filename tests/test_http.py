@@ -768,6 +768,50 @@ async def test_response_timeout_bounds_a_send_to_a_client_that_stopped_reading(
     assert_took_about(elapsed, limit)
 
 
+class StalledAt(FakeServer):
+    """A client that stops reading before the app's message number ``index`` (0: the start):
+    that send, and any after it, blocks."""
+
+    def __init__(self, index: int, *messages: Message) -> None:
+        super().__init__(*messages)
+        self.index = index
+
+    async def send(self, message: Message) -> None:
+        if len(self.sent) >= self.index:
+            await anyio.sleep_forever()
+        await super().send(message)
+
+
+async def _one_chunk() -> AsyncIterator[bytes]:
+    yield b"only"
+
+
+@timeouts()
+@pytest.mark.parametrize(
+    ("response", "method", "index"),
+    [
+        ({"status": 200, "stream": "one chunk"}, "GET", 0),  # a stream's start
+        ({"status": 200, "stream": "one chunk"}, "GET", 2),  # a stream's final empty body
+        ({"status": 200, "body": b"small"}, "HEAD", 0),  # a HEAD answer's start
+        ({"status": 200, "body": b"x" * 100_000}, "GET", 0),  # a large body's start
+    ],
+    ids=["stream-start", "stream-end", "head-start", "large-start"],
+)
+async def test_response_timeout_bounds_every_send_outside_the_plain_path(
+    limit: float, response: Response, method: str, index: int
+) -> None:
+    # issue 13: the start and a stream's final message were sent without a bound
+    if response.get("stream") == "one chunk":
+        response = {**response, "stream": _one_chunk()}
+    app = build_server(reply(response), response_timeout=limit)
+    with StalledAt(index, chunk(b"")) as server, watchdog(limit):
+        start = anyio.current_time()
+        await serve(app, server, http_scope(method))
+        elapsed = anyio.current_time() - start
+    assert len(server.sent) == index
+    assert_took_about(elapsed, limit)
+
+
 @timeouts()
 async def test_shallot2_name_max_responde_timeout_s_sets_the_response_timeout(
     limit: float,

@@ -84,6 +84,45 @@ def test_json_takes_headers() -> None:
     }
 
 
+@pytest.mark.parametrize("name", ["\ud800", "a\udfffb", "\udbff\ud800", "\udc00é😀"])
+def test_json_writes_lone_surrogates_as_escapes(name: str) -> None:
+    # Python's JSON parser accepts "\ud800"; UTF-8 cannot hold it (issue 13).
+    body = json({"name": name, name: 1})["body"]
+    assert std_json.loads(body.decode("utf-8")) == {"name": name, name: 1}
+
+
+async def test_a_lone_surrogate_echoed_as_json_is_answered_not_500() -> None:
+    async def echo(request: Request) -> Response:
+        return json(std_json.loads(request["body"]))
+
+    async with TestClient(build_server(echo)) as client:
+        response = await client.post("/", content=b'{"name": "\\ud800"}')
+    assert response.status_code == 200
+    assert response.content == b'{"name":"\\ud800"}'
+    assert response.json() == {"name": "\ud800"}
+
+
+@pytest.mark.parametrize("name", ["Content-Type", "CONTENT-TYPE", "content-Type"])
+def test_text_and_json_take_a_content_type_in_any_case(name: str) -> None:
+    # Header names are case-insensitive (RFC 9110 §5.1): one content type, the caller's.
+    assert text("<p/>", headers={name: "text/html", "x-a": "1"})["headers"] == {
+        name: "text/html",
+        "x-a": "1",
+    }
+    assert json([], headers={name: "application/ld+json"})["headers"] == {
+        name: "application/ld+json"
+    }
+
+
+async def test_a_content_type_in_another_case_is_sent_once() -> None:
+    async def handler(request: Request) -> Response:
+        return text("<p>hi</p>", headers={"Content-Type": "text/html; charset=utf-8"})
+
+    async with TestClient(build_server(handler)) as client:
+        response = await client.get("/")
+    assert response.headers.get_list("content-type") == ["text/html; charset=utf-8"]
+
+
 def test_json_rejects_what_it_cannot_serialize() -> None:
     with pytest.raises(TypeError):
         json({"when": object()})

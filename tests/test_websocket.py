@@ -65,6 +65,30 @@ async def test_generator_that_ends_closes_with_1000() -> None:
     assert closed.value.code == 1000
 
 
+def test_wsdisconnect_takes_a_reason_alone_as_2_0_apps_give_it() -> None:
+    # shallot 2.0's WSDisconnect had no code: WSDisconnect("Good Bye") is a reason (issue 13).
+    bye = WSDisconnect("Good Bye")
+    assert (bye.code, bye.reason) == (1005, "Good Bye")
+    assert (WSDisconnect().code, WSDisconnect().reason) == (1005, "")
+    assert (WSDisconnect(4001, "late").code, WSDisconnect(4001, "late").reason) == (4001, "late")
+    assert repr(bye) == "WSDisconnect(code=1005, reason='Good Bye')"
+
+
+async def test_a_2_0_handler_raising_wsdisconnect_with_a_reason_ends_normally(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    @websocket
+    async def leave(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        yield ws_send("bye now")
+        raise WSDisconnect("Good Bye")
+
+    with anyio.fail_after(2):
+        async with TestClient(build_server(leave)) as client, client.websocket("/") as ws:
+            assert await ws.receive() == "bye now"
+            assert await ws.wait_closed() == 1000
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+
+
 async def test_coroutine_handler_return_value_is_sent_then_closed() -> None:
     @websocket
     async def greet(scope: dict[str, Any], receiver: Receiver, name: str = "you") -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Iterable
 from typing import Any, NamedTuple
 
+from .._failures import blame
 from .._types import Handler, HandlerResult, Middleware, Next, Request
 
 __all__ = ["HTTP_METHODS", "RouteMatch", "Router", "wrap_routes"]
@@ -291,9 +292,7 @@ def wrap_routes(routes: Iterable[Any]) -> Middleware:
 
     def middleware(next_middleware: Next) -> Next:
 
-        # A plain function returning the next middleware's awaitable: no code runs after the
-        # call, so a coroutine frame of its own would cost a request time for nothing.
-        def route(handler: Handler, request: Request) -> Awaitable[HandlerResult]:
+        async def route(handler: Handler, request: Request) -> HandlerResult:
             path = request.get("path", "")
             method = request.get("method", "")
             # Router.lookup, its static table inlined: most requests end there (issue 18).
@@ -305,11 +304,15 @@ def wrap_routes(routes: Iterable[Any]) -> Middleware:
                 bound = match.handler if not match.args else _Bound(match.handler, match.args)
                 routed = dict(request)  # the caller's request stays as it was
                 routed["route"] = match.route
-                return next_middleware(bound, routed)
+                try:
+                    return await next_middleware(bound, routed)
+                except Exception as error:  # free until raised: the 500 log names the route's
+                    blame(error, match.handler)  # handler, not the pile (issue 13)
+                    raise
             allowed = router.allowed_methods(path)
             if allowed is None:
-                return next_middleware(handler, request)
-            return next_middleware(handler, {**request, "allowed_methods": allowed})
+                return await next_middleware(handler, request)
+            return await next_middleware(handler, {**request, "allowed_methods": allowed})
 
         return route
 

@@ -213,7 +213,9 @@ async def test_cors_preflight_and_simple_request(client: httpx.AsyncClient) -> N
     assert "access-control-allow-origin" not in other.headers
 
 
-async def test_wrong_method_is_405_and_unknown_path_is_404(client: httpx.AsyncClient) -> None:
+async def test_wrong_method_is_405_ws_only_is_426_and_unknown_path_is_404(
+    client: httpx.AsyncClient,
+) -> None:
     with anyio.fail_after(10):
         wrong = await client.delete("/api/items/1")
         options = await client.options("/api/items/1")  # not a preflight: it reaches routing
@@ -225,7 +227,8 @@ async def test_wrong_method_is_405_and_unknown_path_is_404(client: httpx.AsyncCl
     assert options.status_code == 405
     assert (missing.status_code, missing.text) == (404, "Not Found")
     assert missing.headers["content-type"] == "text/plain; charset=utf-8"
-    assert websocket_only.status_code == 404
+    assert websocket_only.status_code == 426  # issue 13: as docs/migration.md says
+    assert websocket_only.headers["upgrade"] == "websocket"
     assert outside.status_code == 404
 
 

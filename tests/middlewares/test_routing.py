@@ -346,7 +346,8 @@ async def test_end_to_end_statuses() -> None:
             assert missing.status_code == 404
             wrong = await client.put("/items/1")
             assert (wrong.status_code, wrong.headers["allow"]) == (405, "DELETE, GET, HEAD")
-            assert (await client.get("/ws")).status_code == 404  # only a websocket route there
+            upgrade = await client.get("/ws")  # only a websocket route there
+            assert (upgrade.status_code, upgrade.headers["upgrade"]) == (426, "websocket")
 
 
 async def test_head_is_served_by_the_get_route() -> None:

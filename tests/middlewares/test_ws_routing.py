@@ -8,8 +8,8 @@ What reaches what:
   is denied with that 404 (403 where the server has no denial extension);
 - an HTTP request to a path routed for ``"WS"`` only never reaches the websocket handler: the
   router finds no HTTP method there (``allowed_methods == []``) and ``standard_not_found``
-  answers 404. Only a route that lists an HTTP method for a ``@websocket`` handler lets the
-  request reach it, and the handler answers 426.
+  answers 426 with ``Upgrade: websocket``. A route that lists an HTTP method for a
+  ``@websocket`` handler lets the request reach it, and the handler answers 426 too.
 """
 
 from __future__ import annotations
@@ -133,17 +133,18 @@ async def test_websocket_to_a_path_without_a_ws_route_is_refused(
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "DELETE"])
-async def test_http_to_a_ws_only_path_is_404_from_standard_not_found(method: str) -> None:
+async def test_http_to_a_ws_only_path_is_426_from_standard_not_found(method: str) -> None:
     # The handler is never called: the router finds no HTTP method there, allowed_methods is
-    # [] (WS is left out), and standard_not_found answers 404, not 405 with an empty Allow.
+    # [] (WS is left out), and standard_not_found answers 426 with Upgrade: websocket, as the
+    # websocket handler itself would (issue 13), not 405 with an empty Allow.
     with anyio.fail_after(5):
         async with TestClient(routed_app()) as client:
             response = await client.request(method, "/rooms/lobby/users/ada")
-    assert response.status_code == 404
+    assert response.status_code == 426
+    assert response.headers["upgrade"] == "websocket"
     assert "allow" not in response.headers
-    assert "upgrade" not in response.headers
     if method != "HEAD":
-        assert response.text == "Not Found"
+        assert response.text == "Upgrade Required: this is a websocket endpoint"
 
 
 async def test_http_routed_to_a_websocket_handler_gets_426() -> None:
@@ -290,7 +291,7 @@ async def test_refusals_behind_the_pile_are_http_answers(static_folder: Path) ->
                     raise AssertionError("accepted with a malformed query string")
             # HTTP still gets the full treatment from the same pile.
             page = await client.get("/page", headers={"origin": ORIGIN})
-            missing = await client.get("/chat/elsewhere", headers={"origin": ORIGIN})
+            upgrade = await client.get("/chat/elsewhere", headers={"origin": ORIGIN})
     assert (no_cookie.value.status, no_cookie.value.body) == (401, b"log in")
     assert (unknown.value.status, unknown.value.body) == (404, b"Not Found")
     assert malformed.value.status == 400
@@ -301,4 +302,6 @@ async def test_refusals_behind_the_pile_are_http_answers(static_folder: Path) ->
     assert page.headers["content-encoding"] == "gzip"
     assert page.headers["access-control-allow-origin"] == ORIGIN
     assert page.text == "x" * 100
-    assert (missing.status_code, missing.text) == (404, "Not Found")
+    # a websocket-only path asked over plain HTTP: 426, with CORS like any HTTP answer
+    assert (upgrade.status_code, upgrade.headers["upgrade"]) == (426, "websocket")
+    assert upgrade.headers["access-control-allow-origin"] == ORIGIN

@@ -1,0 +1,93 @@
+"""What a request that fails becomes: a 500 logged once, naming the route's handler, the
+method and the path, with the traceback in the log only (issue 13).
+
+A handler's exception passes through the middleware pile on its way to the error boundary
+(``_http``, ``_asgi``); the routing middleware ``blame``s it on the route's handler as it goes
+by, which costs nothing until something is raised. What a handler returns instead of a
+response dict must be a takeover (SPEC §1); ``run_takeover`` hands the connection to it and
+turns anything else (a helper returned uncalled, say) into a 500 as well.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Any
+
+from ._types import Receive, Send
+
+logger = logging.getLogger("shallot")
+
+#: The attribute that names, on an exception, the route handler it came out of.
+_HANDLER = "_shallot_handler"
+
+
+def blame(error: BaseException, handler: Any) -> None:
+    """Records on ``error`` the route handler it came out of, unless an inner route (of a
+    nested pile) recorded its own first."""
+    if _HANDLER not in error.__dict__:
+        setattr(error, _HANDLER, handler)
+
+
+def handler_name(handler: Any) -> str:
+    """Returns a handler's name for logs: its qualified name, or its repr."""
+    return getattr(handler, "__qualname__", None) or repr(handler)
+
+
+def _where(scope: Any) -> str:
+    method = scope.get("method", "WS") if scope.get("type") != "websocket" else "WS"
+    path = str(scope.get("path", ""))
+    return f"{method} {path if path.isprintable() else ascii(path)}"
+
+
+def log_raised(scope: Any, handler: Any, error: BaseException) -> None:
+    """Logs once, with its traceback, that a handler raised while answering ``scope``."""
+    culprit = error.__dict__.get(_HANDLER, handler)
+    logger.error("handler %s raised on %s", handler_name(culprit), _where(scope), exc_info=error)
+
+
+def log_unusable(scope: Any, handler: Any, problem: str) -> None:
+    """Logs once that what the handler of ``scope`` returned cannot be sent. Unlike an
+    exception, a value is not blamed by the router on its way out, so the method and path
+    name the route when ``handler`` is a middleware pile."""
+    name = handler_name(handler)
+    if name.startswith("apply_middleware("):
+        logger.error("%s: the handler %s", _where(scope), problem)
+    else:
+        logger.error("%s: the handler %s %s", _where(scope), name, problem)
+
+
+def not_a_response(result: Any) -> str:
+    """Says what is wrong with ``result``, a callable that is not a takeover."""
+    if inspect.isfunction(result) or inspect.ismethod(result):
+        return (
+            f"returned the function {handler_name(result)} instead of calling it; "
+            "a handler returns a response dict or a takeover"
+        )
+    return f"returned {result!r}, which is neither a response dict nor a takeover"
+
+
+async def run_takeover(
+    takeover: Any, receive: Receive, send: Send, scope: Any, handler: Any, refuse: Any
+) -> None:
+    """Hands the raw connection to ``takeover(receive, send)``. A callable that is not a
+    takeover (its call fails, or gives no awaitable) is logged once and answered with
+    ``await refuse(send)`` (a 500); a takeover that fails while it runs is logged once, and
+    the server ends the connection (answering 500 itself when nothing was sent)."""
+    try:
+        running = takeover(receive, send)
+    except Exception as error:
+        if inspect.isfunction(takeover):  # most likely a helper or handler returned uncalled
+            log_unusable(scope, handler, not_a_response(takeover))
+        else:
+            log_raised(scope, handler, error)
+        await refuse(send)
+        return
+    if not inspect.isawaitable(running):
+        log_unusable(scope, handler, not_a_response(takeover))
+        await refuse(send)
+        return
+    try:
+        await running
+    except Exception as error:
+        log_raised(scope, handler, error)
