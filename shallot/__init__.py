@@ -7,6 +7,7 @@ middlewares, and websocket handlers are async generators.
 from __future__ import annotations
 
 from ._asgi import build_server
+from ._body import BodyStream, stream_body
 from ._errors import ASGIProtocolError, ShallotError, WSDisconnect
 from ._serve import serve
 from .handlers import standard_not_found
@@ -16,6 +17,7 @@ from .websocket import Receiver, websocket
 
 __all__ = [
     "ASGIProtocolError",
+    "BodyStream",
     "Receiver",
     "ShallotError",
     "WSDisconnect",
@@ -24,6 +26,7 @@ __all__ = [
     "serve",
     "standard_disconnect",
     "standard_not_found",
+    "stream_body",
     "websocket",
     "ws_accept",
     "ws_close",

@@ -11,6 +11,7 @@ import logging
 import math
 from typing import Any
 
+from ._body import streams_body_of
 from ._http import INTERNAL_ERROR, SERVICE_UNAVAILABLE, InvalidResponse, prepare, serve_http
 from ._lifespan import AppState, Hook, LifespanFactory, run_lifespan
 from ._request import Limits, build_request
@@ -84,6 +85,7 @@ def build_server(
         _positive("body_timeout", body_timeout),
         _positive("response_timeout", response_timeout),
     )
+    limits.streams_body = streams_body_of(handler)  # routes that read their own body
     state = AppState()
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import anyio
 
+from ._body import BodyStream
 from ._request import (
     ClientGone,
     Limits,
@@ -285,6 +286,7 @@ async def serve_http(
     with 500, so the server keeps serving.
     """
     headers = limits.decode_headers(scope.get("headers", ()))
+    streamed = None
     try:
         if bodiless(scope, headers):
             # Nothing to receive, not even the one empty http.request message: fetching it
@@ -292,6 +294,10 @@ async def serve_http(
             # a stream's disconnect watch skips it later.
             body = b""
             unread = True
+        elif limits.streams_body is not None and limits.streams_body(scope, headers):
+            body = b""  # the handler reads it from request["body_stream"] (issue 15)
+            unread = False
+            streamed = BodyStream(receive, headers, limits.max_body_size, limits.body_timeout)
         else:
             body = await read_body(scope, headers, receive, limits)
             unread = False
@@ -308,8 +314,14 @@ async def serve_http(
     request["body"] = body
     request["method"] = method
     request["config"] = config
+    if streamed is not None:
+        request["body_stream"] = streamed
     try:
         result = await handler(request)
+    except Refused as refused:  # a streamed body broke a limit while the handler read it
+        result = refused.response
+    except ClientGone:  # the client left while the handler read its streamed body
+        return
     except Exception:
         logger.exception("handler %s raised", _name(handler))
         result = INTERNAL_ERROR

@@ -9,6 +9,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .._body import any_streams_body
 from .._types import Handler, HandlerResult, Middleware, Next, Request
 from .content_type import wrap_content_type
 from .cookies import wrap_cookies
@@ -65,6 +66,9 @@ def apply_middleware(*middlewares: Middleware) -> Callable[[Handler], Handler]:
             return await chain(handler, request)
 
         handle.__qualname__ = f"apply_middleware(...)({getattr(handler, '__qualname__', handler)})"
+        rule = any_streams_body((*middlewares, handler))  # issue 15: bodies read as streams
+        if rule is not None:
+            handle.streams_body = rule  # type: ignore[attr-defined]
         return handle
 
     return wrap
