@@ -10,6 +10,7 @@ from ._asgi import build_server
 from ._body import BodyStream, stream_body
 from ._errors import ASGIProtocolError, ShallotError, WSDisconnect
 from ._serve import serve
+from ._upload import UploadedFile
 from .handlers import standard_not_found
 from .middlewares import apply_middleware
 from .response import standard_disconnect, ws_accept, ws_close, ws_send
@@ -20,6 +21,7 @@ __all__ = [
     "BodyStream",
     "Receiver",
     "ShallotError",
+    "UploadedFile",
     "WSDisconnect",
     "apply_middleware",
     "build_server",

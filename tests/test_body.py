@@ -118,6 +118,7 @@ async def test_a_body_read_before_is_handed_over_as_a_stream() -> None:
     with recorder.server:
         # called directly: no server rule, the body was read already
         response = await stream_body(recorder)({"body": b"whole", "method": "POST"})
+    assert isinstance(response, dict)
     assert response["body"] == b"5 bytes"
     assert recorder.chunks == [b"whole"]
 

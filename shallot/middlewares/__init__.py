@@ -16,6 +16,7 @@ from .cookies import wrap_cookies
 from .cors import wrap_cors
 from .gzip import wrap_gzip
 from .json import wrap_json
+from .multipart import wrap_multipart
 from .parameters import wrap_parameters
 from .routing import wrap_routes
 from .static import wrap_static
@@ -27,6 +28,7 @@ __all__ = [
     "wrap_cors",
     "wrap_gzip",
     "wrap_json",
+    "wrap_multipart",
     "wrap_parameters",
     "wrap_routes",
     "wrap_static",
