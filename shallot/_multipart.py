@@ -4,7 +4,7 @@ the limits of ``FormLimits`` (issue 15).
 
 ``feed`` is synchronous (the parser and its callbacks, which only collect); ``flush`` writes
 what they collected to the files, in memory on the event loop, on disk in one worker-thread
-call per chunk. A broken limit raises ``Refused`` with a 413 that names it, a malformed body
+call per MiB or so. A broken limit raises ``Refused`` with a 413 that names it, a malformed body
 ``Refused`` with a 400. The reader owns the files it opens:
 ``close`` frees them all, which the middleware does when the request ends.
 """
@@ -22,6 +22,10 @@ from ._request import Refused, plain
 from ._upload import UploadedFile, write_all
 
 __all__ = ["FormLimits", "FormReader", "boundary_of"]
+
+#: Content bound for disk waits until this much has come, then goes in one thread call: a
+#: thread round trip per chunk costs more than the write itself (benchmarks/upload.py).
+_DISK_BATCH = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ class FormReader:
         self.files: dict[str, list[UploadedFile]] = {}
         self._opened: list[UploadedFile] = []
         self._pending: list[tuple[UploadedFile, bytes]] = []
+        self._to_disk: list[tuple[UploadedFile, bytes]] = []
+        self._to_disk_size = 0
         self._parts = 0
         self._ended = False
         self._header_name = bytearray()
@@ -106,14 +112,18 @@ class FormReader:
         except FormParserError as error:
             raise bad_request(f"malformed multipart body ({error})") from None
 
-    async def flush(self) -> None:
-        """Writes the file content the last chunks carried."""
-        if not self._pending:
-            return
-        pending, self._pending = self._pending, []
-        to_disk = [(upload, data) for upload, data in pending if not upload.write_nowait(data)]
-        if to_disk:
-            await anyio.to_thread.run_sync(write_all, to_disk)
+    async def flush(self, *, force: bool = False) -> None:
+        """Writes the file content the last chunks carried: in memory at once, to disk once
+        ``_DISK_BATCH`` bytes are waiting (or ``force``), in one worker-thread call."""
+        if self._pending:
+            pending, self._pending = self._pending, []
+            for upload, data in pending:
+                if not upload.write_nowait(data):
+                    self._to_disk.append((upload, data))
+                    self._to_disk_size += len(data)
+        if self._to_disk and (force or self._to_disk_size >= _DISK_BATCH):
+            writes, self._to_disk, self._to_disk_size = self._to_disk, [], 0
+            await anyio.to_thread.run_sync(write_all, writes)
 
     async def finish(self) -> None:
         """Checks the body ended with its closing boundary and rewinds every file.
@@ -123,7 +133,7 @@ class FormReader:
         """
         if not self._ended:
             raise bad_request("the multipart body ends before its closing boundary")
-        await self.flush()
+        await self.flush(force=True)
         for upload in self._opened:
             await upload.seek(0)
 

@@ -25,6 +25,7 @@ from shallot.testing import TestClient
 from tests.test_http import DISCONNECT, FakeServer, chunk, http_scope, serve, watchdog
 
 KIB = 1024
+MIB = 1024 * KIB
 BOUNDARY = "b0undary"
 MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
 
@@ -167,7 +168,7 @@ async def test_files_are_closed_when_the_client_leaves_mid_body(tmp_path: Path) 
         called.append(request)
         return text("ok")
 
-    half = body_of(('Content-Disposition: form-data; name="f"; filename="f"', "x" * 8 * KIB))
+    half = body_of(('Content-Disposition: form-data; name="f"; filename="f"', "x" * 2 * MIB))
     app = app_of(handler, temp_dir=tmp_path, spool_size=KIB)
     scope = http_scope("POST", "/form", [(b"content-type", MULTIPART.encode())])
     scope["headers"].append((b"content-length", b"%d" % (2 * len(half))))
