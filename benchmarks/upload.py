@@ -22,7 +22,7 @@ from functools import partial
 from typing import Any
 
 import anyio
-from common import cell, environment, interleaved, median, ratio, table, verdict
+from common import cell, environment, interleaved, ratio, table, verdict
 
 MIB = 1024 * 1024
 CHUNK = 64 * 1024
@@ -181,7 +181,6 @@ def main(argv: list[str] | None = None) -> int:
         )
     header = ["backend", "raw", "shallot", "starlette", "shallot/raw", "shallot/starlette", "goal"]
     print(table(header, rows))
-    print(f"\nmedian MiB/s, shallot: {args.size_mib / median(ours) * 1e3:.0f}")
     return 0
 
 
