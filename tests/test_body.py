@@ -14,7 +14,7 @@ import pytest
 
 from shallot import BodyStream, apply_middleware, build_server, standard_not_found, stream_body
 from shallot._types import Request, Response
-from shallot.middlewares import wrap_json, wrap_routes
+from shallot.middlewares import wrap_json, wrap_multipart, wrap_routes
 from shallot.response import text
 from tests.test_http import (
     DISCONNECT,
@@ -208,3 +208,31 @@ def test_stream_body_checks_its_arguments() -> None:
 
 def test_the_stream_says_how_much_it_read() -> None:
     assert repr(BodyStream.of_bytes(b"")) == "<BodyStream 0 bytes read, max_size=1>"
+
+
+async def plain_handler(request: Request) -> Response:
+    return text("ok")
+
+
+def test_piles_without_streaming_routes_carry_no_rule() -> None:
+    middleware = wrap_routes([("/a", ["POST"], plain_handler)])
+    assert not hasattr(middleware, "streams_body")
+    assert not hasattr(
+        apply_middleware(wrap_json(), middleware)(standard_not_found), "streams_body"
+    )
+
+
+def test_the_rule_follows_routes_into_nested_piles() -> None:
+    nested = apply_middleware(wrap_multipart())(plain_handler)
+    pile = apply_middleware(
+        wrap_routes(
+            [("/form", ["POST"], nested), ("/raw/{name}", ["PUT"], stream_body(plain_handler))]
+        )
+    )(standard_not_found)
+    rule = pile.streams_body  # type: ignore[attr-defined]
+    multipart = {"content-type": "multipart/form-data; boundary=x"}
+    assert rule({"method": "POST", "path": "/form"}, multipart)
+    assert not rule({"method": "POST", "path": "/form"}, {"content-type": "application/json"})
+    assert not rule({"method": "POST", "path": "/other"}, multipart)
+    assert rule({"method": "PUT", "path": "/raw/x"}, {})
+    assert not rule({"method": "POST", "path": "/raw/x"}, {})
