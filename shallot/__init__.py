@@ -7,8 +7,10 @@ middlewares, and websocket handlers are async generators.
 from __future__ import annotations
 
 from ._asgi import build_server
+from ._body import BodyStream, stream_body
 from ._errors import ASGIProtocolError, ShallotError, WSDisconnect
 from ._serve import serve
+from ._upload import UploadedFile
 from .handlers import standard_not_found
 from .middlewares import apply_middleware
 from .response import standard_disconnect, ws_accept, ws_close, ws_send
@@ -16,14 +18,17 @@ from .websocket import Receiver, websocket
 
 __all__ = [
     "ASGIProtocolError",
+    "BodyStream",
     "Receiver",
     "ShallotError",
+    "UploadedFile",
     "WSDisconnect",
     "apply_middleware",
     "build_server",
     "serve",
     "standard_disconnect",
     "standard_not_found",
+    "stream_body",
     "websocket",
     "ws_accept",
     "ws_close",

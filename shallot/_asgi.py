@@ -14,6 +14,7 @@ from typing import Any
 
 from ._checks import positive
 from ._failures import log_raised, run_takeover
+from ._body import streams_body_of
 from ._http import INTERNAL_ERROR, SERVICE_UNAVAILABLE, InvalidResponse, prepare, serve_http
 from ._lifespan import AppState, Hook, LifespanFactory, Takeover, run_lifespan
 from ._request import Limits, build_request
@@ -84,6 +85,7 @@ def build_server(
         _positive("body_timeout", body_timeout),
         _positive("response_timeout", response_timeout),
     )
+    limits.streams_body = streams_body_of(handler)  # routes that read their own body
     state = AppState()
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:

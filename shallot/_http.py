@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 
 from ._failures import handler_name, log_raised, log_unusable, run_takeover
+from ._body import BodyStream
 from ._request import (
     ClientGone,
     Limits,
@@ -321,8 +322,8 @@ async def serve_http(
     This is the error boundary of a request: a handler error is logged once and answered
     with 500, so the server keeps serving.
     """
-    headers_list = scope.get("headers", [])
-    headers = limits.decode_headers(headers_list)
+    headers = limits.decode_headers(scope.get("headers", ()))
+    streamed = None
     try:
         if bodiless(scope, headers):
             # Nothing to receive, not even the one empty http.request message: fetching it
@@ -330,6 +331,10 @@ async def serve_http(
             # a stream's disconnect watch skips it later.
             body = b""
             unread = True
+        elif limits.streams_body is not None and limits.streams_body(scope, headers):
+            body = b""  # the handler reads it from request["body_stream"] (issue 15)
+            unread = False
+            streamed = BodyStream(receive, headers, limits.max_body_size, limits.body_timeout)
         else:
             body = await read_body(scope, headers, receive, limits)
             unread = False
@@ -347,8 +352,14 @@ async def serve_http(
         return
     method = scope["method"]
     request = build_request(scope, headers, body, method, config)
+    if streamed is not None:
+        request["body_stream"] = streamed
     try:
         result = await handler(request)
+    except Refused as refused:  # a streamed body broke a limit while the handler read it
+        result = refused.response
+    except ClientGone:  # the client left while the handler read its streamed body
+        return
     except Exception as error:
         log_raised(scope, handler, error)
         result = INTERNAL_ERROR

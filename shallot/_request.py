@@ -4,6 +4,7 @@ within its limits (size, then 413; time, then 408) without reading past a refusa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -17,13 +18,21 @@ _NO_BODY_VERSIONS = ("1.1", "1.0")
 class Limits:
     """The HTTP limits of one app, fixed when it is built, and its header decoder."""
 
-    __slots__ = ("body_timeout", "decode_headers", "max_body_size", "response_timeout")
+    __slots__ = (
+        "body_timeout",
+        "decode_headers",
+        "max_body_size",
+        "response_timeout",
+        "streams_body",
+    )
 
     def __init__(self, max_body_size: int, body_timeout: float, response_timeout: float) -> None:
         self.max_body_size = max_body_size
         self.body_timeout = body_timeout
         self.response_timeout = response_timeout
         self.decode_headers = HeaderDecoder().decode
+        #: Which requests read their body as a stream (``_body``); None: none of them.
+        self.streams_body: Callable[[Scope, dict[str, str]], bool] | None = None
 
 
 class Refused(Exception):

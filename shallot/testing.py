@@ -107,6 +107,7 @@ class _ASGITransport(httpx.AsyncBaseTransport):
             completed = response_done.is_set()
         finally:
             response_done.set()
+            await chunks.aclose()  # the app may have refused the body before its end
         if start is None:  # what a server answers for an app that never responded
             return httpx.Response(500, request=request)
         if not completed:  # a server aborts such a response; its client sees it cut short
@@ -125,9 +126,15 @@ class _ASGITransport(httpx.AsyncBaseTransport):
 async def _aiter_bytes(request: httpx.Request) -> Any:
     stream = request.stream
     if isinstance(stream, httpx.AsyncByteStream):
-        async for chunk in stream:
-            if chunk:
-                yield chunk
+        iterator = stream.__aiter__()
+        try:
+            async for chunk in iterator:
+                if chunk:
+                    yield chunk
+        finally:  # httpx's own generator, left unfinished when the app stops reading
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
     else:  # pragma: no cover - httpx always gives an async stream to an async client
         for chunk in stream:
             if chunk:

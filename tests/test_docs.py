@@ -41,6 +41,7 @@ EXPECTED_PROGRAMS = {
     "docs/deployment.md": 2,
     "docs/websockets.md": 1,
     "docs/migration.md": 1,
+    "docs/uploads.md": 2,
 }
 
 _FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)

@@ -12,13 +12,16 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 import pytest
 
-from examples import embedding, hello, rest, static_site, websocket_patterns
+from examples import embedding, hello, rest, static_site, uploads, websocket_patterns
 from shallot.testing import TestClient, WebSocketClosed
 
 from .integration.server import REPO_ROOT, HypercornServer
@@ -232,6 +235,79 @@ async def test_each_lifespan_counts_afresh() -> None:
             assert (await client.get("/tally")).json() == {}
 
 
+# -- uploads ------------------------------------------------------------------------------------
+
+
+async def test_uploads_saves_form_files_and_streamed_bodies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UPLOAD_FOLDER", str(tmp_path))
+    photo = os.urandom(1536 * 1024)  # past the 1 MiB spool: on disk while it is copied
+
+    async def big_body() -> AsyncIterator[bytes]:
+        for number in range(8):
+            yield bytes([number]) * 100_000
+
+    with anyio.fail_after(5):
+        async with TestClient(uploads.app) as client:
+            page = await client.get("/")
+            assert 'enctype="multipart/form-data"' in page.text
+            posted = await client.post(
+                "/photos",
+                data={"caption": "holiday"},
+                files=[("photo", ("C:\\pics\\beach.jpg", photo)), ("photo", ("b.txt", b"hi"))],
+            )
+            assert (posted.status_code, posted.json()) == (
+                201,
+                {
+                    "caption": "holiday",
+                    "saved": [
+                        {"name": "beach.jpg", "size": len(photo)},
+                        {"name": "b.txt", "size": 2},
+                    ],
+                },
+            )
+            put = await client.put("/files/big.bin", content=big_body())
+            assert (put.status_code, put.json()) == (201, {"name": "big.bin", "size": 800_000})
+            listed = await client.get("/files")
+            assert listed.json() == {"b.txt": 2, "beach.jpg": len(photo), "big.bin": 800_000}
+            assert (await client.get("/files/beach.jpg")).content == photo
+            assert (await client.get("/files/nope")).status_code == 404
+    assert (tmp_path / "big.bin").read_bytes() == b"".join([bytes([n]) * 100_000 for n in range(8)])
+    assert sorted(os.listdir(tmp_path)) == ["b.txt", "beach.jpg", "big.bin"]
+
+
+async def test_uploads_refuses_bad_names_and_empty_forms(tmp_path: Path) -> None:
+    with anyio.fail_after(5):
+        async with TestClient(uploads.app) as client:
+            hidden = await client.put("/files/.profile", content=b"x")
+            assert (hidden.status_code, hidden.text) == (
+                400,
+                "Bad Request: unusable file name '.profile'",
+            )
+            empty = await client.post("/photos", data={"caption": "x"}, files={"other": ("a", b"")})
+            assert (empty.status_code, empty.text) == (400, "Bad Request: no photo in the form")
+
+
+async def test_uploads_removes_its_temporary_folder_at_shutdown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("UPLOAD_FOLDER", raising=False)
+    folders: list[Path] = []
+    real_mkdtemp = tempfile.mkdtemp
+
+    def mkdtemp(**options: Any) -> str:
+        folders.append(Path(real_mkdtemp(**options)))
+        return str(folders[-1])
+
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
+    with anyio.fail_after(5):
+        async with TestClient(uploads.app) as client:
+            assert (await client.put("/files/a.txt", content=b"abc")).status_code == 201
+            assert (folders[0] / "a.txt").read_bytes() == b"abc"
+    assert not folders[0].exists()
+
+
 # -- embedding ----------------------------------------------------------------------------------
 
 
@@ -268,7 +344,7 @@ async def test_embedding_runs_app_and_worker_in_one_group_and_stops_both(
 
 # -- the scripts, as a user runs them ----------------------------------------------------------
 
-EXAMPLES = ["hello", "rest", "static_site", "websocket_patterns", "embedding"]
+EXAMPLES = ["hello", "rest", "static_site", "websocket_patterns", "embedding", "uploads"]
 
 
 @pytest.mark.slow

@@ -9,12 +9,14 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .._body import any_streams_body
 from .._types import Handler, HandlerResult, Middleware, Next, Request
 from .content_type import wrap_content_type
 from .cookies import wrap_cookies
 from .cors import wrap_cors
 from .gzip import wrap_gzip
 from .json import wrap_json
+from .multipart import wrap_multipart
 from .parameters import wrap_parameters
 from .routing import wrap_routes
 from .static import wrap_static
@@ -26,6 +28,7 @@ __all__ = [
     "wrap_cors",
     "wrap_gzip",
     "wrap_json",
+    "wrap_multipart",
     "wrap_parameters",
     "wrap_routes",
     "wrap_static",
@@ -67,6 +70,9 @@ def apply_middleware(*middlewares: Middleware) -> Callable[[Handler], Handler]:
             return chain(handler, request)
 
         handle.__qualname__ = f"apply_middleware(...)({getattr(handler, '__qualname__', handler)})"
+        rule = any_streams_body((*middlewares, handler))  # issue 15: bodies read as streams
+        if rule is not None:
+            handle.streams_body = rule  # type: ignore[attr-defined]
         return handle
 
     return wrap

@@ -42,7 +42,8 @@ def wrap_parameters(
     """Returns a middleware that adds ``query_params``, ``form_params`` and ``params``.
 
     ``form_params`` is parsed only from ``application/x-www-form-urlencoded`` bodies of HTTP
-    requests (``{}`` otherwise); ``params`` holds both, a name's query values first. The
+    requests; otherwise it keeps the ``form_params`` a middleware outside it set
+    (``wrap_multipart``), or is ``{}``. ``params`` holds both, a name's query values first. The
     options are those of ``urllib.parse.parse_qs``; ``encoding`` decodes percent-escapes.
 
     Returns:
@@ -81,7 +82,8 @@ def wrap_parameters(
                 query = parse(_as_text(request.get("query_string") or b""))
             except ValueError:  # UnicodeDecodeError is a ValueError too
                 return respond400("Bad Request: malformed query string")
-            form: dict[str, list[str]] = {}
+            # Fields a middleware outside this one parsed (wrap_multipart) are kept.
+            form: dict[str, list[str]] = request.get("form_params") or {}
             if request.get("method") != "WS" and _is_form(request):
                 try:
                     form = parse(_as_text(request.get("body") or b""))

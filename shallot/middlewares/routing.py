@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Iterable
 from typing import Any, NamedTuple
 
 from .._failures import blame
+from .._body import any_streams_body, streams_body_of
 from .._types import Handler, HandlerResult, Middleware, Next, Request
 
 __all__ = ["HTTP_METHODS", "RouteMatch", "Router", "wrap_routes"]
@@ -157,6 +158,19 @@ class Router:
         if found is None:
             return None
         return _match(RouteMatch, (found[0], tuple(args), found[1]))
+
+    def handlers(self) -> list[Handler]:
+        """Returns every routed handler, once each, in no particular order."""
+        found: dict[int, Handler] = {}
+        nodes = [self._root]
+        while nodes:
+            node = nodes.pop()
+            for handler, _ in (node.methods or {}).values():
+                found.setdefault(id(handler), handler)
+            nodes.extend(node.static.values())
+            if node.param is not None:
+                nodes.append(node.param)
+        return list(found.values())
 
     def allowed_methods(self, path: str) -> list[str] | None:
         """Returns the sorted HTTP methods routed for ``path`` under any pattern (``"WS"``
@@ -316,4 +330,12 @@ def wrap_routes(routes: Iterable[Any]) -> Middleware:
 
         return route
 
+    if any_streams_body(router.handlers()) is not None:  # some route reads its body as it comes
+
+        def streams_body(scope: Any, headers: dict[str, str]) -> bool:
+            match = router.lookup(scope.get("method", ""), scope.get("path", ""))
+            rule = None if match is None else streams_body_of(match.handler)
+            return rule is not None and rule(scope, headers)
+
+        middleware.streams_body = streams_body  # type: ignore[attr-defined]
     return middleware
