@@ -12,9 +12,9 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ._body import streams_body_of
 from ._checks import positive
 from ._failures import log_raised, run_takeover
-from ._body import streams_body_of
 from ._http import INTERNAL_ERROR, SERVICE_UNAVAILABLE, InvalidResponse, prepare, serve_http
 from ._lifespan import AppState, Hook, LifespanFactory, Takeover, run_lifespan
 from ._request import Limits, build_request

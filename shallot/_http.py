@@ -16,8 +16,8 @@ from typing import Any
 
 import anyio
 
-from ._failures import handler_name, log_raised, log_unusable, run_takeover
 from ._body import BodyStream
+from ._failures import handler_name, log_raised, log_unusable, run_takeover
 from ._request import (
     ClientGone,
     Limits,

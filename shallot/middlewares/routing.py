@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Iterable
 from typing import Any, NamedTuple
 
-from .._failures import blame
 from .._body import any_streams_body, streams_body_of
+from .._failures import blame
 from .._types import Handler, HandlerResult, Middleware, Next, Request
 
 __all__ = ["HTTP_METHODS", "RouteMatch", "Router", "wrap_routes"]
