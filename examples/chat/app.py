@@ -105,8 +105,8 @@ def _index(next_middleware: Any) -> Any:
 routes = [("/rooms/{name}", ["WS"], room)]
 
 app = build_server(
-    apply_middleware(
-        _index, wrap_static("", root_path=STATIC), wrap_parameters(), wrap_routes(routes)
-    )(standard_not_found),
+    apply_middleware(_index, wrap_static(STATIC), wrap_parameters(), wrap_routes(routes))(
+        standard_not_found
+    ),
     lifespan=hub_lifespan(os.environ.get("SHALLOT_REDIS_URL") or None),
 )

@@ -98,13 +98,15 @@ def _not_modified(headers: Mapping[str, str], etag: str, mtime: float) -> bool:
 def _parse_date(value: str | None) -> float | None:
     if not value:
         return None
+    # Any date that cannot be read, or lies outside what datetime holds (year 99999999999
+    # raises OverflowError), is ignored as RFC 9110 §13.1.3 says (issue 13).
     try:
         parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        return parsed.timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError, OSError):
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.timestamp()
 
 
 def _byte_range(
@@ -176,9 +178,8 @@ def wrap_static(
 ) -> Middleware:
     """Returns a middleware that serves GET and HEAD requests from the files in a folder.
 
-    The folder is ``folder`` inside ``root_path``: leading slashes of ``folder`` are ignored,
-    so ``wrap_static("/static/data")`` serves ``./static/data`` as shallot 2.0 did (give an
-    absolute folder as ``root_path``: ``wrap_static("", root_path="/srv/www")``). The request
+    An absolute ``folder`` is used as it is; a relative one lies inside ``root_path`` (the
+    current directory by default), as in shallot 2.0. The request
     path names the file inside the folder: ``GET /css/site.css`` reads
     ``<folder>/css/site.css``. Requests that name no regular file there, and every other
     method, go on to the next middleware. ``chunk_size`` is the read size of the stream;
@@ -193,7 +194,8 @@ def wrap_static(
         NotADirectoryError: the folder does not exist or is not a directory.
         ValueError: ``chunk_size`` is not a positive int, or a suffix lacks its leading dot.
     """
-    real_folder = os.path.realpath(os.path.join(root_path, os.fspath(folder).lstrip("/\\")))
+    # os.path.join keeps an absolute folder as it is and puts a relative one under root_path
+    real_folder = os.path.realpath(os.path.join(root_path, os.fspath(folder)))
     if not os.path.isdir(real_folder):
         raise NotADirectoryError(f"wrap_static: {real_folder!r} is not a directory")
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0:
@@ -235,6 +237,7 @@ def wrap_static(
             "status": 206 if byte_range else 200,
             "headers": response_headers,
             "stream": _read_file(path, start, length, chunk_size),
+            "body": b"",  # shallot 2.0 code reads it beside the stream (issue 13)
         }
 
     def middleware(next_middleware: Next) -> Next:

@@ -154,13 +154,6 @@ async def test_nested_files_and_symlinks_inside_the_folder_are_served(root: Path
     assert (doubled.status_code, doubled.content) == (200, b"nested")
 
 
-async def test_a_leading_slash_in_folder_is_relative_to_root_path(root: Path) -> None:
-    app = build_server(apply_middleware(wrap_static("/public", str(root)))(fallback))
-    async with TestClient(app) as client:
-        response = await client.get("/hello.txt")
-    assert response.content == HELLO
-
-
 @pytest.mark.parametrize(
     ("method", "path"),
     [
@@ -539,3 +532,57 @@ async def test_generated_paths_never_leak_and_never_fail(root: Path, path: str) 
     assert status in (200, 404)
     assert SECRET not in body
     assert SIBLING_SECRET not in body
+
+
+# --- shallot 2.0 apps and absurd dates (issue 13)
+
+
+@pytest.mark.parametrize(
+    "since",
+    [
+        "Mon, 01 Jan 99999999999 00:00:00 GMT",  # OverflowError in the date parser
+        "Fri, 31 Dec 9999 23:59:59 -2359",  # past datetime's range once made UTC
+        "Thu, 01 Jan 1970 00:00:00 +9999",
+        "not a date at all",
+        "",
+    ],
+)
+async def test_absurd_if_modified_since_is_ignored_not_a_500(root: Path, since: str) -> None:
+    async with TestClient(app_for(root)) as client:
+        response = await client.get("/hello.txt", headers={"if-modified-since": since})
+    assert response.status_code == 200
+    assert response.content == HELLO
+
+
+async def test_an_absolute_folder_is_used_as_it_is(root: Path) -> None:
+    # shallot 2.0 joined the folder with os.path.join, so an absolute folder won over root_path
+    absolute = str(root / "public")
+    pile = apply_middleware(wrap_static(absolute, root_path="/nowhere/at/all"))(fallback)
+    assert await body_of(await pile(get("/hello.txt"))) == HELLO
+    assert await body_of(await apply_middleware(wrap_static(absolute))(fallback)(get("/x"))) == (
+        b"not a file"
+    )
+
+
+async def test_a_relative_folder_stays_relative_to_root_path(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pile = apply_middleware(wrap_static("public/sub", root_path=str(root)))(fallback)
+    assert await body_of(await pile(get("/nested.txt"))) == b"nested"
+    monkeypatch.chdir(root)
+    pile = apply_middleware(wrap_static("public"))(fallback)
+    assert await body_of(await pile(get("/hello.txt"))) == HELLO
+
+
+async def test_file_answers_carry_an_empty_body_beside_the_stream(root: Path) -> None:
+    # shallot 2.0 middlewares and apps read response["body"] of a file answer
+    response = await direct(root)(get("/hello.txt"))
+    assert isinstance(response, dict)
+    assert response["body"] == b""
+    assert await body_of({"status": 200, "stream": response["stream"]}) == HELLO
+    ranged = await direct(root)(get("/data.bin", range="bytes=0-9"))
+    assert isinstance(ranged, dict)
+    assert ranged["status"] == 206
+    assert ranged["body"] == b""
+    async with TestClient(app_for(root)) as client:  # and the stream is what goes out
+        assert (await client.get("/hello.txt")).content == HELLO
