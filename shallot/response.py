@@ -15,12 +15,15 @@ from typing import Any
 import anyio
 
 from ._errors import WSDisconnect
+from ._pages import html, redirect
 from ._types import Response, Scope, WSAccept, WSClose, WSSend
 
 __all__ = [
     "WSDisconnect",
     "filestream",
+    "html",
     "json",
+    "redirect",
     "respond400",
     "respond404",
     "respond_not_modified",
