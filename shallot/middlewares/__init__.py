@@ -16,10 +16,11 @@ from .cors import wrap_cors
 from .gzip import wrap_gzip
 from .json import wrap_json
 from .parameters import wrap_parameters
-from .routing import wrap_routes
+from .routing import Router, wrap_routes
 from .static import wrap_static
 
 __all__ = [
+    "Router",
     "apply_middleware",
     "wrap_content_type",
     "wrap_cookies",
