@@ -125,19 +125,33 @@ async def test_static_site_serves_index_with_validators_and_answers_304() -> Non
             assert since.status_code == 304
 
 
-async def test_static_site_gzips_and_caches_the_stylesheet() -> None:
+async def test_static_site_gzips_and_caches_the_fingerprinted_stylesheet() -> None:
     with anyio.fail_after(2):
         async with TestClient(static_site.app) as client:
-            css = await client.get("/style.css", headers={"accept-encoding": "gzip"})
+            css = await client.get(
+                "/assets/style.8d3f2a61.css", headers={"accept-encoding": "gzip"}
+            )
             assert css.status_code == 200
             assert css.headers["content-encoding"] == "gzip"
-            assert css.headers["cache-control"] == "public, max-age=3600"
+            assert css.headers["cache-control"] == "public, max-age=31536000, immutable"
             assert css.headers["etag"].startswith('W/"')  # gzip makes the etag weak
             assert "--accent" in css.text  # httpx decompressed it
-            script = await client.get("/app.js")
+            script = await client.get("/assets/app.js")
             assert "content-encoding" not in script.headers  # too small to be worth it
+            assert "cache-control" not in script.headers  # no hash in its name
             # .js is text/javascript or application/javascript, as Python's mimetypes has it
             assert "javascript" in script.headers["content-type"]
+            assert (await client.get("/style.8d3f2a61.css")).status_code == 404  # not mounted
+
+
+async def test_static_site_redirects_a_folder_to_its_index_page() -> None:
+    with anyio.fail_after(2):
+        async with TestClient(static_site.app) as client:
+            moved = await client.get("/docs")
+            assert (moved.status_code, moved.headers["location"]) == (301, "/docs/")
+            page = await client.get("/docs", follow_redirects=True)
+            assert "<h1>Docs</h1>" in page.text
+            assert page.headers["cache-control"] == "no-cache"
 
 
 async def test_static_site_api_route_and_what_is_not_a_file() -> None:

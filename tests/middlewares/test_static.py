@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from shallot import build_server
 from shallot._types import ASGIApp, Handler, HandlerResult, Message, Request, Response
 from shallot.middlewares import apply_middleware, wrap_static
-from shallot.middlewares.static import _safe_segments
+from shallot.middlewares._static_files import safe_segments
 from shallot.testing import TestClient
 
 SECRET = b"TOP-SECRET-outside-the-folder"
@@ -473,7 +473,7 @@ async def test_traversal_through_the_test_client(root: Path) -> None:
 
 @pytest.mark.parametrize("path", TRAVERSALS)
 def test_unsafe_paths_have_no_segments(path: str) -> None:
-    segments = _safe_segments(path)
+    segments = safe_segments(path)
     assert segments is None or all(
         ".." not in segment.split("/") and "\\" not in segment and "\x00" not in segment
         for segment in segments
@@ -496,8 +496,8 @@ def test_unsafe_paths_have_no_segments(path: str) -> None:
         (b"/bytes", None),
     ],
 )
-def test_safe_segments(path: Any, segments: list[str] | None) -> None:
-    assert _safe_segments(path) == segments
+def testsafe_segments(path: Any, segments: list[str] | None) -> None:
+    assert safe_segments(path) == segments
 
 
 PIECES = st.sampled_from(
@@ -586,3 +586,132 @@ async def test_file_answers_carry_an_empty_body_beside_the_stream(root: Path) ->
     assert ranged["body"] == b""
     async with TestClient(app_for(root)) as client:  # and the stream is what goes out
         assert (await client.get("/hello.txt")).content == HELLO
+
+
+# --- a static site: index files, folder redirects, a URL prefix, cache-control (issue 15)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    site = tmp_path_factory.mktemp("www")
+    (site / "index.html").write_bytes(b"<h1>home</h1>")
+    (site / "docs" / "guide").mkdir(parents=True)
+    (site / "docs" / "index.html").write_bytes(b"<h1>docs</h1>")
+    (site / "docs" / "guide" / "start.html").write_bytes(b"<h1>start</h1>")  # no index here
+    (site / "assets").mkdir()
+    (site / "assets" / "app.3f9a1c2b.js").write_bytes(b"let a = 1;")
+    (site / "assets" / "site-0a1b2c3d4e5f.css").write_bytes(b"body {}")
+    (site / "assets" / "facade-decade.css").write_bytes(b"p {}")  # words, not a hash
+    (site / "assets" / "plain.css").write_bytes(b"a {}")
+    return site
+
+
+def site_app(site: Path, **options: Any) -> ASGIApp:
+    return build_server(apply_middleware(wrap_static(str(site), **options))(fallback))
+
+
+async def test_a_folder_is_answered_with_its_index_file(site: Path) -> None:
+    async with TestClient(site_app(site)) as client:
+        home = await client.get("/")
+        docs = await client.get("/docs/")
+        head = await client.head("/docs/")
+        again = await client.get("/docs/", headers={"if-none-match": docs.headers["etag"]})
+    assert (home.status_code, home.content) == (200, b"<h1>home</h1>")
+    assert (docs.status_code, docs.content) == (200, b"<h1>docs</h1>")
+    assert docs.headers["content-type"] == "text/html; charset=utf-8"
+    assert (head.status_code, head.content, head.headers["etag"]) == (
+        200,
+        b"",
+        docs.headers["etag"],
+    )
+    assert again.status_code == 304
+
+
+async def test_a_folder_without_its_slash_is_redirected_to_it(site: Path) -> None:
+    async with TestClient(site_app(site)) as client:
+        moved = await client.get("/docs?lang=en")
+        followed = await client.get("/docs", follow_redirects=True)
+    assert moved.status_code == 301
+    assert moved.headers["location"] == "/docs/?lang=en"
+    assert moved.content == b""
+    assert followed.content == b"<h1>docs</h1>"
+
+
+async def test_the_redirect_keeps_root_path_and_encodes_the_path(tmp_path: Path) -> None:
+    (tmp_path / "café menu").mkdir()
+    (tmp_path / "café menu" / "index.html").write_bytes(b"menu")
+    pile = apply_middleware(wrap_static(str(tmp_path)))(fallback)
+    response = await pile({**get("/café menu"), "root_path": "/shop"})
+    assert isinstance(response, dict)
+    assert (response["status"], response["headers"]["location"]) == (
+        301,
+        "/shop/caf%C3%A9%20menu/",
+    )
+
+
+async def test_folders_without_an_index_and_index_none_go_on(site: Path) -> None:
+    async with TestClient(site_app(site)) as client:
+        assert (await client.get("/docs/guide/")).headers["x-fallback"] == "yes"
+        assert (await client.get("/docs/guide")).headers["x-fallback"] == "yes"
+    async with TestClient(site_app(site, index=None)) as client:
+        assert (await client.get("/")).headers["x-fallback"] == "yes"
+        assert (await client.get("/docs")).headers["x-fallback"] == "yes"
+        assert (await client.get("/docs/index.html")).content == b"<h1>docs</h1>"
+
+
+async def test_another_index_name(site: Path) -> None:
+    async with TestClient(site_app(site, index="start.html")) as client:
+        assert (await client.get("/docs/guide/")).content == b"<h1>start</h1>"
+        assert (await client.get("/docs/")).headers["x-fallback"] == "yes"
+
+
+async def test_a_prefix_mounts_the_folder_under_a_url_path(site: Path) -> None:
+    async with TestClient(site_app(site, prefix="/static/")) as client:
+        assert (await client.get("/static/assets/plain.css")).content == b"a {}"
+        assert (await client.get("/static/")).content == b"<h1>home</h1>"
+        root = await client.get("/static")
+        assert (root.status_code, root.headers["location"]) == (301, "/static/")
+        assert (await client.get("/static/docs/")).content == b"<h1>docs</h1>"
+        # outside the prefix, and paths that only share its first letters, go on
+        for path in ("/assets/plain.css", "/", "/staticx/assets/plain.css", "/stat"):
+            assert (await client.get(path)).headers["x-fallback"] == "yes", path
+        assert (await client.get("/static/../secret")).headers["x-fallback"] == "yes"
+
+
+async def test_cache_control_for_every_file_and_immutable_for_fingerprinted_ones(
+    site: Path,
+) -> None:
+    async with TestClient(site_app(site, cache_control="no-cache", fingerprinted=True)) as c:
+        hashed = await c.get("/assets/app.3f9a1c2b.js")
+        dashed = await c.get("/assets/site-0a1b2c3d4e5f.css")
+        words = await c.get("/assets/facade-decade.css")
+        page = await c.get("/")
+        not_modified = await c.get("/", headers={"if-none-match": page.headers["etag"]})
+    assert hashed.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert dashed.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert words.headers["cache-control"] == "no-cache"
+    assert page.headers["cache-control"] == "no-cache"
+    assert not_modified.headers["cache-control"] == "no-cache"
+    async with TestClient(site_app(site)) as client:  # nothing asked, nothing set
+        assert "cache-control" not in (await client.get("/assets/app.3f9a1c2b.js")).headers
+    async with TestClient(site_app(site, fingerprinted=r"\.v\d+\.|plain")) as client:
+        assert "immutable" in (await client.get("/assets/plain.css")).headers["cache-control"]
+        assert "cache-control" not in (await client.get("/assets/app.3f9a1c2b.js")).headers
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"prefix": "static"}, ValueError),
+        ({"prefix": 3}, ValueError),
+        ({"index": "a/b.html"}, ValueError),
+        ({"index": ".."}, ValueError),
+        ({"index": ""}, ValueError),
+        ({"cache_control": 3600}, TypeError),
+        ({"fingerprinted": 3}, TypeError),
+        ({"fingerprinted": "("}, ValueError),
+    ],
+)
+def test_site_options_are_checked_once(site: Path, options: dict[str, Any], error: type) -> None:
+    with pytest.raises(error):
+        wrap_static(str(site), **options)
