@@ -17,6 +17,7 @@ from .gzip import wrap_gzip
 from .json import wrap_json
 from .parameters import wrap_parameters
 from .routing import Router, wrap_routes
+from .session import wrap_session
 from .static import wrap_static
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "wrap_json",
     "wrap_parameters",
     "wrap_routes",
+    "wrap_session",
     "wrap_static",
 ]
 
