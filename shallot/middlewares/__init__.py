@@ -13,6 +13,7 @@ from .._types import Handler, HandlerResult, Middleware, Next, Request
 from .content_type import wrap_content_type
 from .cookies import wrap_cookies
 from .cors import wrap_cors
+from .csrf import wrap_csrf
 from .gzip import wrap_gzip
 from .json import wrap_json
 from .parameters import wrap_parameters
@@ -26,6 +27,7 @@ __all__ = [
     "wrap_content_type",
     "wrap_cookies",
     "wrap_cors",
+    "wrap_csrf",
     "wrap_gzip",
     "wrap_json",
     "wrap_parameters",
