@@ -17,6 +17,7 @@ import anyio
 from ._errors import WSDisconnect
 from ._pages import html, redirect
 from ._types import Response, Scope, WSAccept, WSClose, WSSend
+from .sse import sse
 
 __all__ = [
     "WSDisconnect",
@@ -27,6 +28,7 @@ __all__ = [
     "respond400",
     "respond404",
     "respond_not_modified",
+    "sse",
     "standard_disconnect",
     "text",
     "ws_accept",
