@@ -18,7 +18,7 @@ import anyio
 import httpx
 import pytest
 
-from examples import embedding, hello, rest, static_site, websocket_patterns
+from examples import embedding, hello, live_feed, rest, static_site, websocket_patterns
 from shallot.testing import TestClient, WebSocketClosed
 
 from .integration.server import REPO_ROOT, HypercornServer
@@ -163,6 +163,40 @@ async def test_static_site_api_route_and_what_is_not_a_file() -> None:
             assert (await client.post("/index.html")).status_code == 404
 
 
+# -- live_feed ----------------------------------------------------------------------------------
+# Its /events stream never ends: tests/integration/test_live_feed_over_hypercorn.py reads it.
+
+
+async def test_live_feed_signs_in_posts_and_signs_out_with_a_session() -> None:
+    with anyio.fail_after(2):
+        async with TestClient(live_feed.app) as client:
+            page = await client.get("/")
+            assert 'action="/login"' in page.text
+            assert (await client.post("/say", data={"text": "hi"})).status_code == 403
+            signed_in = await client.post("/login", data={"name": "Ada <3"})
+            assert (signed_in.status_code, signed_in.headers["location"]) == (303, "/")
+            assert "HttpOnly" in signed_in.headers["set-cookie"]
+            page = await client.get("/")
+            assert "Signed in as <b>Ada &lt;3</b>" in page.text
+            assert 'new EventSource("/events")' in page.text
+            said = await client.post("/say", data={"text": "hello"})
+            assert (said.status_code, said.headers["location"]) == (303, "/")
+            assert "set-cookie" not in said.headers  # the session did not change
+            assert (await client.post("/login", data={"name": " "})).status_code == 400
+            out = await client.post("/logout", follow_redirects=True)
+            assert 'action="/login"' in out.text
+
+
+async def test_live_feed_refuses_forms_posted_from_other_sites() -> None:
+    with anyio.fail_after(2):
+        async with TestClient(live_feed.app) as client:
+            forged = await client.post(
+                "/login", data={"name": "x"}, headers={"sec-fetch-site": "cross-site"}
+            )
+            assert forged.status_code == 403
+            assert "set-cookie" not in forged.headers
+
+
 # -- websocket_patterns -------------------------------------------------------------------------
 
 
@@ -282,7 +316,7 @@ async def test_embedding_runs_app_and_worker_in_one_group_and_stops_both(
 
 # -- the scripts, as a user runs them ----------------------------------------------------------
 
-EXAMPLES = ["hello", "rest", "static_site", "websocket_patterns", "embedding"]
+EXAMPLES = ["hello", "rest", "static_site", "websocket_patterns", "embedding", "live_feed"]
 
 
 @pytest.mark.slow
