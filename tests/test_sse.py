@@ -17,6 +17,8 @@ from shallot.response import sse
 from shallot.sse import format_event, last_event_id
 from shallot.testing import TestClient
 
+from ._fakes import http_scope
+
 
 @pytest.mark.parametrize(
     ("event", "wire"),
@@ -105,23 +107,9 @@ class Peer:
         self.to_app_tx, self.to_app_rx = anyio.create_memory_object_stream[Message](10)
         self.from_app_tx, self.from_app_rx = anyio.create_memory_object_stream[Message](100)
 
-    async def run(self, app: ASGIApp, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.4"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": "/",
-            "raw_path": b"/",
-            "query_string": b"",
-            "root_path": "",
-            "headers": headers or [(b"host", b"testserver")],
-            "client": ("127.0.0.1", 5000),
-            "server": ("testserver", 80),
-        }
+    async def run(self, app: ASGIApp) -> None:
         with self.from_app_tx:
-            await app(scope, self.to_app_rx.receive, self.from_app_tx.send)
+            await app(http_scope(), self.to_app_rx.receive, self.from_app_tx.send)
 
     def __enter__(self) -> Peer:
         return self

@@ -18,6 +18,8 @@ from shallot.middlewares import apply_middleware, wrap_static
 from shallot.middlewares._static_files import safe_segments
 from shallot.testing import TestClient
 
+from .._fakes import http_scope
+
 SECRET = b"TOP-SECRET-outside-the-folder"
 SIBLING_SECRET = b"TOP-SECRET-in-a-sibling-folder"
 HELLO = b"hello, world\n"
@@ -78,20 +80,7 @@ def get(path: str, **headers: str) -> Request:
 
 async def asgi_get(app: ASGIApp, path: str) -> tuple[int, bytes]:
     """Sends a GET with ``path`` exactly as a server would deliver it (decoded once)."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode("utf-8", "surrogatepass"),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"testserver")],
-        "client": ("127.0.0.1", 5000),
-        "server": ("testserver", 80),
-    }
+    scope = http_scope(path)
     sent: list[Message] = []
     done = anyio.Event()
     requested = False
