@@ -5,6 +5,7 @@ site, served by the examples as users run them."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import cast
@@ -36,7 +37,8 @@ async def site_server(worker_class: str) -> AsyncIterator[HypercornServer]:
 
 
 async def next_event(lines: AsyncIterator[str]) -> dict[str, str]:
-    """Reads the next event (comments skipped) from an event stream's lines."""
+    """Reads the next event from an event stream's lines, as a browser does: comments
+    skipped, ``data`` lines joined."""
     fields: dict[str, str] = {}
     async for line in lines:
         if line == "":
@@ -46,6 +48,8 @@ async def next_event(lines: AsyncIterator[str]) -> dict[str, str]:
         if line.startswith(":"):
             continue
         name, _, value = line.partition(": ")
+        if name == "data" and "data" in fields:  # data lines join with newlines
+            value = fields["data"] + "\n" + value
         fields[name] = value
     raise AssertionError("the event stream ended")
 
@@ -130,3 +134,27 @@ async def test_the_static_site_over_hypercorn(site_server: HypercornServer) -> N
             assert absurd.status_code == 200
             assert "static site" in absurd.text
     assert "Traceback" not in site_server.logs
+
+
+async def test_server_sent_events_keep_alive_and_stop_when_the_client_leaves(
+    core_server: HypercornServer,
+) -> None:
+    stream_id = uuid.uuid4().hex
+    async with httpx.AsyncClient(base_url=core_server.url, timeout=10) as client:
+        with anyio.fail_after(10):
+            async with client.stream("GET", f"/sse/{stream_id}") as response:
+                assert response.headers["content-type"] == "text/event-stream"
+                lines = cast(AsyncGenerator[str, None], response.aiter_lines())
+                async with aclosing(lines):
+                    assert await next_event(lines) == {
+                        "event": "hello",
+                        "data": "first\nsecond",
+                        "id": "1",
+                    }
+                    seen = [await anext(lines) for _ in range(4)]
+                    assert seen.count(": keep-alive") == 2  # each comment, then its blank line
+                    state = await client.get(f"/stream-state/{stream_id}")
+                    assert state.json() == {"state": "running"}
+            # the connection is closed: the events' finally must run on the server
+            closed = await client.get(f"/stream-closed/{stream_id}")
+            assert closed.json() == {"state": "closed"}
