@@ -100,8 +100,9 @@ class EventStream:
     def __init__(self, events: AsyncIterable[Event], keepalive: float | None) -> None:
         self._events = events
         self._keepalive = math.inf if keepalive is None else keepalive
-        self._opened: Any = None
-        self._error: Exception | None = None
+        self._used = False
+        self._entered: list[Any] = []  # the context manager of each entry, None for a refused one
+        self._error: Exception | None = None  # what the events raised, until the reader raises it
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._plain()
@@ -116,10 +117,13 @@ class EventStream:
             await _close(iterator)
 
     async def __aenter__(self) -> AsyncIterator[bytes]:
-        if self._opened is not None:
-            raise RuntimeError("an EventStream is sent once")
-        self._opened = self._open()
-        result: AsyncIterator[bytes] = await self._opened.__aenter__()
+        if self._used:  # the events can be read once: fail this response, not the server
+            self._entered.append(None)
+            return _fail(RuntimeError("an sse() response was sent twice; make one per request"))
+        self._used = True
+        opened = self._open()
+        result: AsyncIterator[bytes] = await opened.__aenter__()
+        self._entered.append(opened)
         return result
 
     async def __aexit__(
@@ -128,7 +132,10 @@ class EventStream:
         error: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
-        result: bool | None = await self._opened.__aexit__(kind, error, tb)
+        opened = self._entered.pop()
+        if opened is None:
+            return None
+        result: bool | None = await opened.__aexit__(kind, error, tb)
         return result
 
     @asynccontextmanager
@@ -141,6 +148,9 @@ class EventStream:
                 yield self._read(receive)
             finally:
                 tg.cancel_scope.cancel()  # the response is over: stop reading events
+        if self._error is not None:  # raised after the reader had stopped: say it here
+            error, self._error = self._error, None
+            logger.error("the events of an sse() response failed", exc_info=error)
 
     async def _produce(self, send: MemoryObjectSendStream[bytes]) -> None:
         with send:  # closing it tells the reader the events have ended
@@ -165,14 +175,24 @@ class EventStream:
                         break
                 yield chunk
         if self._error is not None:
-            raise self._error
+            error, self._error = self._error, None
+            raise error
+
+
+async def _fail(error: Exception) -> AsyncIterator[bytes]:
+    raise error
+    yield b""  # pragma: no cover - makes this an async generator
 
 
 async def _close(iterator: Any) -> None:
     aclose = getattr(iterator, "aclose", None)
-    if aclose is not None:
-        with anyio.CancelScope(shield=True), anyio.move_on_after(_CLEANUP_TIMEOUT):
+    if aclose is None:
+        return
+    with anyio.CancelScope(shield=True), anyio.move_on_after(_CLEANUP_TIMEOUT):
+        try:
             await aclose()
+        except Exception:  # its finally failed: log it here, the response is over anyway
+            logger.exception("closing the events of an sse() response failed")
 
 
 def sse(

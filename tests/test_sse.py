@@ -209,3 +209,49 @@ async def test_a_head_request_gets_the_headers_and_no_events() -> None:
     assert response.headers["content-type"] == "text/event-stream"
     assert response.content == b""
     assert started is False
+
+
+async def test_one_response_sent_twice_is_a_500_the_second_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="shallot")
+
+    async def events() -> AsyncIterator[str]:
+        yield "once"
+
+    cached = sse(events())
+
+    async def handler(request: Request) -> Response:
+        return cached
+
+    async with TestClient(build_server(handler)) as client:
+        first = await client.get("/")
+        second = await client.get("/")
+    assert first.text == ":\n\ndata: once\n\n"
+    assert second.status_code == 500
+    assert any("sent twice" in (record.exc_text or "") for record in caplog.records)
+
+
+async def test_events_whose_cleanup_fails_are_logged_and_the_server_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="shallot")
+
+    async def handler(request: Request) -> Response:
+        async def events() -> AsyncIterator[str]:
+            try:
+                yield "one"
+                await anyio.sleep_forever()
+            finally:
+                raise OSError("cleanup broke")
+
+        return sse(events())
+
+    with Peer() as peer, anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(peer.run, build_server(handler))
+            assert (await peer.from_app_rx.receive())["status"] == 200
+            assert await peer.next_body() == b":\n\n"
+            assert await peer.next_body() == b"data: one\n\n"
+            await peer.to_app_tx.send({"type": "http.disconnect"})
+    assert any("cleanup broke" in (record.exc_text or "") for record in caplog.records)
