@@ -176,12 +176,13 @@ def wrap_static(
         segments = safe_segments(path)
         if segments is None:
             return None
-        found = await find_file(real_folder, segments)
-        if found is None:
-            return None
-        real, info = found
-        if stat.S_ISREG(info.st_mode):
-            return respond(request, segments[-1], real, info) if segments else None
+        if segments:  # no segments: the folder itself, a directory (checked at startup)
+            found = await find_file(real_folder, segments)
+            if found is None:
+                return None
+            real, info = found
+            if stat.S_ISREG(info.st_mode):
+                return respond(request, segments[-1], real, info)
         if index is None:
             return None
         found = await find_file(real_folder, [*segments, index])
