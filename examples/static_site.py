@@ -1,10 +1,12 @@
-"""Static files with caching: ``examples/static/`` served with validators, 304s and gzip.
+"""A static site: ``examples/static/`` as the pages, ``examples/assets/`` under ``/assets``.
 
-``wrap_static`` answers GET and HEAD for the files in the folder with an ``etag`` and a
-``last-modified`` header, and ``304 Not Modified`` when the browser's copy is current. Two
-small middlewares written here show how to add to that: ``wrap_index`` serves
-``index.html`` for a path ending in ``/``, and ``wrap_cache_control`` tells browsers how long
-they may keep each kind of file. ``wrap_gzip`` compresses what is worth compressing. One API
+``wrap_static`` answers GET and HEAD for the files in a folder with an ``etag`` and a
+``last-modified`` header, and ``304 Not Modified`` when the browser's copy is current. A folder
+is answered with its ``index.html`` (``/`` and ``/docs/``), and ``/docs`` is redirected to
+``/docs/``. The pages get ``cache-control: no-cache`` (revalidate each time, which costs a
+``304`` without a body while they are unchanged). The assets are mounted under the URL prefix
+``/assets``; the stylesheet's name carries a hash of its content, so with ``fingerprinted=True``
+browsers may keep it for a year. ``wrap_gzip`` compresses what is worth compressing. One API
 route (``/api/time``) shows that routes and files live side by side.
 
 Run it with ``python examples/static_site.py`` (``trio`` as argument for trio) or
@@ -16,7 +18,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -28,40 +29,8 @@ from shallot.response import json
 
 Request = dict[str, Any]
 Response = dict[str, Any]
-Next = Callable[[Any, Request], Awaitable[Any]]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def wrap_index(next_middleware: Next) -> Next:
-    """Serves ``index.html`` for a path that ends in ``/``: ``GET /`` reads ``/index.html``."""
-
-    async def add_index(handler: Any, request: Request) -> Any:
-        if request["path"].endswith("/"):
-            request = {**request, "path": request["path"] + "index.html"}
-        return await next_middleware(handler, request)
-
-    return add_index
-
-
-def wrap_cache_control(next_middleware: Next) -> Next:
-    """Lets browsers keep stylesheets and scripts for an hour without asking; pages must be
-    revalidated each time, which costs a ``304`` without a body while they are unchanged."""
-
-    async def add_cache_control(handler: Any, request: Request) -> Any:
-        response = await next_middleware(handler, request)
-        if not isinstance(response, dict) or response["status"] not in (200, 304):
-            return response  # a websocket takeover, or an error: nothing to cache
-        path = request["path"]
-        policy = "public, max-age=3600" if path.endswith((".css", ".js")) else "no-cache"
-        headers = response.get("headers") or {}
-        if isinstance(headers, dict):
-            headers = {**headers, "cache-control": policy}
-        else:  # headers may also be a list of (name, value) pairs
-            headers = [*headers, ("cache-control", policy)]
-        return {**response, "headers": headers}
-
-    return add_cache_control
 
 
 async def now(request: Request) -> Response:
@@ -71,9 +40,9 @@ async def now(request: Request) -> Response:
 app = build_server(
     apply_middleware(
         wrap_gzip(),  # outermost: compresses the files and the API's answers alike
-        wrap_cache_control,
-        wrap_index,
-        wrap_static("static", root_path=HERE),  # files first: no routing needed for them
+        # files first: no routing needed for them
+        wrap_static("static", root_path=HERE, cache_control="no-cache"),
+        wrap_static(os.path.join(HERE, "assets"), prefix="/assets", fingerprinted=True),
         wrap_routes([("/api/time", ["GET"], now)]),
     )(standard_not_found)
 )

@@ -189,13 +189,19 @@ async def send_stream(
     gets a 500; the disconnect watcher runs from the start, so a stream that waits long for its
     first chunk is stopped too. Each send is bounded by the response timeout, never the
     stream's whole life. Whatever happens, the stream is closed (its ``finally`` runs) before
-    this returns.
+    this returns. A stream that is also an async context manager (``shallot.sse``) is entered
+    around the sending, so the tasks it runs end with the response.
 
     The final message is sent after the watcher has stopped: in it the server ends the
     response, and may close the connection (``Connection: close``, HTTP/1.0) or make it idle,
     which reports a disconnect to ``receive``. Cancelled by the watcher in the middle of that,
     hypercorn's trio worker left the connection open for good (issue 13).
     """
+    if not head and hasattr(stream, "__aenter__"):
+        opener: Any = stream
+        async with opener as opened:
+            await send_stream(send, receive, status, headers, opened, head, limits, handler)
+        return
     iterator = stream.__aiter__()
     final: Message | None = None
     try:

@@ -16,16 +16,21 @@ from typing import Any
 import anyio
 
 from ._errors import WSDisconnect
+from ._pages import html, redirect
 from ._types import Response, Scope, WSAccept, WSClose, WSSend
 from ._ws_messages import check_close
+from .sse import sse
 
 __all__ = [
     "WSDisconnect",
     "filestream",
+    "html",
     "json",
+    "redirect",
     "respond400",
     "respond404",
     "respond_not_modified",
+    "sse",
     "standard_disconnect",
     "text",
     "ws_accept",
@@ -119,14 +124,16 @@ def filestream(
     status: int = 200,
 ) -> Response:
     """Returns a response that streams the file at ``path`` in chunks of ``chunk_size`` bytes,
-    read with anyio's file I/O. A file that cannot be opened gives a 500 when sent."""
+    read with anyio's file I/O, and an empty ``body`` (the stream is what is sent). A file that
+    cannot be opened gives a 500 when sent."""
 
     async def chunks() -> AsyncIterator[bytes]:
         async with await anyio.open_file(path, "rb") as file:
             while chunk := await file.read(chunk_size):
                 yield chunk
 
-    return {"status": status, "headers": dict(headers or {}), "stream": chunks()}
+    # "body" beside "stream", as shallot 2.0 gave it: 2.0 code reads it (issue 13)
+    return {"status": status, "headers": dict(headers or {}), "stream": chunks(), "body": b""}
 
 
 def respond404(message: str = "Not Found") -> Response:

@@ -1,4 +1,4 @@
-"""A fake ASGI websocket peer: two memory streams standing in for the server."""
+"""A fake ASGI websocket peer: two memory streams standing in for the server; ASGI scopes."""
 
 from __future__ import annotations
 
@@ -9,6 +9,24 @@ from typing import Any
 import anyio
 
 from shallot._types import ASGIApp, Message
+
+
+def http_scope(path: str = "/", method: str = "GET") -> dict[str, Any]:
+    """An HTTP scope as a server sends it, ``path`` decoded once (its raw form kept)."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode("utf-8", "surrogatepass"),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
 
 
 def websocket_scope(

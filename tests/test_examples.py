@@ -21,7 +21,7 @@ import anyio
 import httpx
 import pytest
 
-from examples import embedding, hello, rest, static_site, uploads, websocket_patterns
+from examples import embedding, hello, live_feed, rest, static_site, uploads, websocket_patterns
 from shallot.testing import TestClient, WebSocketClosed
 
 from .integration.server import REPO_ROOT, HypercornServer
@@ -128,19 +128,33 @@ async def test_static_site_serves_index_with_validators_and_answers_304() -> Non
             assert since.status_code == 304
 
 
-async def test_static_site_gzips_and_caches_the_stylesheet() -> None:
+async def test_static_site_gzips_and_caches_the_fingerprinted_stylesheet() -> None:
     with anyio.fail_after(2):
         async with TestClient(static_site.app) as client:
-            css = await client.get("/style.css", headers={"accept-encoding": "gzip"})
+            css = await client.get(
+                "/assets/style.8d3f2a61.css", headers={"accept-encoding": "gzip"}
+            )
             assert css.status_code == 200
             assert css.headers["content-encoding"] == "gzip"
-            assert css.headers["cache-control"] == "public, max-age=3600"
+            assert css.headers["cache-control"] == "public, max-age=31536000, immutable"
             assert css.headers["etag"].startswith('W/"')  # gzip makes the etag weak
             assert "--accent" in css.text  # httpx decompressed it
-            script = await client.get("/app.js")
+            script = await client.get("/assets/app.js")
             assert "content-encoding" not in script.headers  # too small to be worth it
+            assert "cache-control" not in script.headers  # no hash in its name
             # .js is text/javascript or application/javascript, as Python's mimetypes has it
             assert "javascript" in script.headers["content-type"]
+            assert (await client.get("/style.8d3f2a61.css")).status_code == 404  # not mounted
+
+
+async def test_static_site_redirects_a_folder_to_its_index_page() -> None:
+    with anyio.fail_after(2):
+        async with TestClient(static_site.app) as client:
+            moved = await client.get("/docs")
+            assert (moved.status_code, moved.headers["location"]) == (301, "/docs/")
+            page = await client.get("/docs", follow_redirects=True)
+            assert "<h1>Docs</h1>" in page.text
+            assert page.headers["cache-control"] == "no-cache"
 
 
 async def test_static_site_api_route_and_what_is_not_a_file() -> None:
@@ -150,6 +164,40 @@ async def test_static_site_api_route_and_what_is_not_a_file() -> None:
             assert (await client.get("/nothing.html")).status_code == 404
             assert (await client.get("/../rest.py")).status_code == 404
             assert (await client.post("/index.html")).status_code == 404
+
+
+# -- live_feed ----------------------------------------------------------------------------------
+# Its /events stream never ends: tests/integration/test_live_feed_over_hypercorn.py reads it.
+
+
+async def test_live_feed_signs_in_posts_and_signs_out_with_a_session() -> None:
+    with anyio.fail_after(2):
+        async with TestClient(live_feed.app) as client:
+            page = await client.get("/")
+            assert 'action="/login"' in page.text
+            assert (await client.post("/say", data={"text": "hi"})).status_code == 403
+            signed_in = await client.post("/login", data={"name": "Ada <3"})
+            assert (signed_in.status_code, signed_in.headers["location"]) == (303, "/")
+            assert "HttpOnly" in signed_in.headers["set-cookie"]
+            page = await client.get("/")
+            assert "Signed in as <b>Ada &lt;3</b>" in page.text
+            assert 'new EventSource("/events")' in page.text
+            said = await client.post("/say", data={"text": "hello"})
+            assert (said.status_code, said.headers["location"]) == (303, "/")
+            assert "set-cookie" not in said.headers  # the session did not change
+            assert (await client.post("/login", data={"name": " "})).status_code == 400
+            out = await client.post("/logout", follow_redirects=True)
+            assert 'action="/login"' in out.text
+
+
+async def test_live_feed_refuses_forms_posted_from_other_sites() -> None:
+    with anyio.fail_after(2):
+        async with TestClient(live_feed.app) as client:
+            forged = await client.post(
+                "/login", data={"name": "x"}, headers={"sec-fetch-site": "cross-site"}
+            )
+            assert forged.status_code == 403
+            assert "set-cookie" not in forged.headers
 
 
 # -- websocket_patterns -------------------------------------------------------------------------
@@ -344,7 +392,15 @@ async def test_embedding_runs_app_and_worker_in_one_group_and_stops_both(
 
 # -- the scripts, as a user runs them ----------------------------------------------------------
 
-EXAMPLES = ["hello", "rest", "static_site", "websocket_patterns", "embedding", "uploads"]
+EXAMPLES = [
+    "hello",
+    "rest",
+    "static_site",
+    "websocket_patterns",
+    "embedding",
+    "uploads",
+    "live_feed",
+]
 
 
 @pytest.mark.slow

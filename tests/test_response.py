@@ -319,3 +319,12 @@ async def test_standard_not_found_is_a_plain_404_over_http() -> None:
     async with TestClient(build_server(standard_not_found)) as client:
         response = await client.get("/anything")
     assert (response.status_code, response.text) == (404, "Not Found")
+
+
+async def test_filestream_carries_an_empty_body_beside_its_stream(tmp_path: Path) -> None:
+    # shallot 2.0's filestream set both keys; 2.0 middlewares read response["body"] (issue 13)
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"abc")
+    response = filestream(path)
+    assert response["body"] == b""
+    assert await collect(response) == b"abc"

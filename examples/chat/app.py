@@ -91,22 +91,12 @@ async def room(scope: dict[str, Any], receiver: Receiver, name: str) -> AsyncIte
                 yield ws_send(message)
 
 
-def _index(next_middleware: Any) -> Any:
-    """Serves the page for ``/`` too."""
-
-    async def index(handler: Any, request: dict[str, Any]) -> Any:
-        if request["path"] == "/":
-            request = {**request, "path": "/index.html"}
-        return await next_middleware(handler, request)
-
-    return index
-
-
 routes = [("/rooms/{name}", ["WS"], room)]
 
 app = build_server(
-    apply_middleware(
-        _index, wrap_static("", root_path=STATIC), wrap_parameters(), wrap_routes(routes)
-    )(standard_not_found),
+    # wrap_static answers "/" with static/index.html
+    apply_middleware(wrap_static(STATIC), wrap_parameters(), wrap_routes(routes))(
+        standard_not_found
+    ),
     lifespan=hub_lifespan(os.environ.get("SHALLOT_REDIS_URL") or None),
 )

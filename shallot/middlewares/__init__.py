@@ -14,23 +14,28 @@ from .._types import Handler, HandlerResult, Middleware, Next, Request
 from .content_type import wrap_content_type
 from .cookies import wrap_cookies
 from .cors import wrap_cors
+from .csrf import wrap_csrf
 from .gzip import wrap_gzip
 from .json import wrap_json
 from .multipart import wrap_multipart
 from .parameters import wrap_parameters
-from .routing import wrap_routes
+from .routing import Router, wrap_routes
+from .session import wrap_session
 from .static import wrap_static
 
 __all__ = [
+    "Router",
     "apply_middleware",
     "wrap_content_type",
     "wrap_cookies",
     "wrap_cors",
+    "wrap_csrf",
     "wrap_gzip",
     "wrap_json",
     "wrap_multipart",
     "wrap_parameters",
     "wrap_routes",
+    "wrap_session",
     "wrap_static",
 ]
 

@@ -87,3 +87,15 @@ def add_vary(headers: Headers, *names: str) -> NewHeaders:
             current.append(name)
             known.add(name.lower())
     return with_headers(headers, {"vary": ", ".join(current)})
+
+
+def append_header(headers: Headers, name: str, value: str) -> list[tuple[Any, Any]]:
+    """Returns a copy of ``headers`` as a list of pairs with ``(name, value)`` added last,
+    for a header that may repeat (``set-cookie``, RFC 6265 §3).
+
+    Returns:
+        A new list of pairs, whatever form ``headers`` had.
+    """
+    pairs = list(_items(headers))
+    pairs.append((name, value))
+    return pairs

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from .._body import any_streams_body, streams_body_of
 from .._failures import blame
 from .._types import Handler, HandlerResult, Middleware, Next, Request
+from ._reverse import RouteNames
 
 __all__ = ["HTTP_METHODS", "RouteMatch", "Router", "wrap_routes"]
 
@@ -71,7 +72,7 @@ class Router:
             method. Each message names the entry.
     """
 
-    __slots__ = ("_root", "_static")
+    __slots__ = ("_names", "_root", "_static")
 
     def __init__(self, routes: Iterable[Any]) -> None:
         if isinstance(routes, (str, bytes, dict)) or not isinstance(routes, Iterable):
@@ -82,9 +83,12 @@ class Router:
         static_nodes: dict[str, _Node] = {}
         owners: dict[tuple[int, str], str] = {}  # (id of end node, method) -> entry text
         ends: list[_Node] = []
+        named: list[tuple[str, str]] = []  # (route name, pattern), for url_for
         for index, entry in enumerate(routes):
             name = f"route #{index} {entry!r}"
-            pattern, methods, handler = _check_entry(name, entry)
+            pattern, methods, handler, route_name = _check_entry(name, entry)
+            if route_name is not None:
+                named.append((route_name, pattern))
             node = self._root
             is_static = True
             for segment in _pattern_segments(name, pattern):
@@ -119,6 +123,17 @@ class Router:
                 method: RouteMatch(handler, (), pattern)
                 for method, (handler, pattern) in node.methods.items()
             }
+        self._names = RouteNames(named)
+
+    def url_for(self, name: str, /, **params: object) -> str:
+        """Returns the path of the route called ``name`` (the fourth member of its entry),
+        with its ``{param}`` segments filled from ``params``; see ``RouteNames.url_for``.
+
+        Raises:
+            LookupError: no route is called ``name``.
+            ValueError: ``params`` lacks a parameter of the path or has one it does not.
+        """
+        return self._names.url_for(name, **params)
 
     def lookup(self, method: str, path: str) -> RouteMatch | None:
         """Returns the route for ``method`` and ``path``, or None when there is none.
@@ -218,10 +233,20 @@ def _collect(node: _Node, segments: list[str], depth: int, ends: list[_Node]) ->
         _collect(node.param, segments, depth + 1, ends)
 
 
-def _check_entry(name: str, entry: Any) -> tuple[str, list[str], Handler]:
-    if isinstance(entry, (str, bytes)) or not isinstance(entry, (tuple, list)) or len(entry) != 3:
-        raise TypeError(f"{name}: an entry must be a (path, methods, handler) triple")
-    pattern, methods, handler = entry
+def _check_entry(name: str, entry: Any) -> tuple[str, list[str], Handler, str | None]:
+    if (
+        isinstance(entry, (str, bytes))
+        or not isinstance(entry, (tuple, list))
+        or len(entry) not in (3, 4)
+    ):
+        raise TypeError(
+            f"{name}: an entry must be a (path, methods, handler) triple, or "
+            "(path, methods, handler, name) for a named route"
+        )
+    pattern, methods, handler = entry[:3]
+    route_name = entry[3] if len(entry) == 4 else None
+    if route_name is not None and (not isinstance(route_name, str) or not route_name):
+        raise TypeError(f"{name}: a route name must be a non-empty str, not {route_name!r}")
     if not isinstance(pattern, str):
         raise TypeError(f"{name}: the path must be a str, not {type(pattern).__name__}")
     if isinstance(methods, (str, bytes)) or not isinstance(methods, Iterable):
@@ -238,7 +263,7 @@ def _check_entry(name: str, entry: Any) -> tuple[str, list[str], Handler]:
         raise ValueError(f"{name}: the method list is empty")
     if not callable(handler):
         raise TypeError(f"{name}: the handler {handler!r} is not callable")
-    return pattern, checked, handler
+    return pattern, checked, handler, route_name
 
 
 def _pattern_segments(name: str, pattern: str) -> list[str | None]:
@@ -287,21 +312,24 @@ class _Bound:
         return self.handler(request, *self.args)
 
 
-def wrap_routes(routes: Iterable[Any]) -> Middleware:
+def wrap_routes(routes: Iterable[Any] | Router) -> Middleware:
     """Returns a middleware that routes requests by path and method.
 
-    ``routes`` is a list of ``(path, methods, handler)``: ``path`` starts with ``/`` and each
+    ``routes`` is a list of ``(path, methods, handler)``, or a ``Router`` built from one:
+    ``path`` starts with ``/`` and each
     ``{name}`` segment in it becomes a positional string argument of
     ``handler(request, *args)``; ``methods`` lists HTTP verbs, ``"WS"`` for websockets. A
     match sets ``request["route"]`` to its pattern. A path routed under other methods only goes
     on to the default handler with ``request["allowed_methods"]`` set; anything else goes on
-    to it unchanged.
+    to it unchanged. An entry may name its route with a fourth member,
+    ``(path, methods, handler, name)``: build the ``Router`` yourself and its ``url_for(name,
+    **params)`` gives the route's path.
 
     Raises:
         TypeError: an entry or a part of it has the wrong type (see ``Router``).
         ValueError: an entry is malformed or repeats a path and method (see ``Router``).
     """
-    router = Router(routes)
+    router = routes if isinstance(routes, Router) else Router(routes)
     static, walk = router._static, router._walk
 
     def middleware(next_middleware: Next) -> Next:

@@ -1,9 +1,10 @@
 """Apps the integration tests serve with hypercorn ("tests.integration.apps:<name>").
 
-``core_app`` is what a new user writes from the README: text, JSON, a stream, an error.
-Its endless streams report on ``/stream-state/<id>``, and ``/stream-closed/<id>`` answers
-once the stream's ``finally`` has run (events kept in the lifespan config, not module state),
-which lets a test see, without polling, that an abandoned stream was closed.
+``core_app`` is what a new user writes from the README: text, JSON, a stream, server-sent
+events, an error. Its endless streams report on ``/stream-state/<id>``, and
+``/stream-closed/<id>`` answers once the stream's ``finally`` has run (events kept in the
+lifespan config, not module state), which lets a test see, without polling, that an abandoned
+stream was closed.
 ``limits_app`` has small limits, so that slow and oversized bodies can be tried quickly.
 """
 
@@ -17,7 +18,7 @@ import anyio
 
 from shallot import build_server
 from shallot._types import Request, Response, Scope
-from shallot.response import json, respond404, text
+from shallot.response import json, respond404, sse, text
 
 #: The limits of ``limits_app``.
 BODY_TIMEOUT = 0.5
@@ -50,6 +51,14 @@ async def _ticker(closed: anyio.Event) -> AsyncIterator[bytes]:
         closed.set()
 
 
+async def _quiet_events(closed: anyio.Event) -> AsyncIterator[dict[str, str]]:
+    try:
+        yield {"event": "hello", "data": "first\nsecond", "id": "1"}
+        await anyio.sleep_forever()
+    finally:
+        closed.set()
+
+
 async def core(request: Request) -> Response:
     path: str = request["path"]
     streams: dict[str, anyio.Event] = request["config"]["streams"]
@@ -60,6 +69,9 @@ async def core(request: Request) -> Response:
     if path.startswith("/stream/"):  # an endless stream
         closed = _closed_event(streams, path.removeprefix("/stream/"))
         return {"status": 200, "headers": {"content-type": "text/plain"}, "stream": _ticker(closed)}
+    if path.startswith("/sse/"):  # one event, then quiet (keep-alives) until the client leaves
+        closed = _closed_event(streams, path.removeprefix("/sse/"))
+        return sse(_quiet_events(closed), keepalive=0.05)
     if path.startswith("/stream-state/"):  # "closed" once the stream's finally ran
         closed = _closed_event(streams, path.removeprefix("/stream-state/"))
         return json({"state": "closed" if closed.is_set() else "running"})

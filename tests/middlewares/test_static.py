@@ -15,8 +15,10 @@ from hypothesis import strategies as st
 from shallot import build_server
 from shallot._types import ASGIApp, Handler, HandlerResult, Message, Request, Response
 from shallot.middlewares import apply_middleware, wrap_static
-from shallot.middlewares.static import _safe_segments
+from shallot.middlewares._static_files import safe_segments
 from shallot.testing import TestClient
+
+from .._fakes import http_scope
 
 SECRET = b"TOP-SECRET-outside-the-folder"
 SIBLING_SECRET = b"TOP-SECRET-in-a-sibling-folder"
@@ -78,20 +80,7 @@ def get(path: str, **headers: str) -> Request:
 
 async def asgi_get(app: ASGIApp, path: str) -> tuple[int, bytes]:
     """Sends a GET with ``path`` exactly as a server would deliver it (decoded once)."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode("utf-8", "surrogatepass"),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"testserver")],
-        "client": ("127.0.0.1", 5000),
-        "server": ("testserver", 80),
-    }
+    scope = http_scope(path)
     sent: list[Message] = []
     done = anyio.Event()
     requested = False
@@ -152,13 +141,6 @@ async def test_nested_files_and_symlinks_inside_the_folder_are_served(root: Path
     assert (nested.status_code, nested.content) == (200, b"nested")
     assert (linked.status_code, linked.content) == (200, HELLO)
     assert (doubled.status_code, doubled.content) == (200, b"nested")
-
-
-async def test_a_leading_slash_in_folder_is_relative_to_root_path(root: Path) -> None:
-    app = build_server(apply_middleware(wrap_static("/public", str(root)))(fallback))
-    async with TestClient(app) as client:
-        response = await client.get("/hello.txt")
-    assert response.content == HELLO
 
 
 @pytest.mark.parametrize(
@@ -480,7 +462,7 @@ async def test_traversal_through_the_test_client(root: Path) -> None:
 
 @pytest.mark.parametrize("path", TRAVERSALS)
 def test_unsafe_paths_have_no_segments(path: str) -> None:
-    segments = _safe_segments(path)
+    segments = safe_segments(path)
     assert segments is None or all(
         ".." not in segment.split("/") and "\\" not in segment and "\x00" not in segment
         for segment in segments
@@ -503,8 +485,8 @@ def test_unsafe_paths_have_no_segments(path: str) -> None:
         (b"/bytes", None),
     ],
 )
-def test_safe_segments(path: Any, segments: list[str] | None) -> None:
-    assert _safe_segments(path) == segments
+def testsafe_segments(path: Any, segments: list[str] | None) -> None:
+    assert safe_segments(path) == segments
 
 
 PIECES = st.sampled_from(
@@ -539,3 +521,186 @@ async def test_generated_paths_never_leak_and_never_fail(root: Path, path: str) 
     assert status in (200, 404)
     assert SECRET not in body
     assert SIBLING_SECRET not in body
+
+
+# --- shallot 2.0 apps and absurd dates (issue 13)
+
+
+@pytest.mark.parametrize(
+    "since",
+    [
+        "Mon, 01 Jan 99999999999 00:00:00 GMT",  # OverflowError in the date parser
+        "Fri, 31 Dec 9999 23:59:59 -2359",  # past datetime's range once made UTC
+        "Thu, 01 Jan 1970 00:00:00 +9999",
+        "not a date at all",
+        "",
+    ],
+)
+async def test_absurd_if_modified_since_is_ignored_not_a_500(root: Path, since: str) -> None:
+    async with TestClient(app_for(root)) as client:
+        response = await client.get("/hello.txt", headers={"if-modified-since": since})
+    assert response.status_code == 200
+    assert response.content == HELLO
+
+
+async def test_an_absolute_folder_is_used_as_it_is(root: Path) -> None:
+    # shallot 2.0 joined the folder with os.path.join, so an absolute folder won over root_path
+    absolute = str(root / "public")
+    pile = apply_middleware(wrap_static(absolute, root_path="/nowhere/at/all"))(fallback)
+    assert await body_of(await pile(get("/hello.txt"))) == HELLO
+    assert await body_of(await apply_middleware(wrap_static(absolute))(fallback)(get("/x"))) == (
+        b"not a file"
+    )
+
+
+async def test_a_relative_folder_stays_relative_to_root_path(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pile = apply_middleware(wrap_static("public/sub", root_path=str(root)))(fallback)
+    assert await body_of(await pile(get("/nested.txt"))) == b"nested"
+    monkeypatch.chdir(root)
+    pile = apply_middleware(wrap_static("public"))(fallback)
+    assert await body_of(await pile(get("/hello.txt"))) == HELLO
+
+
+async def test_file_answers_carry_an_empty_body_beside_the_stream(root: Path) -> None:
+    # shallot 2.0 middlewares and apps read response["body"] of a file answer
+    response = await direct(root)(get("/hello.txt"))
+    assert isinstance(response, dict)
+    assert response["body"] == b""
+    assert await body_of({"status": 200, "stream": response["stream"]}) == HELLO
+    ranged = await direct(root)(get("/data.bin", range="bytes=0-9"))
+    assert isinstance(ranged, dict)
+    assert ranged["status"] == 206
+    assert ranged["body"] == b""
+    async with TestClient(app_for(root)) as client:  # and the stream is what goes out
+        assert (await client.get("/hello.txt")).content == HELLO
+
+
+# --- a static site: index files, folder redirects, a URL prefix, cache-control (issue 15)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    site = tmp_path_factory.mktemp("www")
+    (site / "index.html").write_bytes(b"<h1>home</h1>")
+    (site / "docs" / "guide").mkdir(parents=True)
+    (site / "docs" / "index.html").write_bytes(b"<h1>docs</h1>")
+    (site / "docs" / "guide" / "start.html").write_bytes(b"<h1>start</h1>")  # no index here
+    (site / "assets").mkdir()
+    (site / "assets" / "app.3f9a1c2b.js").write_bytes(b"let a = 1;")
+    (site / "assets" / "site-0a1b2c3d4e5f.css").write_bytes(b"body {}")
+    (site / "assets" / "facade-decade.css").write_bytes(b"p {}")  # words, not a hash
+    (site / "assets" / "plain.css").write_bytes(b"a {}")
+    return site
+
+
+def site_app(site: Path, **options: Any) -> ASGIApp:
+    return build_server(apply_middleware(wrap_static(str(site), **options))(fallback))
+
+
+async def test_a_folder_is_answered_with_its_index_file(site: Path) -> None:
+    async with TestClient(site_app(site)) as client:
+        home = await client.get("/")
+        docs = await client.get("/docs/")
+        head = await client.head("/docs/")
+        again = await client.get("/docs/", headers={"if-none-match": docs.headers["etag"]})
+    assert (home.status_code, home.content) == (200, b"<h1>home</h1>")
+    assert (docs.status_code, docs.content) == (200, b"<h1>docs</h1>")
+    assert docs.headers["content-type"] == "text/html; charset=utf-8"
+    assert (head.status_code, head.content, head.headers["etag"]) == (
+        200,
+        b"",
+        docs.headers["etag"],
+    )
+    assert again.status_code == 304
+
+
+async def test_a_folder_without_its_slash_is_redirected_to_it(site: Path) -> None:
+    async with TestClient(site_app(site)) as client:
+        moved = await client.get("/docs?lang=en")
+        followed = await client.get("/docs", follow_redirects=True)
+    assert moved.status_code == 301
+    assert moved.headers["location"] == "/docs/?lang=en"
+    assert moved.content == b""
+    assert followed.content == b"<h1>docs</h1>"
+
+
+async def test_the_redirect_keeps_root_path_and_encodes_the_path(tmp_path: Path) -> None:
+    (tmp_path / "café menu").mkdir()
+    (tmp_path / "café menu" / "index.html").write_bytes(b"menu")
+    pile = apply_middleware(wrap_static(str(tmp_path)))(fallback)
+    response = await pile({**get("/café menu"), "root_path": "/shop"})
+    assert isinstance(response, dict)
+    assert (response["status"], response["headers"]["location"]) == (
+        301,
+        "/shop/caf%C3%A9%20menu/",
+    )
+
+
+async def test_folders_without_an_index_and_index_none_go_on(site: Path) -> None:
+    async with TestClient(site_app(site)) as client:
+        assert (await client.get("/docs/guide/")).headers["x-fallback"] == "yes"
+        assert (await client.get("/docs/guide")).headers["x-fallback"] == "yes"
+    async with TestClient(site_app(site, index=None)) as client:
+        assert (await client.get("/")).headers["x-fallback"] == "yes"
+        assert (await client.get("/docs")).headers["x-fallback"] == "yes"
+        assert (await client.get("/docs/index.html")).content == b"<h1>docs</h1>"
+
+
+async def test_another_index_name(site: Path) -> None:
+    async with TestClient(site_app(site, index="start.html")) as client:
+        assert (await client.get("/docs/guide/")).content == b"<h1>start</h1>"
+        assert (await client.get("/docs/")).headers["x-fallback"] == "yes"
+
+
+async def test_a_prefix_mounts_the_folder_under_a_url_path(site: Path) -> None:
+    async with TestClient(site_app(site, prefix="/static/")) as client:
+        assert (await client.get("/static/assets/plain.css")).content == b"a {}"
+        assert (await client.get("/static/")).content == b"<h1>home</h1>"
+        root = await client.get("/static")
+        assert (root.status_code, root.headers["location"]) == (301, "/static/")
+        assert (await client.get("/static/docs/")).content == b"<h1>docs</h1>"
+        # outside the prefix, and paths that only share its first letters, go on
+        for path in ("/assets/plain.css", "/", "/staticx/assets/plain.css", "/stat"):
+            assert (await client.get(path)).headers["x-fallback"] == "yes", path
+        assert (await client.get("/static/../secret")).headers["x-fallback"] == "yes"
+
+
+async def test_cache_control_for_every_file_and_immutable_for_fingerprinted_ones(
+    site: Path,
+) -> None:
+    async with TestClient(site_app(site, cache_control="no-cache", fingerprinted=True)) as c:
+        hashed = await c.get("/assets/app.3f9a1c2b.js")
+        dashed = await c.get("/assets/site-0a1b2c3d4e5f.css")
+        words = await c.get("/assets/facade-decade.css")
+        page = await c.get("/")
+        not_modified = await c.get("/", headers={"if-none-match": page.headers["etag"]})
+    assert hashed.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert dashed.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert words.headers["cache-control"] == "no-cache"
+    assert page.headers["cache-control"] == "no-cache"
+    assert not_modified.headers["cache-control"] == "no-cache"
+    async with TestClient(site_app(site)) as client:  # nothing asked, nothing set
+        assert "cache-control" not in (await client.get("/assets/app.3f9a1c2b.js")).headers
+    async with TestClient(site_app(site, fingerprinted=r"\.v\d+\.|plain")) as client:
+        assert "immutable" in (await client.get("/assets/plain.css")).headers["cache-control"]
+        assert "cache-control" not in (await client.get("/assets/app.3f9a1c2b.js")).headers
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"prefix": "static"}, ValueError),
+        ({"prefix": 3}, ValueError),
+        ({"index": "a/b.html"}, ValueError),
+        ({"index": ".."}, ValueError),
+        ({"index": ""}, ValueError),
+        ({"cache_control": 3600}, TypeError),
+        ({"fingerprinted": 3}, TypeError),
+        ({"fingerprinted": "("}, ValueError),
+    ],
+)
+def test_site_options_are_checked_once(site: Path, options: dict[str, Any], error: type) -> None:
+    with pytest.raises(error):
+        wrap_static(str(site), **options)

@@ -1,0 +1,257 @@
+"""Server-sent events: the wire format, keep-alives, and a stream that ends with its client
+(issue 15)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import pytest
+
+from shallot import build_server
+from shallot._types import ASGIApp, Message, Request, Response
+from shallot.middlewares import apply_middleware, wrap_gzip
+from shallot.response import sse
+from shallot.sse import format_event, last_event_id
+from shallot.testing import TestClient
+
+from ._fakes import http_scope
+
+
+@pytest.mark.parametrize(
+    ("event", "wire"),
+    [
+        ("hello", b"data: hello\n\n"),
+        ("two\nlines\r\nand\rthree", b"data: two\ndata: lines\ndata: and\ndata: three\n\n"),
+        ("", b"data: \n\n"),
+        ({"data": {"a": [1, 2]}}, b'data: {"a":[1,2]}\n\n'),
+        (
+            {"event": "tick", "data": "1", "id": "7", "retry": 3000},
+            b"event: tick\ndata: 1\nid: 7\nretry: 3000\n\n",
+        ),
+        ({"id": ""}, b"id: \n\n"),  # resets the client's last event id
+        ({"comment": "just\nnoise"}, b": just\n: noise\n\n"),
+        ({"data": "caf\u00e9"}, "data: caf\u00e9\n\n".encode()),
+    ],
+)
+def test_format_event(event: Any, wire: bytes) -> None:
+    assert format_event(event) == wire
+
+
+@pytest.mark.parametrize(
+    ("event", "error"),
+    [
+        ({}, ValueError),
+        ({"date": "typo"}, ValueError),
+        ({"event": "a\nb"}, ValueError),
+        ({"id": "a\rb"}, ValueError),
+        ({"id": "a\x00b"}, ValueError),
+        ({"retry": -1}, ValueError),
+        ({"retry": "soon"}, ValueError),
+        ({"event": 3}, TypeError),
+        ({"comment": 3}, TypeError),
+        (b"bytes", TypeError),
+    ],
+)
+def test_format_event_refuses_what_cannot_be_sent(event: Any, error: type) -> None:
+    with pytest.raises(error):
+        format_event(event)
+
+
+def test_sse_checks_keepalive() -> None:
+    for keepalive in (0, -1, True, "15"):
+        with pytest.raises(ValueError, match="keepalive"):
+            sse(_none(), keepalive=keepalive)  # type: ignore[arg-type]
+
+
+async def _none() -> AsyncIterator[str]:
+    return
+    yield
+
+
+def test_last_event_id() -> None:
+    assert last_event_id({"headers": {"last-event-id": " 41 "}}) == "41"
+    assert last_event_id({"headers": {}}) is None
+    assert last_event_id({"headers": {"last-event-id": "a\x00"}}) is None
+
+
+async def test_a_finite_stream_is_sent_whole_with_its_headers() -> None:
+    async def handler(request: Request) -> Response:
+        start = int(last_event_id(request) or 0)
+
+        async def events() -> AsyncIterator[Any]:
+            for number in range(start + 1, start + 3):
+                yield {"event": "count", "data": str(number), "id": str(number)}
+
+        return sse(events())
+
+    async with TestClient(build_server(apply_middleware(wrap_gzip(minimum_size=0))(handler))) as c:
+        response = await c.get("/", headers={"last-event-id": "5", "accept-encoding": "gzip"})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/event-stream"
+    assert response.headers["cache-control"] == "no-cache"
+    assert response.headers["x-accel-buffering"] == "no"
+    assert "content-encoding" not in response.headers  # gzip would hold events back
+    assert "content-length" not in response.headers
+    assert response.text == (
+        ":\n\nevent: count\ndata: 6\nid: 6\n\nevent: count\ndata: 7\nid: 7\n\n"
+    )
+
+
+class Peer:
+    """One HTTP request to an app, its response read message by message."""
+
+    def __init__(self) -> None:
+        self.to_app_tx, self.to_app_rx = anyio.create_memory_object_stream[Message](10)
+        self.from_app_tx, self.from_app_rx = anyio.create_memory_object_stream[Message](100)
+
+    async def run(self, app: ASGIApp) -> None:
+        with self.from_app_tx:
+            await app(http_scope(), self.to_app_rx.receive, self.from_app_tx.send)
+
+    def __enter__(self) -> Peer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for stream in (self.to_app_tx, self.to_app_rx, self.from_app_tx, self.from_app_rx):
+            stream.close()
+
+    async def next_body(self) -> bytes:
+        message = await self.from_app_rx.receive()
+        assert message["type"] == "http.response.body"
+        assert message["more_body"] is True
+        return bytes(message["body"])
+
+
+async def test_keepalive_comments_while_quiet_and_the_events_end_when_the_client_leaves() -> None:
+    released = anyio.Event()
+    closed = anyio.Event()
+
+    async def handler(request: Request) -> Response:
+        async def events() -> AsyncIterator[str]:
+            try:
+                yield "first"
+                await released.wait()
+                yield "second"
+                await anyio.sleep_forever()  # quiet until the client leaves
+            finally:
+                closed.set()
+
+        return sse(events(), keepalive=0.01)
+
+    with Peer() as peer, anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(peer.run, build_server(handler))
+            start = await peer.from_app_rx.receive()
+            assert (start["type"], start["status"]) == ("http.response.start", 200)
+            assert await peer.next_body() == b":\n\n"
+            assert await peer.next_body() == b"data: first\n\n"
+            assert await peer.next_body() == b": keep-alive\n\n"
+            assert await peer.next_body() == b": keep-alive\n\n"
+            released.set()
+            while (body := await peer.next_body()) == b": keep-alive\n\n":
+                pass
+            assert body == b"data: second\n\n"
+            assert await peer.next_body() == b": keep-alive\n\n"
+            await peer.to_app_tx.send({"type": "http.request", "body": b"", "more_body": False})
+            await peer.to_app_tx.send({"type": "http.disconnect"})
+            await closed.wait()  # the events' finally ran
+        # the app returned: nothing is left running
+
+
+async def test_events_that_fail_cut_the_response_short(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR, logger="shallot")
+
+    async def handler(request: Request) -> Response:
+        async def events() -> AsyncIterator[str]:
+            yield "one"
+            raise RuntimeError("the feed broke")
+
+        return sse(events())
+
+    with Peer() as peer, anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(peer.run, build_server(handler))
+            assert (await peer.from_app_rx.receive())["status"] == 200
+            assert await peer.next_body() == b":\n\n"
+            assert await peer.next_body() == b"data: one\n\n"
+            rest = [message async for message in peer.from_app_rx]
+    assert rest == []  # no final empty body: the client sees a truncated response
+    assert any("failed mid-response" in record.getMessage() for record in caplog.records)
+    assert any("the feed broke" in (record.exc_text or "") for record in caplog.records)
+
+
+async def test_iterated_without_entering_it_gives_the_same_bytes_without_keepalives() -> None:
+    async def events() -> AsyncIterator[Any]:
+        yield "a"
+        yield {"event": "b", "data": "c"}
+
+    response = sse(events(), keepalive=0.001)
+    chunks = [chunk async for chunk in response["stream"]]
+    assert chunks == [b":\n\n", b"data: a\n\n", b"event: b\ndata: c\n\n"]
+
+
+async def test_a_head_request_gets_the_headers_and_no_events() -> None:
+    started = False
+
+    async def handler(request: Request) -> Response:
+        async def events() -> AsyncIterator[str]:
+            nonlocal started
+            started = True
+            yield "never sent"
+
+        return sse(events())
+
+    async with TestClient(build_server(handler)) as client:
+        response = await client.head("/")
+    assert response.headers["content-type"] == "text/event-stream"
+    assert response.content == b""
+    assert started is False
+
+
+async def test_one_response_sent_twice_is_a_500_the_second_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="shallot")
+
+    async def events() -> AsyncIterator[str]:
+        yield "once"
+
+    cached = sse(events())
+
+    async def handler(request: Request) -> Response:
+        return cached
+
+    async with TestClient(build_server(handler)) as client:
+        first = await client.get("/")
+        second = await client.get("/")
+    assert first.text == ":\n\ndata: once\n\n"
+    assert second.status_code == 500
+    assert any("sent twice" in (record.exc_text or "") for record in caplog.records)
+
+
+async def test_events_whose_cleanup_fails_are_logged_and_the_server_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="shallot")
+
+    async def handler(request: Request) -> Response:
+        async def events() -> AsyncIterator[str]:
+            try:
+                yield "one"
+                await anyio.sleep_forever()
+            finally:
+                raise OSError("cleanup broke")
+
+        return sse(events())
+
+    with Peer() as peer, anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(peer.run, build_server(handler))
+            assert (await peer.from_app_rx.receive())["status"] == 200
+            assert await peer.next_body() == b":\n\n"
+            assert await peer.next_body() == b"data: one\n\n"
+            await peer.to_app_tx.send({"type": "http.disconnect"})
+    assert any("cleanup broke" in (record.exc_text or "") for record in caplog.records)
