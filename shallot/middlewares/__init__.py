@@ -16,8 +16,10 @@ from .cors import wrap_cors
 from .gzip import wrap_gzip
 from .json import wrap_json
 from .parameters import wrap_parameters
+from .proxy_headers import wrap_proxy_headers
 from .routing import wrap_routes
 from .static import wrap_static
+from .trusted_host import wrap_trusted_host
 
 __all__ = [
     "apply_middleware",
@@ -27,8 +29,10 @@ __all__ = [
     "wrap_gzip",
     "wrap_json",
     "wrap_parameters",
+    "wrap_proxy_headers",
     "wrap_routes",
     "wrap_static",
+    "wrap_trusted_host",
 ]
 
 
