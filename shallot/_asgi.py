@@ -60,7 +60,9 @@ def build_server(
     context manager whose body spans startup to shutdown and which yields config too.
     ``body_timeout`` (default 30 s) bounds how long a client may take to send its body (408
     after it), ``max_body_size`` (default 10 MiB) how large it may be (413 over it), and
-    ``response_timeout`` (default 30 s) each send to a client that stopped reading.
+    ``response_timeout`` (default 30 s) each send to a client that stopped reading (on
+    hypercorn's trio worker a send cannot be cancelled: there ``serve``'s kernel bound,
+    ``tcp_user_timeout``, ends it; docs/deployment.md, "Dead peers and stuck sends").
     ``max_responde_timeout_s`` and ``max_receive_timeout_s`` are shallot 2.0's names for the
     two timeouts, accepted in 2.0's positional order.
 
