@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 __all__ = [
     "OriginCheck",
+    "allow_list",
     "host_matcher",
     "origin_check",
     "parse_host",
@@ -66,6 +67,20 @@ def parse_origin(value: str) -> Origin | None:
     return Origin(scheme, name, port if port is not None else _DEFAULT_PORTS.get(scheme))
 
 
+def allow_list(option: str, value: str | Iterable[str]) -> list[str] | None:
+    """Returns the entries of an allow-list option (one string or several), or ``None`` when
+    they hold ``"*"`` (everything).
+
+    Raises:
+        TypeError: an entry is not a string.
+    """
+    entries = [value] if isinstance(value, str) else list(value)
+    for entry in entries:
+        if not isinstance(entry, str):
+            raise TypeError(f"{option}: {entry!r} is not a string")
+    return None if "*" in entries else entries
+
+
 def _name_pattern(option: str, entry: str) -> Callable[[str], bool]:
     name = entry.lower().rstrip(".")
     if not _NAME.fullmatch(name):
@@ -84,11 +99,8 @@ def host_matcher(option: str, hosts: str | Iterable[str]) -> Callable[[str], boo
         ValueError: an entry is not a host name or ``*.`` pattern.
         TypeError: an entry is not a string.
     """
-    entries = [hosts] if isinstance(hosts, str) else list(hosts)
-    for entry in entries:
-        if not isinstance(entry, str):
-            raise TypeError(f"{option}: {entry!r} is not a string")
-    if "*" in entries:
+    entries = allow_list(option, hosts)
+    if entries is None:
         return None
     tests = [_name_pattern(option, entry) for entry in entries]
     return lambda host: any(test(host) for test in tests)
@@ -165,10 +177,7 @@ def origin_check(allowed_origins: str | Iterable[str] | None) -> OriginCheck | N
     """
     if allowed_origins is None:
         return OriginCheck([])
-    entries = [allowed_origins] if isinstance(allowed_origins, str) else list(allowed_origins)
-    for entry in entries:
-        if not isinstance(entry, str):
-            raise TypeError(f"allowed_origins: {entry!r} is not a string")
-    if "*" in entries:
+    entries = allow_list("allowed_origins", allowed_origins)
+    if entries is None:
         return None
     return OriginCheck([_origin_pattern(entry) for entry in entries])

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .._origins import parse_host
+from .._origins import allow_list, parse_host
 from .._types import Handler, HandlerResult, Middleware, Next, Request
 from ._headers import split_list
 
@@ -31,13 +31,11 @@ _HTTP_SCHEME = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
 
 
 def _networks(trusted: str | Iterable[str]) -> list[_Network] | None:
-    entries = [trusted] if isinstance(trusted, str) else list(trusted)
-    if "*" in entries:
+    entries = allow_list("wrap_proxy_headers", trusted)
+    if entries is None:
         return None
     networks = []
     for entry in entries:
-        if not isinstance(entry, str):
-            raise TypeError(f"wrap_proxy_headers: trusted holds {entry!r}, not a string")
         try:
             networks.append(ipaddress.ip_network(entry.strip(), strict=False))
         except ValueError:
