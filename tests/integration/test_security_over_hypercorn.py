@@ -74,7 +74,7 @@ async def refused_status(backend: str, url: str, **options: Any) -> int:
 async def test_a_foreign_origin_is_refused_and_the_apps_own_passes(anyio_backend: str) -> None:
     connected: list[str] = []
     with anyio.fail_after(15):
-        async with running(make_app(connected)) as server:
+        async with running(make_app(connected), grace_period=1) as server:
             url = f"ws://127.0.0.1:{server.port}/ws"
             own = f"http://127.0.0.1:{server.port}"
             assert await refused_status(anyio_backend, url, origin="https://evil.example") == 403
@@ -94,7 +94,7 @@ async def test_behind_a_tls_proxy_the_public_origin_passes(anyio_backend: str) -
         "x-forwarded-host": "app.example",
     }
     with anyio.fail_after(15):
-        async with running(make_app(connected)) as server:
+        async with running(make_app(connected), grace_period=1) as server:
             url = f"ws://127.0.0.1:{server.port}/ws"
             async with ws_connect(
                 anyio_backend, url, origin="https://app.example", additional_headers=forwarded
@@ -109,7 +109,7 @@ async def test_behind_a_tls_proxy_the_public_origin_passes(anyio_backend: str) -
 
 async def test_unknown_hosts_are_refused(anyio_backend: str) -> None:
     with anyio.fail_after(15):
-        async with running(make_app([])) as server:
+        async with running(make_app([]), grace_period=1) as server:
             base = f"http://127.0.0.1:{server.port}"
             async with httpx.AsyncClient(base_url=base, timeout=10, trust_env=False) as client:
                 assert (await client.get("/")).text == f"page for 127.0.0.1:{server.port}"
