@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import errno
-import inspect
 import os
 import socket
 import sys
@@ -26,8 +25,9 @@ from typing import Any
 import anyio
 import anyio.abc
 import pytest
+from trio.testing import MockClock
 
-from shallot import Receiver, build_server, serve, standard_not_found, websocket, ws_send
+from shallot import Receiver, build_server, standard_not_found, websocket, ws_send
 from shallot._types import ASGIApp, Request, Response, Scope
 from shallot.middlewares import apply_middleware, wrap_routes
 
@@ -176,29 +176,46 @@ async def test_served_sockets_carry_the_kernel_bound(
                     assert user_timeout(accepted) == expected
 
 
-def test_pings_every_20_seconds_and_a_40_second_bound_are_the_defaults() -> None:
-    parameters = inspect.signature(serve).parameters
-    assert parameters["websocket_ping_interval"].default == 20.0
-    assert parameters["tcp_user_timeout"].default == 40.0
+async def read_frames(client: anyio.abc.SocketStream, count: int) -> list[float]:
+    """Reads the handshake's answer, then ``count`` frames of two bytes (pings, empty);
+    returns when each came, from the answer on. Asserts each is a ping."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += await client.receive()
+    opened = anyio.current_time()
+    frames = received.split(b"\r\n\r\n", 1)[1]
+    times = []
+    for _ in range(count):
+        while len(frames) < 2:
+            frames += await client.receive()
+        assert frames[:2] == b"\x89\x00"  # FIN + ping, empty, unprompted
+        frames = frames[2:]
+        times.append(anyio.current_time() - opened)
+    return times
+
+
+@websocket
+async def quiet(scope: Request, receiver: Receiver) -> AsyncIterator[Any]:
+    async for message in receiver:
+        yield ws_send(message)
+
+
+@pytest.mark.parametrize("anyio_backend", [("trio", {"clock": MockClock(autojump_threshold=0.01)})])
+async def test_by_default_the_server_pings_every_20_seconds(anyio_backend: Any) -> None:
+    # In virtual time (trio's autojump clock): 40 s pass in an instant.
+    with anyio.fail_after(100):
+        async with running(build_server(quiet), grace_period=1) as server:
+            async with await anyio.connect_tcp("127.0.0.1", server.port) as client:
+                await client.send(websocket_request("/"))
+                assert await read_frames(client, 3) == [0.0, 20.0, 40.0]
 
 
 async def test_the_server_pings_websockets(anyio_backend: str) -> None:
-    @websocket
-    async def quiet(scope: Request, receiver: Receiver) -> AsyncIterator[Any]:
-        async for message in receiver:
-            yield ws_send(message)
-
     with anyio.fail_after(10):
         async with running(build_server(quiet), websocket_ping_interval=0.2) as server:
             async with await anyio.connect_tcp("127.0.0.1", server.port) as client:
                 await client.send(websocket_request("/"))
-                received = b""
-                while b"\r\n\r\n" not in received:
-                    received += await client.receive()
-                frames = received.split(b"\r\n\r\n", 1)[1]
-                while len(frames) < 2:
-                    frames += await client.receive()
-                assert frames[0] == 0x89  # FIN + ping, unprompted
+                await read_frames(client, 2)
 
 
 @pytest.mark.parametrize("path", ["/push", "/stream"])
