@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from ._body import streams_body_of
@@ -17,9 +17,10 @@ from ._checks import positive
 from ._failures import log_raised, run_takeover
 from ._http import INTERNAL_ERROR, SERVICE_UNAVAILABLE, InvalidResponse, prepare, serve_http
 from ._lifespan import AppState, Hook, LifespanFactory, Takeover, run_lifespan
+from ._origins import origin_check
 from ._request import Limits, build_request
 from ._types import ASGIApp, Handler, Receive, Response, Scope, Send
-from .response import ws_close
+from .response import text, ws_close
 
 logger = logging.getLogger("shallot")
 
@@ -50,6 +51,7 @@ def build_server(
     max_body_size: int = 10 * _MIB,
     body_timeout: float | None = None,
     response_timeout: float | None = None,
+    allowed_origins: str | Iterable[str] | None = None,
 ) -> ASGIApp:
     """Returns an ASGI 3 application that answers every request with ``handler``.
 
@@ -58,14 +60,21 @@ def build_server(
     context manager whose body spans startup to shutdown and which yields config too.
     ``body_timeout`` (default 30 s) bounds how long a client may take to send its body (408
     after it), ``max_body_size`` (default 10 MiB) how large it may be (413 over it), and
-    ``response_timeout`` (default 30 s) each send to a client that stopped reading.
+    ``response_timeout`` (default 30 s) each send to a client that stopped reading (on
+    hypercorn's trio worker a send cannot be cancelled: there ``serve``'s kernel bound,
+    ``tcp_user_timeout``, ends it; docs/deployment.md, "Dead peers and stuck sends").
     ``max_responde_timeout_s`` and ``max_receive_timeout_s`` are shallot 2.0's names for the
     two timeouts, accepted in 2.0's positional order.
+
+    A websocket handshake whose ``Origin`` is neither the app's own origin (scheme and
+    ``Host`` of the request, as the middlewares left it) nor in ``allowed_origins`` (exact
+    ``scheme://host[:port]`` origins, host names, ``*.example.com`` patterns) is refused with
+    403 before ``on_connect`` runs; ``allowed_origins="*"`` turns the check off.
 
     Raises:
         TypeError: ``handler`` or a hook is not callable, or a timeout is given under both
             its 2.0 name and its new one.
-        ValueError: a limit is not positive.
+        ValueError: a limit is not positive, or an allowed origin is malformed.
     """
     if not callable(handler):
         raise TypeError(f"handler {handler!r} is not callable")
@@ -86,6 +95,7 @@ def build_server(
         _positive("response_timeout", response_timeout),
     )
     limits.streams_body = streams_body_of(handler)  # routes that read their own body
+    origins = origin_check(allowed_origins)
     state = AppState()
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -102,18 +112,29 @@ def build_server(
                 await state.wait_ready()
             endpoint = _unavailable if state.failed or state.closing else handler
             headers = limits.decode_headers(scope.get("headers", ()))
+            request = build_request(scope, headers, b"", "WS", state.config)
             try:
-                result = await endpoint(build_request(scope, headers, b"", "WS", state.config))
+                result = await endpoint(request)
             except Exception as error:
                 log_raised(scope, endpoint, error)
                 result = INTERNAL_ERROR
             if type(result) is not dict and callable(result):
+                if origins is not None and (refused := origins.refuses(_seen(result, request))):
+                    logger.info(
+                        "websocket handshake to %s from origin %r refused: not this app's "
+                        "origin nor in allowed_origins",
+                        request.get("path"),
+                        refused,
+                    )
+                    await refuse_websocket(scope, receive, send, _FOREIGN_ORIGIN)
+                    return
                 if not isinstance(result, Takeover):  # not a @websocket takeover: a raw one?
                     await run_takeover(result, receive, send, scope, endpoint, _deny_500(scope))
                     return
                 result.app = state  # a @websocket takeover: give it the app's state
                 connection = result(receive, send)
-                del result, headers  # this frame lives as long as the connection: keep it lean
+                # this frame lives as long as the connection: keep it lean
+                del result, headers, request
                 await connection
             else:
                 await refuse_websocket(scope, receive, send, result)
@@ -124,6 +145,17 @@ def build_server(
 
     app.begin_shutdown = state.begin_shutdown  # type: ignore[attr-defined]
     return app
+
+
+#: The answer to a handshake from a page of another site (cross-site websocket hijacking).
+_FOREIGN_ORIGIN = text("Forbidden: this origin may not open websockets here", status=403)
+
+
+def _seen(takeover: Any, request: dict[str, Any]) -> dict[str, Any]:
+    """The request a takeover was made for, as the middlewares left it (a ``@websocket``
+    takeover keeps it), else the request as the server sent it."""
+    seen = getattr(takeover, "request", None)
+    return seen if isinstance(seen, dict) else request
 
 
 async def _unavailable(request: dict[str, Any]) -> Response:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import math
+from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import pytest
 
-from shallot import build_server
+from shallot import apply_middleware, build_server, websocket, ws_accept, ws_send
 from shallot._types import Message, Request, Response
 from shallot.response import text
-from shallot.testing import TestClient
+from shallot.testing import TestClient, WebSocketRejected
 
 
 async def hello(request: Request) -> Response:
@@ -121,3 +124,109 @@ def test_a_timeout_under_both_names_is_refused() -> None:
         build_server(_hello, body_timeout=5, max_receive_timeout_s=5)
     with pytest.raises(TypeError, match="not both"):
         build_server(_hello, 5, response_timeout=5)
+
+
+# The Origin check of websocket handshakes (issue 14): a page of another site may not open a
+# websocket, whatever cookies its browser sends along.
+
+
+def origin_app(connected: list[str], **options: Any) -> Any:
+    async def on_connect(scope: Request) -> Any:
+        connected.append(scope["headers"].get("origin", "-"))
+        return ws_accept()
+
+    @websocket(on_connect=on_connect)
+    async def hello(scope: Request, receiver: Any) -> AsyncIterator[Any]:
+        yield ws_send("hello")
+
+    return build_server(hello, **options)
+
+
+async def test_a_foreign_origin_is_refused_with_403_before_on_connect(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    connected: list[str] = []
+    caplog.set_level(logging.INFO, logger="shallot")
+    with anyio.fail_after(5):
+        async with TestClient(origin_app(connected)) as client:
+            with pytest.raises(WebSocketRejected) as refused:
+                async with client.websocket("/", headers={"origin": "https://evil.example"}):
+                    raise AssertionError("accepted")
+    assert refused.value.status == 403
+    assert b"origin" in refused.value.body
+    assert connected == []
+    [record] = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert record.levelno == logging.INFO
+    assert "'https://evil.example'" in record.getMessage()
+
+
+@pytest.mark.parametrize("origin", [None, "http://testserver", "http://testserver:80"])
+async def test_the_apps_own_origin_and_no_origin_pass(origin: str | None) -> None:
+    connected: list[str] = []
+    headers = {} if origin is None else {"origin": origin}
+    with anyio.fail_after(5):
+        async with TestClient(origin_app(connected)) as client:
+            async with client.websocket("/", headers=headers) as ws:
+                assert await ws.receive() == "hello"
+    assert connected == [origin or "-"]
+
+
+async def opened(client: TestClient, origin: str) -> bool:
+    """Whether a handshake from a page of ``origin`` opens (and gets "hello"); a refusal must
+    be a 403."""
+    status = 101
+    try:
+        async with client.websocket("/", headers={"origin": origin}) as ws:
+            assert await ws.receive() == "hello"
+    except WebSocketRejected as refused:
+        status = refused.status
+    assert status in (101, 403)
+    return status == 101
+
+
+async def test_allowed_origins_lists_other_sites_and_star_turns_the_check_off() -> None:
+    connected: list[str] = []
+    listed = origin_app(connected, allowed_origins=["https://*.example.com"])
+    anything = origin_app(connected, allowed_origins="*")
+    with anyio.fail_after(5):
+        async with TestClient(listed) as client:
+            assert await opened(client, "https://a.example.com")
+            assert not await opened(client, "https://example.org")
+        async with TestClient(anything) as client:
+            assert await opened(client, "https://example.org")
+    assert connected == ["https://a.example.com", "https://example.org"]
+
+
+async def test_a_raw_takeover_is_checked_too() -> None:
+    ran: list[bool] = []
+
+    async def takeover(receive: Any, send: Any) -> None:
+        ran.append(True)
+
+    async def handler(request: Request) -> Any:
+        return takeover
+
+    with anyio.fail_after(5):
+        async with TestClient(build_server(handler)) as client:
+            assert not await opened(client, "https://evil.example")  # a 403
+    assert ran == []
+
+
+async def test_the_check_sees_the_request_as_the_middlewares_left_it() -> None:
+    # A TLS-ending proxy: the page is https://app.example, the app is reached as ws://backend.
+    def wrap_as_proxied(next_middleware: Any) -> Any:
+        async def proxied(handler: Any, request: Request) -> Any:
+            headers = {**request["headers"], "host": "app.example"}
+            return await next_middleware(handler, {**request, "scheme": "wss", "headers": headers})
+
+        return proxied
+
+    @websocket
+    async def hello(scope: Request, receiver: Any) -> AsyncIterator[Any]:
+        yield ws_send("hello")
+
+    app = build_server(apply_middleware(wrap_as_proxied)(hello))
+    with anyio.fail_after(5):
+        async with TestClient(app) as client:
+            assert await opened(client, "https://app.example")
+            assert not await opened(client, "http://testserver")

@@ -175,7 +175,11 @@ async def test_serves_http_and_websockets_on_port_0_then_closes_them_with_1001(
 ) -> None:
     log, release = Log(), anyio.Event()
     with anyio.fail_after(10):
-        async with running(make_app(log, release), grace_period=GRACE) as server:
+        # Without pings: hypercorn keeps a closed websocket's ping task until its next ping is
+        # due, which holds shutdown up to the grace period (tests/test_serve_sockets.py).
+        async with running(
+            make_app(log, release), grace_period=GRACE, websocket_ping_interval=None
+        ) as server:
             assert server.host == "127.0.0.1"
             assert server.port > 0
             async with http_client(server) as client:
@@ -271,7 +275,9 @@ async def test_websocket_handler_that_neither_reads_nor_yields_is_stopped(
 ) -> None:
     log, release = Log(), anyio.Event()
     with anyio.fail_after(10):
-        async with running(make_app(log, release), grace_period=GRACE) as server:
+        async with running(
+            make_app(log, release), grace_period=GRACE, websocket_ping_interval=None
+        ) as server:
             async with ws_connect(anyio_backend, f"ws://127.0.0.1:{server.port}/deaf") as ws:
                 assert await ws.recv() == "ready"
                 took = await server.stop()

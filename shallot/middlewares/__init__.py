@@ -19,9 +19,11 @@ from .gzip import wrap_gzip
 from .json import wrap_json
 from .multipart import wrap_multipart
 from .parameters import wrap_parameters
+from .proxy_headers import wrap_proxy_headers
 from .routing import Router, wrap_routes
 from .session import wrap_session
 from .static import wrap_static
+from .trusted_host import wrap_trusted_host
 
 __all__ = [
     "Router",
@@ -34,9 +36,11 @@ __all__ = [
     "wrap_json",
     "wrap_multipart",
     "wrap_parameters",
+    "wrap_proxy_headers",
     "wrap_routes",
     "wrap_session",
     "wrap_static",
+    "wrap_trusted_host",
 ]
 
 

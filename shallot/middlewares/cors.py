@@ -1,7 +1,8 @@
 """CORS: ``wrap_cors`` lets browsers on other origins call the app (the Fetch standard, §3.2).
 
 A request without an ``Origin`` header is not a CORS request and passes through untouched, as do
-websocket requests (browsers do not preflight them; check ``Origin`` in ``on_connect`` instead).
+websocket requests (browsers do not preflight them; ``build_server(allowed_origins=...)`` decides
+which pages may open websockets).
 A preflight (``OPTIONS`` with ``access-control-request-method``) is answered here, without
 calling the handler: ``204`` with the allowed methods, headers and max age when the origin,
 method and headers are all allowed, ``403`` without CORS headers otherwise. Other requests from

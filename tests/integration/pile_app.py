@@ -142,5 +142,6 @@ pile_app = build_server(
         wrap_json(),
         wrap_parameters(),
         wrap_routes(ROUTES),
-    )(standard_not_found)
+    )(standard_not_found),
+    allowed_origins=[ORIGIN],  # the page's own site may open websockets, no other (issue 14)
 )

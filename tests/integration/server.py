@@ -126,26 +126,19 @@ async def run_hypercorn(
     extra_args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     startup_timeout: float = 20.0,
+    launcher: Sequence[str] = (),
 ) -> AsyncIterator[HypercornServer]:
     """Serves ``app_path`` ("module:attribute") with ``hypercorn --worker-class worker_class``
     on 127.0.0.1 and an ephemeral port, for the duration of the block. ``extra_args`` go on
-    hypercorn's command line (``["--workers", "2"]``), ``env`` into its environment.
+    hypercorn's command line (``["--workers", "2"]``), ``env`` into its environment. A
+    ``launcher`` (``[python, "launcher.py"]``) starts hypercorn instead and binds for it.
 
     Raises:
         RuntimeError: hypercorn exited before it served.
         TimeoutError: it did not report its port within ``startup_timeout`` seconds.
     """
-    command = [
-        sys.executable,
-        "-m",
-        "hypercorn",
-        "--worker-class",
-        worker_class,
-        "--bind",
-        "127.0.0.1:0",
-        *extra_args,
-        app_path,
-    ]
+    start = list(launcher) or [sys.executable, "-m", "hypercorn", "--bind", "127.0.0.1:0"]
+    command = [*start, "--worker-class", worker_class, *extra_args, app_path]
     process = await anyio.open_process(
         command,
         cwd=REPO_ROOT,

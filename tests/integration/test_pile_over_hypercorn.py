@@ -236,7 +236,7 @@ async def test_wrong_method_is_405_ws_only_is_426_and_unknown_path_is_404(
 async def test_websocket_echo_behind_the_pile(pile_server: HypercornServer) -> None:
     assert sniffio.current_async_library() == "asyncio"
     url = f"ws://127.0.0.1:{pile_server.port}"
-    headers = {"cookie": "session=s3cret", "origin": "https://evil.example"}
+    headers = {"cookie": "session=s3cret", "origin": ORIGIN}
     with anyio.fail_after(15):
         async with connect(
             f"{url}/ws/lobby?user=ada&tag=a&tag=b",
@@ -260,6 +260,12 @@ async def test_websocket_echo_behind_the_pile(pile_server: HypercornServer) -> N
                 await ws.recv()
         assert closed.value.rcvd is not None
         assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1000, "bye")
+        # A page of another site, with the same cookie, is refused before the handler runs.
+        evil = {"cookie": "session=s3cret", "origin": "https://evil.example"}
+        with pytest.raises(InvalidStatus) as foreign:
+            async with connect(f"{url}/ws/lobby", additional_headers=evil, open_timeout=10):
+                raise AssertionError("the handshake was accepted")
+        assert foreign.value.response.status_code == 403
         # A websocket to a path routed for HTTP only: standard_not_found's 404, as the
         # handshake's answer (hypercorn offers the websocket.http.response extension).
         with pytest.raises(InvalidStatus) as refused:

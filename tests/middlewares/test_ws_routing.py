@@ -209,7 +209,9 @@ def piled_app(folder: Path) -> ASGIApp:
         return text("x" * 100)
 
     routing = wrap_routes([("/chat/{room}", ["WS"], chat), ("/page", ["GET"], page)])
-    return build_server(apply_middleware(*pile(folder, routing))(standard_not_found))
+    return build_server(
+        apply_middleware(*pile(folder, routing))(standard_not_found), allowed_origins=[ORIGIN]
+    )
 
 
 async def test_a_websocket_echo_works_behind_every_middleware(static_folder: Path) -> None:
