@@ -89,8 +89,8 @@ def websocket(
     ``close_timeout`` seconds; one send may take ``send_timeout`` seconds (on hypercorn's trio
     worker, ``serve``'s ``tcp_user_timeout`` instead: a send there cannot be cancelled).
     While the handler reads, it reads from the server directly; once it has been away from its
-    receiver for ``watch_interval`` seconds, shallot reads on its behalf (into the bounded queue), which is
-    how a disconnect is noticed however the handler is busy. A full queue holds the client
+    receiver for ``watch_interval`` seconds, shallot reads on its behalf (into the bounded
+    queue), which is how a disconnect is noticed however the handler is busy. A full queue holds the client
     back (nothing is lost), except for a handler that has not read at all ``push_only_after``
     seconds into the connection: that one is pure server push, and what does not fit is
     dropped (``receiver.dropped`` counts it) so the client's disconnect is still seen.
