@@ -14,6 +14,7 @@ docs/broadcast.md::
 from __future__ import annotations
 
 from ._errors import BroadcastError, BrokerUnavailable, SlowSubscriber
+from ._history import History, Position, Unrecovered
 from ._hub import Hub, HubStatistics
 from ._open import hub_lifespan, open_hub
 from ._subscription import Gap, Subscription
@@ -22,10 +23,13 @@ __all__ = [
     "BroadcastError",
     "BrokerUnavailable",
     "Gap",
+    "History",
     "Hub",
     "HubStatistics",
+    "Position",
     "SlowSubscriber",
     "Subscription",
+    "Unrecovered",
     "hub_lifespan",
     "open_hub",
 ]

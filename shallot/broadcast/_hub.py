@@ -11,12 +11,14 @@ broker's task, the app lifetime) is ``_open``'s.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from anyio.abc import TaskStatus
 
 from ._errors import BroadcastError
+from ._history import History, Position, Published, Recovery, Unrecovered, check_since
 from ._subscription import OVERFLOW_POLICIES, Channel, Gap, Overflow, Subscription
 
 
@@ -28,9 +30,13 @@ class Broker(Protocol):
 
     async def run(self, hub: Hub, *, task_status: TaskStatus[None]) -> None: ...
 
-    async def publish(self, channel: str, message: str | bytes) -> None: ...
+    async def publish(
+        self, channel: str, message: str | bytes, history: History | None
+    ) -> Position | None: ...
 
-    async def add_channel(self, channel: str) -> bool: ...
+    async def add_channel(self, channel: str, history: History | None) -> bool: ...
+
+    async def recover(self, channel: str, history: History, since: Position | None) -> Recovery: ...
 
     def remove_channel(self, channel: str) -> None: ...
 
@@ -79,26 +85,58 @@ def check_overflow(overflow: object) -> Overflow:
     raise ValueError(f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}; not {overflow!r}")
 
 
+class Membership:
+    """The hub as its subscriptions see it (``Registry``): a view, so that the hub's own
+    methods for them stay out of its public API."""
+
+    __slots__ = ("_hub",)
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+
+    async def enter(self, subscription: Subscription) -> None:
+        await self._hub._add(subscription)
+
+    def leave(self, subscription: Subscription) -> None:
+        self._hub._remove(subscription)
+
+    def lost(self, dropped: int, *, disconnected: bool) -> None:
+        self._hub._dropped += dropped
+        self._hub._disconnected += disconnected
+
+
 class Hub:
     """Publish/subscribe between the tasks of this process, and with a broker, of other
     processes and hosts. Made by ``open_hub`` (or ``hub_lifespan``), not directly."""
 
-    def __init__(self, broker: Broker, *, max_buffer: int, overflow: Overflow) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        *,
+        max_buffer: int,
+        overflow: Overflow,
+        history: Callable[[str], History | None] = lambda channel: None,
+    ) -> None:
         self._broker = broker
+        self._history_of = history
         self._max_buffer = max_buffer
         self._overflow: Overflow = overflow
         self._channels: dict[str, Channel] = {}
         self._closed = False
         self._published = self._delivered = self._dropped = 0
         self._disconnected = self._gaps = 0
+        self._membership = Membership(self)
 
     def __repr__(self) -> str:
         return f"<Hub {type(self._broker).__name__}, {len(self._channels)} channels>"
 
-    async def publish(self, channel: str, message: str | bytes) -> None:
+    async def publish(self, channel: str, message: str | bytes) -> Position | None:
         """Sends ``message`` to every subscriber of ``channel``, in every process connected to
         the same broker (subscribers who joined after it returned are not guaranteed it).
         One task's messages arrive in the order it published them.
+
+        Returns:
+            The message's position when the channel keeps history, else None.
 
         Raises:
             TypeError: ``channel`` is not a non-empty str, or ``message`` not str or bytes.
@@ -110,11 +148,17 @@ class Hub:
             raise TypeError(f"a message is str or bytes, not {type(message).__name__}")
         if self._closed:
             raise BroadcastError("the hub is closed")
-        await self._broker.publish(channel, message)
+        position = await self._broker.publish(channel, message, self._history_of(channel))
         self._published += 1
+        return position
 
     def subscribe(
-        self, channel: str, *, max_buffer: int | None = None, overflow: Overflow | None = None
+        self,
+        channel: str,
+        *,
+        max_buffer: int | None = None,
+        overflow: Overflow | None = None,
+        since: Position | tuple[str, int] | None = None,
     ) -> Subscription:
         """Returns a subscription to ``channel``, to enter with ``async with``: messages
         published from then on (once it is entered) go to its buffer, which holds at most
@@ -122,16 +166,36 @@ class Hub:
         ``"drop_newest"`` or ``"disconnect"`` (reading then raises ``SlowSubscriber``). Both
         default to the hub's settings. Leaving the ``async with`` unsubscribes.
 
+        With ``since`` (a ``Position``, as ``subscription.position`` gives), on a channel with
+        history: first every message published after that position, then the live ones, none
+        missed or doubled; or, when the history no longer has them, an ``Unrecovered`` item
+        first, then the live ones.
+
         Raises:
             TypeError: ``channel`` is not a non-empty str.
-            ValueError: ``max_buffer`` is not a positive int, or ``overflow`` no policy.
+            ValueError: ``max_buffer`` is not a positive int, ``overflow`` no policy,
+                ``since`` no position, or given for a channel that keeps no history.
         """
+        check_channel(channel)
+        position = None
+        if since is not None:
+            position = check_since(since)
+            if self._history_of(channel) is None:
+                raise ValueError(
+                    f"channel {channel!r} keeps no history to recover from: give it some with"
+                    " open_hub(history={...})"
+                )
         return Subscription(
-            self,
-            check_channel(channel),
+            self._membership,
+            channel,
             self._max_buffer if max_buffer is None else check_buffer(max_buffer),
             self._overflow if overflow is None else check_overflow(overflow),
+            position,
         )
+
+    def history(self, channel: str) -> History | None:
+        """Returns how much history ``channel`` keeps (None: none, plain pub/sub)."""
+        return self._history_of(check_channel(channel))
 
     @property
     def connected(self) -> bool:
@@ -162,7 +226,7 @@ class Hub:
 
     # -- the broker's and the subscriptions' side --------------------------------------------
 
-    def _deliver(self, channel: str, message: str | bytes) -> None:
+    def _deliver(self, channel: str, message: str | bytes | Published) -> None:
         found = self._channels.get(channel)
         if found is not None:
             subscribers = found.subscribers
@@ -171,10 +235,21 @@ class Hub:
                 subscription._put(message)
             found.wake()
 
+    def _unrecovered(self, channel: str, reason: str, position: Position) -> None:
+        found = self._channels.get(channel)
+        if found is not None:
+            unrecovered = Unrecovered(reason, position)
+            for subscription in found.subscribers:
+                subscription._put_unrecovered(unrecovered)
+            found.wake()
+
     def _gap(self, reason: str) -> None:
+        """Tells the subscribers of channels without history (those with history recover)."""
         self._gaps += 1
         gap = Gap(reason)
-        for found in self._channels.values():
+        for channel, found in self._channels.items():
+            if self._history_of(channel) is not None:
+                continue
             for subscription in found.subscribers:
                 subscription._put_gap(gap)
             found.wake()
@@ -188,12 +263,16 @@ class Hub:
             found = self._channels[channel] = Channel()
         found.subscribers[subscription] = None
         subscription._open(found)
+        history = self._history_of(channel)
         try:
-            live = await self._broker.add_channel(channel)
+            live = await self._broker.add_channel(channel, history)
+            if history is not None:
+                recovery = await self._broker.recover(channel, history, subscription.since)
+                subscription._recovered(recovery)
         except BaseException:
             self._remove(subscription)
             raise
-        if not live:
+        if history is None and not live:
             subscription._put_gap(Gap("not subscribed at the broker yet (it is unreachable)"))
 
     def _remove(self, subscription: Subscription) -> None:
