@@ -11,78 +11,29 @@ broker's task, the app lifetime) is ``_open``'s.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from anyio.abc import TaskStatus
-
+from ._broker import Broker
+from ._checks import check_buffer, check_channel, check_overflow
 from ._errors import BroadcastError
-from ._history import History, Position, Published, Recovery, Unrecovered, check_since
-from ._subscription import OVERFLOW_POLICIES, Channel, Gap, Overflow, Subscription
+from ._history import History, Position, Published, Unrecovered, check_since
+from ._presence import Joined, Left, Member, new_member
+from ._statistics import HubStatistics
+from ._subscription import Channel, Gap, Overflow, Subscription
 
 
-class Broker(Protocol):
-    """What a hub needs from its transport (in memory, or Redis)."""
+class Fanout:
+    """The hub as its broker sees it (``Sink``): a view, so that the hub's own methods for
+    the broker stay out of its public API."""
 
-    @property
-    def connected(self) -> bool: ...
+    __slots__ = ("deliver", "gap", "presence_event", "unrecovered")
 
-    async def run(self, hub: Hub, *, task_status: TaskStatus[None]) -> None: ...
-
-    async def publish(
-        self, channel: str, message: str | bytes, history: History | None
-    ) -> Position | None: ...
-
-    async def add_channel(self, channel: str, history: History | None) -> bool: ...
-
-    async def recover(self, channel: str, history: History, since: Position | None) -> Recovery: ...
-
-    def remove_channel(self, channel: str) -> None: ...
-
-    async def wait_connected(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class HubStatistics:
-    """Counters of one hub (this process only), from ``hub.statistics()``."""
-
-    #: channels with at least one subscriber here, and their subscriptions
-    channels: int
-    subscribers: int
-    #: messages this process published
-    published: int
-    #: messages handed to subscriptions here (one per subscriber)
-    delivered: int
-    #: messages subscribers lost to their overflow policy
-    dropped: int
-    #: subscriptions dropped by the ``disconnect`` policy
-    disconnected: int
-    #: broker outages seen (each sent a ``Gap`` to every subscriber)
-    gaps: int
-    #: whether the broker is connected now
-    connected: bool
-
-
-def check_channel(channel: object) -> str:
-    if not isinstance(channel, str) or not channel:
-        raise TypeError(f"a channel is a non-empty str, not {channel!r}")
-    return channel
-
-
-def check_buffer(max_buffer: object) -> int:
-    if isinstance(max_buffer, bool) or not isinstance(max_buffer, int) or max_buffer < 1:
-        raise ValueError(f"max_buffer must be a positive int, not {max_buffer!r}")
-    return max_buffer
-
-
-def check_overflow(overflow: object) -> Overflow:
-    for policy in OVERFLOW_POLICIES:
-        if overflow == policy:
-            return policy
-    raise ValueError(f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}; not {overflow!r}")
+    def __init__(self, hub: Hub) -> None:
+        self.deliver = hub._deliver  # bound once: delivery is the hot path
+        self.gap = hub._gap
+        self.unrecovered = hub._unrecovered
+        self.presence_event = hub._presence_event
 
 
 class Membership:
@@ -159,6 +110,9 @@ class Hub:
         max_buffer: int | None = None,
         overflow: Overflow | None = None,
         since: Position | tuple[str, int] | None = None,
+        member: str | None = None,
+        info: Mapping[str, Any] | None = None,
+        join_leave: bool = False,
     ) -> Subscription:
         """Returns a subscription to ``channel``, to enter with ``async with``: messages
         published from then on (once it is entered) go to its buffer, which holds at most
@@ -171,8 +125,14 @@ class Hub:
         missed or doubled; or, when the history no longer has them, an ``Unrecovered`` item
         first, then the live ones.
 
+        With ``member`` (an id the app chooses, a user's say), the subscription is present in
+        the channel while it is entered, with ``info`` (a JSON-able dict): see ``presence``.
+        With ``join_leave=True`` it also gets a ``Joined`` or ``Left`` item whenever a member
+        enters or leaves the channel (itself included), among the messages.
+
         Raises:
-            TypeError: ``channel`` is not a non-empty str.
+            TypeError: ``channel`` is not a non-empty str, ``member`` not a str, or ``info``
+                not a JSON-able mapping.
             ValueError: ``max_buffer`` is not a positive int, ``overflow`` no policy,
                 ``since`` no position, or given for a channel that keeps no history.
         """
@@ -191,7 +151,19 @@ class Hub:
             self._max_buffer if max_buffer is None else check_buffer(max_buffer),
             self._overflow if overflow is None else check_overflow(overflow),
             position,
+            None if member is None else new_member(member, info),
+            bool(join_leave),
         )
+
+    async def presence(self, channel: str) -> dict[str, Member]:
+        """Returns who is in ``channel``, in every process of the broker: each present
+        subscription by its ``client`` name. With Redis, an entry of a process that died
+        without leaving lasts at most ``presence_ttl`` seconds.
+
+        Raises:
+            BrokerUnavailable: the broker cannot be reached.
+        """
+        return await self._broker.members(check_channel(channel))
 
     def history(self, channel: str) -> History | None:
         """Returns how much history ``channel`` keeps (None: none, plain pub/sub)."""
@@ -243,6 +215,14 @@ class Hub:
                 subscription._put_unrecovered(unrecovered)
             found.wake()
 
+    def _presence_event(self, channel: str, event: Joined | Left) -> None:
+        found = self._channels.get(channel)
+        if found is not None and found.watchers:
+            for subscription in found.subscribers:
+                if subscription.join_leave:
+                    subscription._put(event)
+            found.wake()
+
     def _gap(self, reason: str) -> None:
         """Tells the subscribers of channels without history (those with history recover)."""
         self._gaps += 1
@@ -274,11 +254,27 @@ class Hub:
             raise
         if history is None and not live:
             subscription._put_gap(Gap("not subscribed at the broker yet (it is unreachable)"))
+        try:
+            if subscription.join_leave:
+                found.watchers += 1
+                if found.watchers == 1:
+                    await self._broker.watch(channel)
+            if subscription.member is not None:
+                await self._broker.join(channel, subscription.member)
+        except BaseException:
+            self._remove(subscription)
+            raise
 
     def _remove(self, subscription: Subscription) -> None:
+        if subscription.member is not None:  # the broker knows whether it joined
+            self._broker.leave(subscription.channel, subscription.member)
         subscription._close()
         found = self._channels.get(subscription.channel)
         if found is not None and subscription in found.subscribers:
+            if subscription.join_leave:
+                found.watchers -= 1
+                if not found.watchers:
+                    self._broker.unwatch(subscription.channel)
             del found.subscribers[subscription]
             if not found.subscribers:
                 del self._channels[subscription.channel]

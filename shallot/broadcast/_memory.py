@@ -5,16 +5,13 @@ expires with no subscriber left)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import anyio
 from anyio.abc import TaskStatus
 from anyio.lowlevel import checkpoint
 
+from ._broker import Sink
 from ._history import History, Position, Recovery, Ring
-
-if TYPE_CHECKING:
-    from ._hub import Hub
+from ._presence import Joined, Left, Member, Roster
 
 
 class MemoryBroker:
@@ -23,10 +20,11 @@ class MemoryBroker:
     connected = True
 
     def __init__(self) -> None:
-        self._hub: Hub | None = None
+        self._hub: Sink | None = None
         self._rings: dict[str, Ring] = {}
+        self._roster = Roster()
 
-    async def run(self, hub: Hub, *, task_status: TaskStatus[None]) -> None:
+    async def run(self, hub: Sink, *, task_status: TaskStatus[None]) -> None:
         self._hub = hub
         task_status.started()
 
@@ -36,13 +34,13 @@ class MemoryBroker:
         await checkpoint()  # before delivering: a cancelled publish published nothing
         assert self._hub is not None
         if history is None:
-            self._hub._deliver(channel, message)
+            self._hub.deliver(channel, message)
             return None
         ring = self._rings.get(channel)
         if ring is None:
             ring = self._rings[channel] = Ring(history.size)
         entry = ring.append(message, anyio.current_time(), history.ttl)
-        self._hub._deliver(channel, entry)
+        self._hub.deliver(channel, entry)
         return Position(entry.epoch, entry.offset)
 
     async def add_channel(self, channel: str, history: History | None) -> bool:
@@ -58,6 +56,26 @@ class MemoryBroker:
         return ring.recover(since, anyio.current_time(), history.ttl)
 
     def remove_channel(self, channel: str) -> None:
+        pass
+
+    async def join(self, channel: str, member: Member) -> None:
+        await checkpoint()
+        assert self._hub is not None
+        self._roster.join(channel, member)
+        self._hub.presence_event(channel, Joined(member))
+
+    def leave(self, channel: str, member: Member) -> None:
+        if self._roster.leave(channel, member) and self._hub is not None:
+            self._hub.presence_event(channel, Left(member))
+
+    async def members(self, channel: str) -> dict[str, Member]:
+        await checkpoint()
+        return self._roster.members(channel)
+
+    async def watch(self, channel: str) -> None:
+        await checkpoint()
+
+    def unwatch(self, channel: str) -> None:
         pass
 
     async def wait_connected(self) -> None:

@@ -16,9 +16,11 @@ from typing import Any
 
 import anyio
 
+from ._broker import Broker
+from ._checks import check_buffer, check_overflow
 from ._errors import BrokerUnavailable
 from ._history import History, history_rules
-from ._hub import Broker, Hub, check_buffer, check_overflow
+from ._hub import Fanout, Hub
 from ._memory import MemoryBroker
 from ._subscription import Overflow
 
@@ -54,6 +56,7 @@ async def open_hub(
     reconnect_min: float = 0.05,
     reconnect_max: float = 5.0,
     history: Mapping[str, History] | None = None,
+    presence_ttl: float = 30.0,
 ) -> AsyncIterator[Hub]:
     """Runs a hub for the duration of the ``async with``: in memory when ``url`` is None,
     else through the Redis / Valkey server at ``url`` (``redis://``, ``rediss://``,
@@ -68,6 +71,8 @@ async def open_hub(
     ``history`` names the channels that keep one: ``{"room:*": History(size=100, ttl=600)}``
     (a key is a channel, or a prefix ending in ``*``); their messages get positions, and
     ``subscribe(channel, since=...)`` recovers what a subscriber missed (see ``History``).
+    With a broker, a process's presence entries (``subscribe(member=...)``) are renewed every
+    third of ``presence_ttl`` seconds, and expire that long after it died without leaving.
 
     Raises:
         BrokerUnavailable: the broker cannot be reached at the start.
@@ -80,6 +85,7 @@ async def open_hub(
         ("connect_timeout", connect_timeout),
         ("reconnect_min", reconnect_min),
         ("reconnect_max", reconnect_max),
+        ("presence_ttl", presence_ttl),
     ):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
@@ -90,6 +96,7 @@ async def open_hub(
         "connect_timeout": float(connect_timeout),
         "reconnect_min": float(reconnect_min),
         "reconnect_max": float(max(reconnect_min, reconnect_max)),
+        "presence_ttl": float(presence_ttl),
     }
     broker = _broker_for(url, options)
     hub = Hub(broker, max_buffer=max_buffer, overflow=overflow, history=rules)
@@ -97,7 +104,7 @@ async def open_hub(
     try:
         async with anyio.create_task_group() as group:
             try:
-                await group.start(broker.run, hub)
+                await group.start(broker.run, Fanout(hub))
                 started = True
                 yield hub
             finally:
@@ -122,6 +129,7 @@ def hub_lifespan(
     reconnect_min: float = 0.05,
     reconnect_max: float = 5.0,
     history: Mapping[str, History] | None = None,
+    presence_ttl: float = 30.0,
 ) -> Callable[[], AbstractAsyncContextManager[dict[str, Hub]]]:
     """Returns a ``lifespan`` for ``build_server``: a hub (see ``open_hub`` for the options)
     that runs from the app's startup to its shutdown, as ``request["config"][key]``.
@@ -141,6 +149,7 @@ def hub_lifespan(
             reconnect_min=reconnect_min,
             reconnect_max=reconnect_max,
             history=history,
+            presence_ttl=presence_ttl,
         ) as hub:
             yield {key: hub}
 

@@ -30,10 +30,12 @@ from coredis.exceptions import RedisError
 from coredis.patterns.pubsub import PubSub
 from coredis.retry import NoRetryPolicy
 
+from ._broker import Sink
 from ._connection import describe, for_display, tidy
 from ._errors import BrokerUnavailable
 from ._history import History, Position, Recovery
-from ._hub import Hub
+from ._presence import Member, event_from_json
+from ._roster_redis import EVENTS, RedisRoster
 from ._streams import StreamFeed
 from ._wire import decode, encode
 
@@ -51,6 +53,7 @@ class RedisBroker:
         connect_timeout: float,
         reconnect_min: float,
         reconnect_max: float,
+        presence_ttl: float = 30.0,
     ) -> None:
         scheme, _, rest = url.partition("://")
         scheme = {"valkey": "redis", "valkeys": "rediss"}.get(scheme.lower(), scheme)
@@ -71,6 +74,7 @@ class RedisBroker:
         self._closing = False
         self._listening = anyio.CancelScope()
         self._lifetime: anyio.CancelScope | None = None
+        self._roster = RedisRoster(prefix, presence_ttl)
         self._streams = StreamFeed(
             prefix,
             timeout=connect_timeout,
@@ -83,23 +87,11 @@ class RedisBroker:
     async def publish(
         self, channel: str, message: str | bytes, history: History | None
     ) -> Position | None:
-        client = self._client
-        if client is None or not self.connected:  # the listener is reconnecting: fail fast
-            await checkpoint()
-            raise BrokerUnavailable(
-                f"cannot publish to {channel!r}: the broker at {self.display} is unreachable"
-                " (reconnecting)"
-            )
-        try:
+        async with self._calling(channel, "publish to") as client:
             if history is not None:
                 return await self._streams.publish(client, channel, encode(message), history)
             await client.publish(self._prefix + channel, encode(message))
-            return None
-        except (RedisError, OSError, TimeoutError) as error:
-            raise BrokerUnavailable(
-                f"cannot publish to {channel!r}: the broker at {self.display} is unreachable"
-                f" ({describe(error)})"
-            ) from error
+        return None
 
     async def add_channel(self, channel: str, history: History | None) -> bool:
         """Wants ``channel`` subscribed; returns whether the server acknowledged it in time
@@ -109,7 +101,7 @@ class RedisBroker:
             BrokerUnavailable: the channel has history, and the server cannot be reached.
         """
         if history is not None:
-            async with self._history_call(channel) as client:
+            async with self._calling(channel) as client:
                 await self._streams.add(client, channel)
             return True
         self._wanted.add(channel)
@@ -128,27 +120,54 @@ class RedisBroker:
         Raises:
             BrokerUnavailable: the server cannot be reached.
         """
-        async with self._history_call(channel) as client:
+        async with self._calling(channel) as client:
             return await self._streams.recover(client, channel, history, since)
         raise AssertionError("unreachable")  # pragma: no cover
 
     @asynccontextmanager
-    async def _history_call(self, channel: str) -> AsyncIterator[coredis.Redis[bytes]]:
+    async def _calling(
+        self, channel: str, what: str = "reach the history of"
+    ) -> AsyncIterator[coredis.Redis[bytes]]:
+        """Yields the client for commands about ``channel``; fails fast while reconnecting.
+
+        Raises:
+            BrokerUnavailable: the server cannot be reached (nothing waits longer than
+                ``connect_timeout``).
+        """
         client = self._client
-        if client is None or not self.connected:
-            await checkpoint()
-            raise BrokerUnavailable(
-                f"cannot reach the history of {channel!r}: the broker at {self.display} is"
-                " unreachable (reconnecting)"
-            )
-        try:
-            with anyio.fail_after(self._timeout):
-                yield client
-        except (RedisError, OSError, TimeoutError) as error:
-            raise BrokerUnavailable(
-                f"cannot reach the history of {channel!r}: the broker at {self.display} is"
-                f" unreachable ({describe(error)})"
-            ) from error
+        cause: Exception | None = None
+        if client is not None and self.connected:
+            try:
+                with anyio.fail_after(self._timeout):
+                    yield client
+                return
+            except (RedisError, OSError, TimeoutError) as error:
+                cause = error
+        await checkpoint()
+        failure = "reconnecting" if cause is None else describe(cause)
+        raise BrokerUnavailable(
+            f"cannot {what} {channel!r}: the broker at {self.display} is unreachable ({failure})"
+        ) from cause
+
+    async def join(self, channel: str, member: Member) -> None:
+        async with self._calling(channel, "reach the presence in") as client:
+            await self._roster.join(client, channel, member)
+
+    def leave(self, channel: str, member: Member) -> None:
+        self._roster.leave(channel, member)
+
+    async def members(self, channel: str) -> dict[str, Member]:
+        async with self._calling(channel, "reach the presence in") as client:
+            return await self._roster.members(client, channel)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def watch(self, channel: str) -> None:
+        self._roster.watched.add(channel)
+        await self.add_channel(EVENTS + channel, None)
+
+    def unwatch(self, channel: str) -> None:
+        self._roster.watched.discard(channel)
+        self.remove_channel(EVENTS + channel)
 
     def remove_channel(self, channel: str) -> None:
         self._streams.remove(channel)
@@ -160,7 +179,7 @@ class RedisBroker:
 
     # -- the listener -----------------------------------------------------------------------
 
-    async def run(self, hub: Hub, *, task_status: TaskStatus[None]) -> None:
+    async def run(self, hub: Sink, *, task_status: TaskStatus[None]) -> None:
         """Runs the client and the listener until cancelled; reports started once first
         connected.
 
@@ -186,8 +205,11 @@ class RedisBroker:
                 try:
                     async with anyio.create_task_group() as group:
                         group.start_soon(self._streams.run, client, hub)
+                        group.start_soon(self._roster.run, client)
                         with self._listening:
                             await self._listen(hub, task_status)
+                        with anyio.move_on_after(self._timeout):  # a goodbye, if it can
+                            await self._roster.farewell(client)
                         group.cancel_scope.cancel()
                 finally:
                     self._client = None
@@ -205,7 +227,7 @@ class RedisBroker:
         if self._lifetime is not None:
             self._lifetime.deadline = anyio.current_time() + self._timeout
 
-    async def _listen(self, hub: Hub, task_status: TaskStatus[None]) -> None:
+    async def _listen(self, hub: Sink, task_status: TaskStatus[None]) -> None:
         started = False
         delay = self._reconnect_min
         while True:
@@ -236,7 +258,7 @@ class RedisBroker:
                 ) from failure
             if was_connected:
                 logger.warning("lost the broker at %s (%s); reconnecting", self.display, reason)
-                hub._gap(f"lost the connection to the broker ({reason})")
+                hub.gap(f"lost the connection to the broker ({reason})")
             await anyio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, self._reconnect_max)
 
@@ -247,7 +269,7 @@ class RedisBroker:
             ignore_subscribe_messages=True, retry_policy=None, subscription_timeout=self._timeout
         )
 
-    async def _consume(self, pubsub: PubSub[bytes], hub: Hub) -> None:
+    async def _consume(self, pubsub: PubSub[bytes], hub: Sink) -> None:
         prefix, skip = self._prefix_bytes, len(self._prefix_bytes)
         while True:
             message = await pubsub.get_message()
@@ -256,7 +278,19 @@ class RedisBroker:
             channel, data = message["channel"], message["data"]
             if isinstance(channel, bytes) and channel.startswith(prefix):
                 payload = data if isinstance(data, bytes) else str(data).encode()
-                hub._deliver(channel[skip:].decode("utf-8", "replace"), decode(payload))
+                name = channel[skip:].decode("utf-8", "replace")
+                if name.startswith(EVENTS):
+                    self._presence_event(hub, name[len(EVENTS) :], payload)
+                else:
+                    hub.deliver(name, decode(payload))
+
+    def _presence_event(self, hub: Sink, channel: str, payload: bytes) -> None:
+        try:
+            event = event_from_json(payload)
+        except (ValueError, TypeError, KeyError):
+            logger.warning("ignored a malformed presence event on %r", channel)
+            return
+        hub.presence_event(channel, event)
 
     async def _keep_synced(self, pubsub: PubSub[bytes]) -> None:
         while True:

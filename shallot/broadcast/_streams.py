@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import coredis
@@ -30,11 +30,9 @@ from coredis.exceptions import RedisError
 from coredis.response.types import StreamEntry
 from coredis.tokens import PureToken
 
+from ._broker import Sink
 from ._history import History, Position, Published, Recovery, new_epoch, recovery_of
 from ._wire import decode
-
-if TYPE_CHECKING:
-    from ._hub import Hub
 
 logger = logging.getLogger("shallot.broadcast")
 
@@ -183,7 +181,7 @@ class StreamFeed:
 
     # -- the live feed ----------------------------------------------------------------------
 
-    async def run(self, client: coredis.Redis[bytes], hub: Hub) -> None:
+    async def run(self, client: coredis.Redis[bytes], hub: Sink) -> None:
         """Reads the streams of the channels with subscribers here, until cancelled,
         reconnecting with backoff when the server goes away."""
         delay = self._reconnect_min
@@ -196,7 +194,7 @@ class StreamFeed:
             await anyio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, self._reconnect_max)
 
-    async def _follow(self, client: coredis.Redis[bytes], hub: Hub, wake_id: str) -> str:
+    async def _follow(self, client: coredis.Redis[bytes], hub: Sink, wake_id: str) -> str:
         await self._check_epochs(client, hub)  # after a reconnection: was the history lost?
         block = max(1, int(self._timeout * 500))  # below the client's read timeout
         while True:
@@ -217,7 +215,7 @@ class StreamFeed:
                 channel = name[len(self._prefix) + len("stream:") :]
                 self._take(hub, channel, entries)
 
-    def _take(self, hub: Hub, channel: str, entries: Any) -> None:
+    def _take(self, hub: Sink, channel: str, entries: Any) -> None:
         cursor = self._cursors.get(channel)
         for entry in entries:
             if cursor is None or self._cursors.get(channel) is not cursor:
@@ -227,18 +225,18 @@ class StreamFeed:
             if epoch != cursor.epoch:
                 cursor.epoch, cursor.offset = epoch, 0
                 reason = "the channel's history was lost (a new epoch began)"
-                hub._unrecovered(channel, reason, Position(epoch, 0))
+                hub.unrecovered(channel, reason, Position(epoch, 0))
                 return  # read the new epoch from its start
             if offset != cursor.offset + 1:
                 reason = f"offsets {cursor.offset + 1}-{offset - 1} were trimmed before read"
-                hub._unrecovered(channel, reason, Position(epoch, offset - 1))
+                hub.unrecovered(channel, reason, Position(epoch, offset - 1))
             cursor.offset = offset
-            hub._deliver(channel, message)
+            hub.deliver(channel, message)
 
-    async def _check_epochs(self, client: coredis.Redis[bytes], hub: Hub) -> None:
+    async def _check_epochs(self, client: coredis.Redis[bytes], hub: Sink) -> None:
         for channel, cursor in list(self._cursors.items()):
             now = await self.now(client, channel)
             if self._cursors.get(channel) is cursor and now.epoch != cursor.epoch:
                 cursor.epoch, cursor.offset = now.epoch, 0
                 reason = "the channel's history was lost (a new epoch began)"
-                hub._unrecovered(channel, reason, Position(now.epoch, 0))
+                hub.unrecovered(channel, reason, Position(now.epoch, 0))

@@ -23,6 +23,7 @@ from anyio.lowlevel import checkpoint
 
 from ._errors import BroadcastError, SlowSubscriber
 from ._history import Position, Published, Recovery, Unrecovered
+from ._presence import Joined, Left, Member
 
 Overflow: TypeAlias = Literal["drop_oldest", "drop_newest", "disconnect"]
 OVERFLOW_POLICIES: tuple[Overflow, ...] = ("drop_oldest", "drop_newest", "disconnect")
@@ -57,13 +58,14 @@ class Registry(Protocol):
 
 class Channel:
     """A channel's subscriptions in this process, and the event those with nothing to read
-    wait on."""
+    wait on; how many of them want join and leave items."""
 
-    __slots__ = ("subscribers", "wakeup")
+    __slots__ = ("subscribers", "wakeup", "watchers")
 
     def __init__(self) -> None:
         self.subscribers: dict[Subscription, None] = {}
         self.wakeup: anyio.Event | None = None
+        self.watchers = 0
 
     def wake(self) -> None:
         """Wakes every subscription of the channel that waits."""
@@ -84,7 +86,8 @@ class Subscription:
     """
 
     __slots__ = ("_buffer", "_channel", "_epoch", "_error", "_hub", "_offset", "_state",
-                 "_waiting", "channel", "dropped", "max_buffer", "overflow", "since")  # fmt: skip
+                 "_waiting", "channel", "dropped", "join_leave", "max_buffer", "member",
+                 "overflow", "since")  # fmt: skip
 
     def __init__(
         self,
@@ -93,8 +96,12 @@ class Subscription:
         max_buffer: int,
         overflow: Overflow,
         since: Position | None = None,
+        member: Member | None = None,
+        join_leave: bool = False,
     ) -> None:
         self._hub = hub
+        self.member = member  # its presence entry, when it is present
+        self.join_leave = join_leave
         self.channel = channel
         self.max_buffer = max_buffer
         self.overflow: Overflow = overflow
@@ -102,7 +109,7 @@ class Subscription:
         self.dropped = 0
         self._epoch = ""  # the position of the last message returned (history channels)
         self._offset = 0
-        self._buffer: deque[str | bytes | Gap | Unrecovered | Published] = deque()
+        self._buffer: deque[str | bytes | Gap | Unrecovered | Published | Joined | Left] = deque()
         self._state = _NEW
         self._error: SlowSubscriber | None = None
         self._channel: Channel | None = None  # set while it is open
@@ -131,7 +138,7 @@ class Subscription:
     def __aiter__(self) -> Subscription:
         return self
 
-    async def __anext__(self) -> str | bytes | Gap | Unrecovered:
+    async def __anext__(self) -> str | bytes | Gap | Unrecovered | Joined | Left:
         """Returns the next message (or ``Gap``, or ``Unrecovered``), waiting for one.
 
         Raises:
@@ -167,7 +174,7 @@ class Subscription:
             finally:
                 self._waiting -= 1
 
-    async def receive(self) -> str | bytes | Gap | Unrecovered:
+    async def receive(self) -> str | bytes | Gap | Unrecovered | Joined | Left:
         """Returns the next message (or ``Gap``, or ``Unrecovered``), waiting for one.
 
         Raises:
@@ -193,7 +200,7 @@ class Subscription:
 
     # -- the hub's side ---------------------------------------------------------------------
 
-    def _put(self, message: str | bytes | Published) -> None:
+    def _put(self, message: str | bytes | Published | Joined | Left) -> None:
         """Buffers a message; the hub wakes the channel once all have theirs."""
         buffer = self._buffer
         if self._state == _OPEN and (len(buffer) < self.max_buffer or self._make_room()):
