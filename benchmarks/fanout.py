@@ -6,6 +6,13 @@ For each broker (in memory; Redis when a server is at hand) and each backend (as
   subscribers (each a task iterating its subscription) has received it; then the next. Reported
   as messages per second and as deliveries (message x subscriber) per second. For Redis a
   message goes to the server and back through the process's one listener, which fans it out.
+- **pipelined** (``mode`` ``pipelined``): the publisher publishes batches of 32 messages without
+  waiting in between, and each subscriber drains what has queued in one wake-up
+  (``receive`` once, then ``receive_nowait`` while ``buffered``); the next batch goes once every
+  subscriber has the last. Deliveries per second are what counts here.
+- **the peer**: encode/broadcaster (``Broadcast("memory://")``, asyncio only: it is built on
+  asyncio queues) doing the same, each subscriber a task iterating its subscription, when the
+  ``broadcaster`` package is installed.
 - **memory per subscriber**: tracemalloc's traced memory growth while N subscriptions are
   entered, divided by N: the subscription alone (entered from one task), and with a task of
   its own iterating it (what a websocket connection or a worker task adds).
@@ -40,8 +47,12 @@ BACKENDS = ("asyncio", "trio")
 SIZES = (1_000, 10_000)
 
 
+BATCH = 32
+
+
 @dataclass
 class Result:
+    mode: str
     broker: str
     backend: str
     subscribers: int
@@ -130,6 +141,111 @@ async def fanout_seconds(hub: Hub, count: int, messages: int) -> float:
     return elapsed
 
 
+async def pipelined_seconds(hub: Hub, count: int, messages: int) -> float:
+    """Seconds to publish ``messages`` messages in batches of ``BATCH``, each batch drained by
+    all ``count`` subscribers (in one wake-up each) before the next."""
+    waiting = count * BATCH
+    received = anyio.Event()
+    entered = 0
+    all_in = anyio.Event()
+
+    async def subscriber() -> None:
+        nonlocal waiting, entered
+        async with hub.subscribe("pipelined", max_buffer=BATCH) as subscription:
+            entered += 1
+            if entered == count:
+                all_in.set()
+            while True:
+                await subscription.receive()
+                got = 1
+                while subscription.buffered:
+                    subscription.receive_nowait()
+                    got += 1
+                waiting -= got
+                if waiting == 0:
+                    received.set()
+
+    async with anyio.create_task_group() as group:
+        for _ in range(count):
+            group.start_soon(subscriber)
+        await all_in.wait()
+        start = time.perf_counter()
+        for _ in range(messages // BATCH):
+            for number in range(BATCH):
+                await hub.publish("pipelined", str(number))
+            await received.wait()
+            waiting, received = count * BATCH, anyio.Event()
+        elapsed = time.perf_counter() - start
+        assert hub.statistics().dropped == 0
+        group.cancel_scope.cancel()
+    return elapsed
+
+
+async def broadcaster_seconds(count: int, messages: int, pipelined: bool) -> float:
+    """The same with encode/broadcaster's in-memory backend (asyncio only)."""
+    from broadcaster import Broadcast
+
+    batch = BATCH if pipelined else 1
+    waiting = count * batch
+    received = anyio.Event()
+    entered = 0
+    all_in = anyio.Event()
+    async with Broadcast("memory://") as broadcast:
+
+        async def subscriber() -> None:
+            nonlocal waiting, entered
+            async with broadcast.subscribe("fanout") as subscription:
+                entered += 1
+                if entered == count:
+                    all_in.set()
+                async for _ in subscription:  # type: ignore[union-attr]
+                    waiting -= 1
+                    if waiting == 0:
+                        received.set()
+
+        async with anyio.create_task_group() as group:
+            for _ in range(count):
+                group.start_soon(subscriber)
+            await all_in.wait()
+            start = time.perf_counter()
+            for _ in range(messages // batch):
+                for number in range(batch):
+                    await broadcast.publish("fanout", str(number))
+                await received.wait()
+                waiting, received = count * batch, anyio.Event()
+            elapsed = time.perf_counter() - start
+            group.cancel_scope.cancel()
+    return elapsed
+
+
+def have_broadcaster() -> bool:
+    try:
+        import broadcaster  # noqa: F401
+    except ModuleNotFoundError:
+        return False
+    return True
+
+
+async def measure_peer(backend: str, count: int, messages: int, mode: str) -> Result:
+    pipelined = mode == "pipelined"
+    if pipelined:
+        messages *= BATCH
+    await broadcaster_seconds(count, max(BATCH, messages // 10), pipelined)  # warm up
+    seconds = await broadcaster_seconds(count, messages, pipelined)
+    done = messages // BATCH * BATCH if pipelined else messages
+    return Result(mode, "broadcaster", backend, count, done, seconds, 0.0, 0.0)
+
+
+async def measure_pipelined(url: str | None, broker: str, backend: str, count: int,
+                            messages: int) -> Result:  # fmt: skip
+    messages *= BATCH
+    async with open_hub(url, prefix="bench:") as hub:
+        await pipelined_seconds(hub, count, max(BATCH, messages // 10))  # warm up
+        seconds = await pipelined_seconds(hub, count, messages)
+    done = messages // BATCH * BATCH
+    return Result("pipelined", broker, backend, count, done, seconds, 0.0, 0.0)
+
+
 async def measure(url: str | None, broker: str, backend: str, count: int, messages: int) -> Result:
     async with open_hub(url, prefix="bench:") as hub:
         await memory_per_subscriber(hub, count, with_task=True)  # warm up the task machinery
@@ -138,6 +254,7 @@ async def measure(url: str | None, broker: str, backend: str, count: int, messag
         await fanout_seconds(hub, count, max(1, messages // 10))  # warm up
         seconds = fanout_seconds(hub, count, messages)
         return Result(
+            "waiting",
             broker,
             backend,
             count,
@@ -180,6 +297,10 @@ def redis_server(url: str | None) -> Iterator[str | None]:
         process.stdout.close()
 
 
+def _bytes(value: float) -> str:
+    return f"{value:,.0f}" if value else "-"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer messages, smaller only")
@@ -200,27 +321,39 @@ def main() -> None:
                     messages = max(20, (200_000 if broker == "memory" else 100_000) // count)
                     if options.quick:
                         messages = max(10, messages // 4)
-                    result = anyio.run(measure, broker_url, broker, backend, count, messages,
-                                       backend=backend)  # fmt: skip
+                    runs = [(measure, broker_url, broker), (measure_pipelined, broker_url, broker)]
+                    for function, *arguments in runs:
+                        result = anyio.run(function, *arguments, backend, count, messages,
+                                           backend=backend)  # fmt: skip
+                        results.append(result)
+                        print(
+                            f"  {result.mode:9} {broker:6} {backend:7} {count:>6} subscribers:"
+                            f" {result.per_second * count:11,.0f} deliveries/s",
+                            file=sys.stderr,
+                        )
+        if have_broadcaster():
+            for count in sizes:
+                messages = max(10 if options.quick else 20, 200_000 // count // 4)
+                for mode in ("waiting", "pipelined"):
+                    result = anyio.run(measure_peer, "asyncio", count, messages, mode)
                     results.append(result)
-                    print(
-                        f"  {broker:6} {backend:7} {count:>6} subscribers: "
-                        f"{result.per_second:9,.0f} messages/s",
-                        file=sys.stderr,
-                    )
+        else:
+            notes.append("broadcaster: skipped (pip install broadcaster to compare)")
     print()
     print(f"Fan-out of one message to N subscribers (Python {sys.version.split()[0]})")
     header = (
-        f"{'broker':6}  {'backend':7}  {'N':>6}  {'messages/s':>10}  {'deliveries/s':>12}"
-        f"  {'ms/fan-out':>10}  {'B/subscription':>14}  {'B/subscriber+task':>17}"
+        f"{'mode':9}  {'broker':11}  {'backend':7}  {'N':>6}  {'messages/s':>10}"
+        f"  {'deliveries/s':>12}  {'ms/fan-out':>10}  {'B/subscription':>14}"
+        f"  {'B/subscriber+task':>17}"
     )
     print(header)
     print("-" * len(header))
     for r in results:
         print(
-            f"{r.broker:6}  {r.backend:7}  {r.subscribers:>6}  {r.per_second:>10,.0f}"
-            f"  {r.per_second * r.subscribers:>12,.0f}  {r.fanout_ms:>10.2f}"
-            f"  {r.bytes_subscription:>14,.0f}  {r.bytes_with_task:>17,.0f}"
+            f"{r.mode:9}  {r.broker:11}  {r.backend:7}  {r.subscribers:>6}"
+            f"  {r.per_second:>10,.0f}  {r.per_second * r.subscribers:>12,.0f}"
+            f"  {r.fanout_ms:>10.2f}  {_bytes(r.bytes_subscription):>14}"
+            f"  {_bytes(r.bytes_with_task):>17}"
         )
     for note in notes:
         print(note)

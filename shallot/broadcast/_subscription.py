@@ -149,15 +149,10 @@ class Subscription:
             await checkpoint()
         while True:
             if self._buffer:
-                item = self._buffer.popleft()
-                if type(item) is Published:
-                    if item.offset <= self._offset and item.epoch == self._epoch:
-                        continue  # recovered already: the seam between history and live
-                    self._epoch, self._offset = item.epoch, item.offset
-                    return item.message
-                if type(item) is Unrecovered:
-                    self._epoch, self._offset = item.position
-                return item  # type: ignore[return-value]  # Published was handled above
+                try:
+                    return self.receive_nowait()
+                except anyio.WouldBlock:  # only duplicates at the history/live seam were left
+                    continue
             if self._error is not None:
                 raise SlowSubscriber(self.channel, self._error.dropped)
             if self._state == _CLOSED:
@@ -185,6 +180,26 @@ class Subscription:
             return await self.__anext__()
         except StopAsyncIteration:
             raise BroadcastError(f"the subscription to {self.channel!r} is closed") from None
+
+    def receive_nowait(self) -> str | bytes | Gap | Unrecovered | Joined | Left:
+        """Returns the next buffered item without waiting: to drain, in one wake-up, what
+        queued while the reader was busy (``while messages.buffered: ...``).
+
+        Raises:
+            anyio.WouldBlock: nothing is buffered.
+        """
+        buffer = self._buffer
+        while buffer:
+            item = buffer.popleft()
+            if type(item) is Published:
+                if item.offset <= self._offset and item.epoch == self._epoch:
+                    continue  # recovered already: the seam between history and live
+                self._epoch, self._offset = item.epoch, item.offset
+                return item.message
+            if type(item) is Unrecovered:
+                self._epoch, self._offset = item.position
+            return item  # type: ignore[return-value]  # Published was handled above
+        raise anyio.WouldBlock
 
     @property
     def position(self) -> Position | None:
