@@ -35,9 +35,11 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import anyio
 
@@ -106,78 +108,85 @@ async def memory_per_subscriber(hub: Hub, count: int, with_task: bool) -> float:
     return (after - before) / count
 
 
-async def fanout_seconds(hub: Hub, count: int, messages: int) -> float:
-    """Seconds to publish ``messages`` messages one by one, each received by all ``count``
-    subscribers before the next is published."""
-    waiting = count
-    received = anyio.Event()
-    entered = 0
-    all_in = anyio.Event()
+class Tally:
+    """What ``count`` subscribers received of the current batch of ``batch`` messages."""
 
-    async def subscriber() -> None:
-        nonlocal waiting, entered
-        async with hub.subscribe("fanout", max_buffer=4) as subscription:
-            entered += 1
-            if entered == count:
-                all_in.set()
-            async for _ in subscription:
-                waiting -= 1
-                if waiting == 0:
-                    received.set()
+    def __init__(self, count: int, batch: int) -> None:
+        self.count = count
+        self.batch = batch
+        self.entered = 0
+        self.all_in = anyio.Event()
+        self.reset()
 
+    def reset(self) -> None:
+        self.waiting = self.count * self.batch
+        self.received = anyio.Event()
+
+    def enter(self) -> None:
+        self.entered += 1
+        if self.entered == self.count:
+            self.all_in.set()
+
+    def got(self, number: int) -> None:
+        self.waiting -= number
+        if self.waiting == 0:
+            self.received.set()
+
+
+async def timed(
+    tally: Tally,
+    subscriber: Callable[[Tally], Coroutine[Any, Any, None]],
+    publish: Callable[[str], Awaitable[object]],
+    messages: int,
+) -> float:
+    """Seconds to publish ``messages`` messages in batches of ``tally.batch``, each batch
+    received by every subscriber (one task each) before the next is published."""
     async with anyio.create_task_group() as group:
-        for _ in range(count):
-            group.start_soon(subscriber)
-        await all_in.wait()
+        for _ in range(tally.count):
+            group.start_soon(subscriber, tally)
+        await tally.all_in.wait()
         start = time.perf_counter()
-        for number in range(messages):
-            await hub.publish("fanout", str(number))
-            await received.wait()
-            waiting, received = count, anyio.Event()
+        for _ in range(messages // tally.batch):
+            for number in range(tally.batch):
+                await publish(str(number))
+            await tally.received.wait()
+            tally.reset()
         elapsed = time.perf_counter() - start
-        stats = hub.statistics()
-        assert stats.dropped == 0, stats
         group.cancel_scope.cancel()
     return elapsed
 
 
-async def pipelined_seconds(hub: Hub, count: int, messages: int) -> float:
-    """Seconds to publish ``messages`` messages in batches of ``BATCH``, each batch drained by
-    all ``count`` subscribers (in one wake-up each) before the next."""
-    waiting = count * BATCH
-    received = anyio.Event()
-    entered = 0
-    all_in = anyio.Event()
+async def fanout_seconds(hub: Hub, count: int, messages: int) -> float:
+    """One message at a time, every subscriber iterating its subscription."""
 
-    async def subscriber() -> None:
-        nonlocal waiting, entered
+    async def subscriber(tally: Tally) -> None:
+        async with hub.subscribe("fanout", max_buffer=4) as subscription:
+            tally.enter()
+            async for _ in subscription:
+                tally.got(1)
+
+    elapsed = await timed(Tally(count, 1), subscriber, partial(hub.publish, "fanout"), messages)
+    assert hub.statistics().dropped == 0
+    return elapsed
+
+
+async def pipelined_seconds(hub: Hub, count: int, messages: int) -> float:
+    """Batches of ``BATCH``; each subscriber drains what queued in one wake-up."""
+
+    async def subscriber(tally: Tally) -> None:
         async with hub.subscribe("pipelined", max_buffer=BATCH) as subscription:
-            entered += 1
-            if entered == count:
-                all_in.set()
+            tally.enter()
             while True:
                 await subscription.receive()
                 got = 1
                 while subscription.buffered:
                     subscription.receive_nowait()
                     got += 1
-                waiting -= got
-                if waiting == 0:
-                    received.set()
+                tally.got(got)
 
-    async with anyio.create_task_group() as group:
-        for _ in range(count):
-            group.start_soon(subscriber)
-        await all_in.wait()
-        start = time.perf_counter()
-        for _ in range(messages // BATCH):
-            for number in range(BATCH):
-                await hub.publish("pipelined", str(number))
-            await received.wait()
-            waiting, received = count * BATCH, anyio.Event()
-        elapsed = time.perf_counter() - start
-        assert hub.statistics().dropped == 0
-        group.cancel_scope.cancel()
+    publish = partial(hub.publish, "pipelined")
+    elapsed = await timed(Tally(count, BATCH), subscriber, publish, messages)
+    assert hub.statistics().dropped == 0
     return elapsed
 
 
@@ -185,37 +194,16 @@ async def broadcaster_seconds(count: int, messages: int, pipelined: bool) -> flo
     """The same with encode/broadcaster's in-memory backend (asyncio only)."""
     from broadcaster import Broadcast
 
-    batch = BATCH if pipelined else 1
-    waiting = count * batch
-    received = anyio.Event()
-    entered = 0
-    all_in = anyio.Event()
     async with Broadcast("memory://") as broadcast:
 
-        async def subscriber() -> None:
-            nonlocal waiting, entered
+        async def subscriber(tally: Tally) -> None:
             async with broadcast.subscribe("fanout") as subscription:
-                entered += 1
-                if entered == count:
-                    all_in.set()
+                tally.enter()
                 async for _ in subscription:  # type: ignore[union-attr]
-                    waiting -= 1
-                    if waiting == 0:
-                        received.set()
+                    tally.got(1)
 
-        async with anyio.create_task_group() as group:
-            for _ in range(count):
-                group.start_soon(subscriber)
-            await all_in.wait()
-            start = time.perf_counter()
-            for _ in range(messages // batch):
-                for number in range(batch):
-                    await broadcast.publish("fanout", str(number))
-                await received.wait()
-                waiting, received = count * batch, anyio.Event()
-            elapsed = time.perf_counter() - start
-            group.cancel_scope.cancel()
-    return elapsed
+        tally = Tally(count, BATCH if pipelined else 1)
+        return await timed(tally, subscriber, partial(broadcast.publish, "fanout"), messages)
 
 
 def have_broadcaster() -> bool:
@@ -321,10 +309,9 @@ def main() -> None:
                     messages = max(20, (200_000 if broker == "memory" else 100_000) // count)
                     if options.quick:
                         messages = max(10, messages // 4)
-                    runs = [(measure, broker_url, broker), (measure_pipelined, broker_url, broker)]
-                    for function, *arguments in runs:
-                        result = anyio.run(function, *arguments, backend, count, messages,
-                                           backend=backend)  # fmt: skip
+                    for function in (measure, measure_pipelined):
+                        result = anyio.run(function, broker_url, broker, backend, count,
+                                           messages, backend=backend)  # fmt: skip
                         results.append(result)
                         print(
                             f"  {result.mode:9} {broker:6} {backend:7} {count:>6} subscribers:"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -29,22 +29,6 @@ from shallot.broadcast import (
     open_hub,
 )
 from shallot.testing import TestClient, WebSocketRejected
-
-from .integration.redis_server import RedisServer, running_redis
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with running_redis() as server:
-        yield server
-
-
-@pytest.fixture(params=["memory", "redis"])
-def hub_url(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "memory":
-        return None
-    server: RedisServer = request.getfixturevalue("redis")
-    return server.url
 
 
 @pytest.fixture

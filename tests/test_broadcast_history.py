@@ -6,7 +6,7 @@ The pure parts (``History`` rules, the ring) are checked without an event loop a
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import anyio
 import pytest
@@ -22,23 +22,7 @@ from shallot.broadcast import (
 )
 from shallot.broadcast._history import MAX_HISTORY, Ring, check_since, history_rules
 
-from .integration.redis_server import RedisServer, running_redis
-
 HISTORY = {"room:*": History(size=20, ttl=600), "small": History(size=3, ttl=600)}
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with running_redis() as server:
-        yield server
-
-
-@pytest.fixture(params=["memory", "redis"])
-def hub_url(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "memory":
-        return None
-    server: RedisServer = request.getfixturevalue("redis")
-    return server.url
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -14,23 +14,9 @@ import pytest
 
 from shallot.broadcast import Hub, Joined, Left, Member, open_hub
 
-from .integration.redis_server import RedisServer, running_redis
+from .integration.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with running_redis() as server:
-        yield server
-
-
-@pytest.fixture(params=["memory", "redis"])
-def hub_url(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "memory":
-        return None
-    server: RedisServer = request.getfixturevalue("redis")
-    return server.url
 
 
 @pytest.fixture
