@@ -222,3 +222,31 @@ def test_since_accepts_what_position_gives_and_json_gives_back() -> None:
     assert check_since(["e", 3]) == Position("e", 3)  # a JSON array from a client
     with pytest.raises(ValueError, match="since is a position"):
         check_since(("x" * 65, 1))
+
+
+async def test_publish_many_is_one_burst_drained_in_one_wake(hub: Hub) -> None:
+    with anyio.fail_after(5):
+        async with hub.subscribe("room:burst") as room, hub.subscribe("plain") as plain:
+            positions = await hub.publish_many("room:burst", ["a", b"b", "c"])
+            start = room.position
+            assert start is not None
+            assert positions == [Position(start.epoch, offset) for offset in (1, 2, 3)]
+            assert await hub.publish_many("plain", ["x", "y"]) == [None, None]
+            assert await room.receive() == "a"
+            await settle_room(hub, room, 2)
+            assert [room.receive_nowait(), room.receive_nowait()] == [b"b", "c"]
+            with pytest.raises(anyio.WouldBlock):
+                room.receive_nowait()
+            assert room.position == positions[-1]
+            await settle_room(hub, plain, 2)
+            assert [plain.receive_nowait(), plain.receive_nowait()] == ["x", "y"]
+        with pytest.raises(TypeError, match="str or bytes"):
+            await hub.publish_many("plain", ["ok", 3])  # type: ignore[list-item]
+        assert hub.statistics().published == 5
+
+
+async def settle_room(hub: Hub, subscription: Subscription, count: int) -> None:
+    """Waits until ``count`` items are buffered: Redis delivers asynchronously, and the
+    listener has no event to offer (bounded by the caller's ``fail_after``)."""
+    while subscription.buffered < count:  # noqa: ASYNC110
+        await anyio.sleep(0.005)

@@ -4,6 +4,7 @@ may do to the hub it runs for (hand over what arrives, report a loss)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from anyio.abc import TaskStatus
@@ -39,6 +40,10 @@ class Broker(Protocol):
     async def publish(
         self, channel: str, message: str | bytes, history: History | None
     ) -> Position | None: ...
+
+    async def publish_many(
+        self, channel: str, messages: Sequence[str | bytes], history: History | None
+    ) -> list[Position | None]: ...
 
     async def add_channel(self, channel: str, history: History | None) -> bool: ...
 

@@ -11,7 +11,7 @@ broker's task, the app lifetime) is ``_open``'s.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._broker import Broker
@@ -102,6 +102,32 @@ class Hub:
         position = await self._broker.publish(channel, message, self._history_of(channel))
         self._published += 1
         return position
+
+    async def publish_many(
+        self, channel: str, messages: Sequence[str | bytes]
+    ) -> list[Position | None]:
+        """Publishes ``messages`` to ``channel`` in order, as one burst: in memory, subscribers
+        wake once for all of them and can drain them in one go (``receive_nowait``).
+
+        Returns:
+            Each message's position (None on a channel without history).
+
+        Raises:
+            TypeError: as ``publish``, checked for every message before any is sent.
+            BrokerUnavailable: the broker cannot be reached; the messages before the one
+                that failed were published.
+            BroadcastError: the hub is closed.
+        """
+        check_channel(channel)
+        for message in messages:
+            if not isinstance(message, (str, bytes)):
+                raise TypeError(f"a message is str or bytes, not {type(message).__name__}")
+        if self._closed:
+            raise BroadcastError("the hub is closed")
+        history = self._history_of(channel)
+        positions = await self._broker.publish_many(channel, messages, history)
+        self._published += len(positions)
+        return positions
 
     def subscribe(
         self,

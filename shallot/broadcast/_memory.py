@@ -5,6 +5,8 @@ expires with no subscriber left)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import anyio
 from anyio.abc import TaskStatus
 from anyio.lowlevel import checkpoint
@@ -32,6 +34,17 @@ class MemoryBroker:
         self, channel: str, message: str | bytes, history: History | None
     ) -> Position | None:
         await checkpoint()  # before delivering: a cancelled publish published nothing
+        return self._deliver(channel, message, history)
+
+    async def publish_many(
+        self, channel: str, messages: Sequence[str | bytes], history: History | None
+    ) -> list[Position | None]:
+        await checkpoint()  # one for the burst: subscribers run once all are delivered
+        return [self._deliver(channel, message, history) for message in messages]
+
+    def _deliver(
+        self, channel: str, message: str | bytes, history: History | None
+    ) -> Position | None:
         assert self._hub is not None
         if history is None:
             self._hub.deliver(channel, message)

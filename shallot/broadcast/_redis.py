@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import anyio
@@ -92,6 +92,11 @@ class RedisBroker:
                 return await self._streams.publish(client, channel, encode(message), history)
             await client.publish(self._prefix + channel, encode(message))
         return None
+
+    async def publish_many(
+        self, channel: str, messages: Sequence[str | bytes], history: History | None
+    ) -> list[Position | None]:
+        return [await self.publish(channel, message, history) for message in messages]
 
     async def add_channel(self, channel: str, history: History | None) -> bool:
         """Wants ``channel`` subscribed; returns whether the server acknowledged it in time
