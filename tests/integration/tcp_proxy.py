@@ -26,6 +26,10 @@ class Proxy:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}"
 
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
     def cut(self) -> None:
         """Drops every connection (their sockets close) and refuses new ones."""
         self.open = False
