@@ -87,13 +87,14 @@ def websocket(
     leaves, a handler that is neither reading nor yielding is cancelled after
     ``disconnect_timeout`` seconds. After a server-side close the client's close is awaited
     ``close_timeout`` seconds; one send may take ``send_timeout`` seconds (on hypercorn's trio
-    worker, ``serve``'s ``tcp_user_timeout`` instead: a send there cannot be cancelled).
-    While the handler reads, it reads from the server directly; once it has been away from its
+    worker, ``serve``'s ``tcp_user_timeout`` instead: a send there cannot be cancelled). While
+    the handler reads, it reads from the server directly; once it has been away from its
     receiver for ``watch_interval`` seconds, shallot reads on its behalf (into the bounded
-    queue), which is how a disconnect is noticed however the handler is busy. A full queue holds the client
-    back (nothing is lost), except for a handler that has not read at all ``push_only_after``
-    seconds into the connection: that one is pure server push, and what does not fit is
-    dropped (``receiver.dropped`` counts it) so the client's disconnect is still seen.
+    queue), which is how a disconnect is noticed however the handler is busy. A full queue holds
+    the client back (nothing is lost), except for a handler that has not read at all
+    ``push_only_after`` seconds into the connection: that one is pure server push, and what does
+    not fit is dropped (``receiver.dropped`` counts it) so the client's disconnect is still
+    seen.
 
     Raises:
         TypeError: ``func`` is not an async generator or coroutine function, or a hook is not

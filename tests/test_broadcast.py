@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -29,22 +29,6 @@ from shallot.broadcast import (
     open_hub,
 )
 from shallot.testing import TestClient, WebSocketRejected
-
-from .integration.redis_server import RedisServer, running_redis
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with running_redis() as server:
-        yield server
-
-
-@pytest.fixture(params=["memory", "redis"])
-def hub_url(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "memory":
-        return None
-    server: RedisServer = request.getfixturevalue("redis")
-    return server.url
 
 
 @pytest.fixture
@@ -434,8 +418,13 @@ async def test_the_chat_demo_in_memory() -> None:
     their process, hear each other, and hear who joins and leaves."""
     from examples.chat.app import app
 
+    positions: list[list[Any]] = []
+
     def event(ws_text: str | bytes) -> dict[str, Any]:
+        """The event without its position (kept in ``positions``)."""
         parsed: dict[str, Any] = json.loads(ws_text)
+        if "pos" in parsed and parsed["type"] != "welcome":
+            positions.append(parsed.pop("pos"))
         return parsed
 
     with anyio.fail_after(5):
@@ -462,3 +451,30 @@ async def test_the_chat_demo_in_memory() -> None:
                     assert event(await ada.receive()) == said
                     assert event(await bob.receive()) == said
                 assert event(await ada.receive()) == {"type": "left", "nick": "bob"}
+            # ada's connection drops; meanwhile eve comes and talks; ada comes back with the
+            # position of the last event she saw and gets what she missed, once, in order
+            epoch, offset = positions[-1]
+            assert sorted({position[1] for position in positions}) == list(range(1, offset + 1))
+            async with client.websocket("/rooms/lobby?nick=eve") as eve:
+                assert event(await eve.receive())["type"] == "welcome"
+                await eve.send("while ada was away")
+                assert event(await eve.receive()) == {"type": "joined", "nick": "eve"}
+                assert event(await eve.receive())["type"] == "message"
+            async with client.websocket(f"/rooms/lobby?nick=ada&since={epoch}:{offset}") as ada:
+                assert event(await ada.receive())["type"] == "welcome"
+                missed = [event(await ada.receive()) for _ in range(4)]
+                assert missed == [
+                    {"type": "left", "nick": "ada"},  # her own dropped connection
+                    {"type": "joined", "nick": "eve"},
+                    {"type": "message", "nick": "eve", "text": "while ada was away"},
+                    {"type": "left", "nick": "eve"},
+                ]
+                assert event(await ada.receive()) == {"type": "joined", "nick": "ada"}
+            for since in ("nope", f"{epoch}:-1", f"{epoch}"):
+                with pytest.raises(WebSocketRejected) as rejected:
+                    async with client.websocket(f"/rooms/lobby?nick=ada&since={since}"):
+                        pass  # pragma: no cover
+                assert rejected.value.status == 400
+            async with client.websocket("/rooms/lobby?nick=ada&since=abc:1") as ada:
+                assert event(await ada.receive())["type"] == "welcome"
+                assert event(await ada.receive())["type"] == "unrecovered"  # another epoch

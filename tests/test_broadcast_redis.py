@@ -6,7 +6,7 @@ the broker crashing mid-stream (issue 7). The hub's general rules run on Redis t
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 
 import anyio
@@ -17,13 +17,7 @@ from shallot import build_server
 from shallot.broadcast import BrokerUnavailable, Gap, Subscription, hub_lifespan, open_hub
 from shallot.testing import LifespanError, TestClient
 
-from .integration.redis_server import RedisServer, free_port, running_redis
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with running_redis() as server:
-        yield server
+from .integration.redis_server import RedisServer, free_port
 
 
 @pytest.fixture

@@ -6,8 +6,12 @@ open http://127.0.0.1:8000 in two browser windows. In one process the hub is in 
 the rooms span every worker and host: add ``--workers 4``.
 
 The page sends plain text; the server sends JSON events: ``welcome`` (with the id of the
-process that serves the connection), ``joined``, ``message``, ``left``, ``gap`` (the broker
-connection dropped: some messages may be missing) and ``error``.
+process that serves the connection), ``joined``, ``message``, ``left``, ``unrecovered`` (missed
+messages could not be recovered: the page starts its log afresh) and ``error``. Rooms keep a
+history (the last 500 events, for an hour): every event from the room carries its position
+``pos`` (``[epoch, offset]``), and a page whose connection dropped reconnects by itself (with
+backoff) with ``?since=<epoch>:<offset>`` of the last event it showed, and gets what it missed,
+once, in order (issue 17).
 """
 
 from __future__ import annotations
@@ -29,12 +33,22 @@ from shallot import (
     ws_accept,
     ws_send,
 )
-from shallot.broadcast import BroadcastError, Gap, Hub, hub_lifespan
+from shallot.broadcast import (
+    BroadcastError,
+    Gap,
+    History,
+    Hub,
+    Position,
+    Unrecovered,
+    hub_lifespan,
+)
 from shallot.middlewares import apply_middleware, wrap_parameters, wrap_routes, wrap_static
 from shallot.response import respond400
 
 STATIC = Path(__file__).parent / "static"
 _NAME = re.compile(r"[\w\- ]{1,32}")
+_SINCE = re.compile(r"([0-9a-f]{1,64}):([0-9]{1,18})")
+HISTORY = {"room:*": History(size=500, ttl=3600)}
 MAX_TEXT = 2000
 
 if not logging.getLogger("shallot").handlers:  # say what the hub does (reconnects, gaps)
@@ -55,8 +69,21 @@ async def check_nick(scope: dict[str, Any]) -> Mapping[str, object]:
     room = scope["path"].rstrip("/").rpartition("/")[2]
     if not _NAME.fullmatch(nick) or not _NAME.fullmatch(room):
         return respond400("nick and room: 1 to 32 letters, digits, spaces, - or _")
+    since = (scope["query_params"].get("since") or [""])[0]
+    found = _SINCE.fullmatch(since)
+    if since and found is None:
+        return respond400("since: <epoch>:<offset>, as the events' pos gives")
     scope["nick"] = nick
+    scope["since"] = Position(found[1], int(found[2])) if found else None
     return ws_accept()
+
+
+def with_position(message: str | bytes, position: Position | None) -> str:
+    """Returns a room event with its position added (the page sends it back as ``since``)."""
+    parsed = json.loads(message)
+    if position is not None:
+        parsed["pos"] = list(position)
+    return json.dumps(parsed)
 
 
 async def announce_leaving(scope: dict[str, Any]) -> None:
@@ -73,9 +100,10 @@ async def room(scope: dict[str, Any], receiver: Receiver, name: str) -> AsyncIte
     room."""
     hub: Hub = scope["config"]["hub"]
     nick, channel = scope["nick"], f"room:{name}"
-    async with hub.subscribe(channel) as messages:
+    async with hub.subscribe(channel, since=scope["since"]) as messages:
         scope["channel"] = channel
-        yield ws_send(event("welcome", room=name, nick=nick, pid=os.getpid()))
+        position = list(messages.position or ())
+        yield ws_send(event("welcome", room=name, nick=nick, pid=os.getpid(), pos=position))
         with suppress(BroadcastError):
             await hub.publish(channel, event("joined", nick=nick))
         async for source, message in receiver.merge(messages):
@@ -85,10 +113,13 @@ async def room(scope: dict[str, Any], receiver: Receiver, name: str) -> AsyncIte
                     await hub.publish(channel, event("message", nick=nick, text=text))
                 except BroadcastError as error:
                     yield ws_send(event("error", text=f"not sent: {error}"))
-            elif isinstance(message, Gap):
+            elif isinstance(message, Unrecovered):
+                pos = list(message.position)
+                yield ws_send(event("unrecovered", reason=message.reason, pos=pos))
+            elif isinstance(message, Gap):  # rooms have history: only if that changes
                 yield ws_send(event("gap", reason=message.reason))
-            else:
-                yield ws_send(message)
+            elif isinstance(message, (str, bytes)):
+                yield ws_send(with_position(message, messages.position))
 
 
 routes = [("/rooms/{name}", ["WS"], room)]
@@ -98,5 +129,5 @@ app = build_server(
     apply_middleware(wrap_static(STATIC), wrap_parameters(), wrap_routes(routes))(
         standard_not_found
     ),
-    lifespan=hub_lifespan(os.environ.get("SHALLOT_REDIS_URL") or None),
+    lifespan=hub_lifespan(os.environ.get("SHALLOT_REDIS_URL") or None, history=HISTORY),
 )

@@ -14,18 +14,27 @@ docs/broadcast.md::
 from __future__ import annotations
 
 from ._errors import BroadcastError, BrokerUnavailable, SlowSubscriber
-from ._hub import Hub, HubStatistics
+from ._history import History, Position, Unrecovered
+from ._hub import Hub
 from ._open import hub_lifespan, open_hub
+from ._presence import Joined, Left, Member
+from ._statistics import HubStatistics
 from ._subscription import Gap, Subscription
 
 __all__ = [
     "BroadcastError",
     "BrokerUnavailable",
     "Gap",
+    "History",
     "Hub",
     "HubStatistics",
+    "Joined",
+    "Left",
+    "Member",
+    "Position",
     "SlowSubscriber",
     "Subscription",
+    "Unrecovered",
     "hub_lifespan",
     "open_hub",
 ]

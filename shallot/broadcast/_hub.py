@@ -11,96 +11,83 @@ broker's task, the app lifetime) is ``_open``'s.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from anyio.abc import TaskStatus
-
-from .._checks import positive
+from ._broker import Broker
+from ._checks import check_buffer, check_channel, check_overflow
 from ._errors import BroadcastError
-from ._subscription import OVERFLOW_POLICIES, Channel, Gap, Overflow, Subscription
+from ._history import History, Position, Published, Unrecovered, check_since
+from ._presence import Joined, Left, Member, new_member
+from ._statistics import HubStatistics
+from ._subscription import Channel, Gap, Overflow, Subscription
 
 
-class Broker(Protocol):
-    """What a hub needs from its transport (in memory, or Redis)."""
+class Fanout:
+    """The hub as its broker sees it (``Sink``): a view, so that the hub's own methods for
+    the broker stay out of its public API."""
 
-    @property
-    def connected(self) -> bool: ...
+    __slots__ = ("deliver", "gap", "presence_event", "unrecovered")
 
-    async def run(self, hub: Hub, *, task_status: TaskStatus[None]) -> None: ...
-
-    async def publish(self, channel: str, message: str | bytes) -> None: ...
-
-    async def add_channel(self, channel: str) -> bool: ...
-
-    def remove_channel(self, channel: str) -> None: ...
-
-    async def wait_connected(self) -> None: ...
-
-    def close(self) -> None: ...
+    def __init__(self, hub: Hub) -> None:
+        self.deliver = hub._deliver  # bound once: delivery is the hot path
+        self.gap = hub._gap
+        self.unrecovered = hub._unrecovered
+        self.presence_event = hub._presence_event
 
 
-@dataclass(frozen=True)
-class HubStatistics:
-    """Counters of one hub (this process only), from ``hub.statistics()``."""
+class Membership:
+    """The hub as its subscriptions see it (``Registry``): a view, so that the hub's own
+    methods for them stay out of its public API."""
 
-    #: channels with at least one subscriber here, and their subscriptions
-    channels: int
-    subscribers: int
-    #: messages this process published
-    published: int
-    #: messages handed to subscriptions here (one per subscriber)
-    delivered: int
-    #: messages subscribers lost to their overflow policy
-    dropped: int
-    #: subscriptions dropped by the ``disconnect`` policy
-    disconnected: int
-    #: broker outages seen (each sent a ``Gap`` to every subscriber)
-    gaps: int
-    #: whether the broker is connected now
-    connected: bool
+    __slots__ = ("_hub",)
 
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
 
-def check_channel(channel: object) -> str:
-    if not isinstance(channel, str) or not channel:
-        raise TypeError(f"a channel is a non-empty str, not {channel!r}")
-    return channel
+    async def enter(self, subscription: Subscription) -> None:
+        await self._hub._add(subscription)
 
+    def leave(self, subscription: Subscription) -> None:
+        self._hub._remove(subscription)
 
-def check_buffer(max_buffer: object) -> int:
-    if max_buffer == math.inf:
-        raise ValueError(f"max_buffer must be a positive whole number, not {max_buffer!r}")
-    return int(positive("max_buffer", max_buffer, whole=True))
-
-
-def check_overflow(overflow: object) -> Overflow:
-    for policy in OVERFLOW_POLICIES:
-        if overflow == policy:
-            return policy
-    raise ValueError(f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}; not {overflow!r}")
+    def lost(self, dropped: int, *, disconnected: bool) -> None:
+        self._hub._dropped += dropped
+        self._hub._disconnected += disconnected
 
 
 class Hub:
     """Publish/subscribe between the tasks of this process, and with a broker, of other
     processes and hosts. Made by ``open_hub`` (or ``hub_lifespan``), not directly."""
 
-    def __init__(self, broker: Broker, *, max_buffer: int, overflow: Overflow) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        *,
+        max_buffer: int,
+        overflow: Overflow,
+        history: Callable[[str], History | None] = lambda channel: None,
+    ) -> None:
         self._broker = broker
+        self._history_of = history
         self._max_buffer = max_buffer
         self._overflow: Overflow = overflow
         self._channels: dict[str, Channel] = {}
         self._closed = False
         self._published = self._delivered = self._dropped = 0
         self._disconnected = self._gaps = 0
+        self._membership = Membership(self)
 
     def __repr__(self) -> str:
         return f"<Hub {type(self._broker).__name__}, {len(self._channels)} channels>"
 
-    async def publish(self, channel: str, message: str | bytes) -> None:
+    async def publish(self, channel: str, message: str | bytes) -> Position | None:
         """Sends ``message`` to every subscriber of ``channel``, in every process connected to
         the same broker (subscribers who joined after it returned are not guaranteed it).
         One task's messages arrive in the order it published them.
+
+        Returns:
+            The message's position when the channel keeps history, else None.
 
         Raises:
             TypeError: ``channel`` is not a non-empty str, or ``message`` not str or bytes.
@@ -112,11 +99,46 @@ class Hub:
             raise TypeError(f"a message is str or bytes, not {type(message).__name__}")
         if self._closed:
             raise BroadcastError("the hub is closed")
-        await self._broker.publish(channel, message)
+        position = await self._broker.publish(channel, message, self._history_of(channel))
         self._published += 1
+        return position
+
+    async def publish_many(
+        self, channel: str, messages: Sequence[str | bytes]
+    ) -> list[Position | None]:
+        """Publishes ``messages`` to ``channel`` in order, as one burst: in memory, subscribers
+        wake once for all of them and can drain them in one go (``receive_nowait``).
+
+        Returns:
+            Each message's position (None on a channel without history).
+
+        Raises:
+            TypeError: as ``publish``, checked for every message before any is sent.
+            BrokerUnavailable: the broker cannot be reached; the messages before the one
+                that failed were published.
+            BroadcastError: the hub is closed.
+        """
+        check_channel(channel)
+        for message in messages:
+            if not isinstance(message, (str, bytes)):
+                raise TypeError(f"a message is str or bytes, not {type(message).__name__}")
+        if self._closed:
+            raise BroadcastError("the hub is closed")
+        history = self._history_of(channel)
+        positions = await self._broker.publish_many(channel, messages, history)
+        self._published += len(positions)
+        return positions
 
     def subscribe(
-        self, channel: str, *, max_buffer: int | None = None, overflow: Overflow | None = None
+        self,
+        channel: str,
+        *,
+        max_buffer: int | None = None,
+        overflow: Overflow | None = None,
+        since: Position | tuple[str, int] | None = None,
+        member: str | None = None,
+        info: Mapping[str, Any] | None = None,
+        join_leave: bool = False,
     ) -> Subscription:
         """Returns a subscription to ``channel``, to enter with ``async with``: messages
         published from then on (once it is entered) go to its buffer, which holds at most
@@ -124,16 +146,54 @@ class Hub:
         ``"drop_newest"`` or ``"disconnect"`` (reading then raises ``SlowSubscriber``). Both
         default to the hub's settings. Leaving the ``async with`` unsubscribes.
 
+        With ``since`` (a ``Position``, as ``subscription.position`` gives), on a channel with
+        history: first every message published after that position, then the live ones, none
+        missed or doubled; or, when the history no longer has them, an ``Unrecovered`` item
+        first, then the live ones.
+
+        With ``member`` (an id the app chooses, a user's say), the subscription is present in
+        the channel while it is entered, with ``info`` (a JSON-able dict): see ``presence``.
+        With ``join_leave=True`` it also gets a ``Joined`` or ``Left`` item whenever a member
+        enters or leaves the channel (itself included), among the messages.
+
         Raises:
-            TypeError: ``channel`` is not a non-empty str.
-            ValueError: ``max_buffer`` is not a positive int, or ``overflow`` no policy.
+            TypeError: ``channel`` is not a non-empty str, ``member`` not a str, or ``info``
+                not a JSON-able mapping.
+            ValueError: ``max_buffer`` is not a positive int, ``overflow`` no policy,
+                ``since`` no position, or given for a channel that keeps no history.
         """
+        check_channel(channel)
+        position = None
+        if since is not None:
+            position = check_since(since)
+            if self._history_of(channel) is None:
+                raise ValueError(
+                    f"channel {channel!r} keeps no history to recover from: give it some with"
+                    " open_hub(history={...})"
+                )
         return Subscription(
-            self,
-            check_channel(channel),
+            self._membership,
+            channel,
             self._max_buffer if max_buffer is None else check_buffer(max_buffer),
             self._overflow if overflow is None else check_overflow(overflow),
+            position,
+            None if member is None else new_member(member, info),
+            bool(join_leave),
         )
+
+    async def presence(self, channel: str) -> dict[str, Member]:
+        """Returns who is in ``channel``, in every process of the broker: each present
+        subscription by its ``client`` name. With Redis, an entry of a process that died
+        without leaving lasts at most ``presence_ttl`` seconds.
+
+        Raises:
+            BrokerUnavailable: the broker cannot be reached.
+        """
+        return await self._broker.members(check_channel(channel))
+
+    def history(self, channel: str) -> History | None:
+        """Returns how much history ``channel`` keeps (None: none, plain pub/sub)."""
+        return self._history_of(check_channel(channel))
 
     @property
     def connected(self) -> bool:
@@ -164,7 +224,7 @@ class Hub:
 
     # -- the broker's and the subscriptions' side --------------------------------------------
 
-    def _deliver(self, channel: str, message: str | bytes) -> None:
+    def _deliver(self, channel: str, message: str | bytes | Published) -> None:
         found = self._channels.get(channel)
         if found is not None:
             subscribers = found.subscribers
@@ -173,10 +233,29 @@ class Hub:
                 subscription._put(message)
             found.wake()
 
+    def _unrecovered(self, channel: str, reason: str, position: Position) -> None:
+        found = self._channels.get(channel)
+        if found is not None:
+            unrecovered = Unrecovered(reason, position)
+            for subscription in found.subscribers:
+                subscription._put_unrecovered(unrecovered)
+            found.wake()
+
+    def _presence_event(self, channel: str, event: Joined | Left) -> None:
+        found = self._channels.get(channel)
+        if found is not None and found.watchers:
+            for subscription in found.subscribers:
+                if subscription.join_leave:
+                    subscription._put(event)
+            found.wake()
+
     def _gap(self, reason: str) -> None:
+        """Tells the subscribers of channels without history (those with history recover)."""
         self._gaps += 1
         gap = Gap(reason)
-        for found in self._channels.values():
+        for channel, found in self._channels.items():
+            if self._history_of(channel) is not None:
+                continue
             for subscription in found.subscribers:
                 subscription._put_gap(gap)
             found.wake()
@@ -190,18 +269,38 @@ class Hub:
             found = self._channels[channel] = Channel()
         found.subscribers[subscription] = None
         subscription._open(found)
+        history = self._history_of(channel)
         try:
-            live = await self._broker.add_channel(channel)
+            live = await self._broker.add_channel(channel, history)
+            if history is not None:
+                recovery = await self._broker.recover(channel, history, subscription.since)
+                subscription._recovered(recovery)
         except BaseException:
             self._remove(subscription)
             raise
-        if not live:
+        if history is None and not live:
             subscription._put_gap(Gap("not subscribed at the broker yet (it is unreachable)"))
+        try:
+            if subscription.join_leave:
+                found.watchers += 1
+                if found.watchers == 1:
+                    await self._broker.watch(channel)
+            if subscription.member is not None:
+                await self._broker.join(channel, subscription.member)
+        except BaseException:
+            self._remove(subscription)
+            raise
 
     def _remove(self, subscription: Subscription) -> None:
+        if subscription.member is not None:  # the broker knows whether it joined
+            self._broker.leave(subscription.channel, subscription.member)
         subscription._close()
         found = self._channels.get(subscription.channel)
         if found is not None and subscription in found.subscribers:
+            if subscription.join_leave:
+                found.watchers -= 1
+                if not found.watchers:
+                    self._broker.unwatch(subscription.channel)
             del found.subscribers[subscription]
             if not found.subscribers:
                 del self._channels[subscription.channel]

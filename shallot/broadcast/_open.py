@@ -10,53 +10,24 @@ the lifespan of an app (``build_server(lifespan=...)``).
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import anyio
-from anyio.abc import TaskStatus
-from anyio.lowlevel import checkpoint
 
 from .._checks import positive
 from .._errors import single_exception
+from ._broker import Broker
+from ._checks import check_buffer, check_overflow
 from ._errors import BrokerUnavailable
-from ._hub import Broker, Hub, check_buffer, check_overflow
+from ._history import History, history_rules
+from ._hub import Fanout, Hub
+from ._memory import MemoryBroker
 from ._subscription import Overflow
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
-
-
-class MemoryBroker:
-    """One process, no network: a published message goes straight to the hub's subscribers."""
-
-    connected = True
-
-    def __init__(self) -> None:
-        self._hub: Hub | None = None
-
-    async def run(self, hub: Hub, *, task_status: TaskStatus[None]) -> None:
-        self._hub = hub
-        task_status.started()
-
-    async def publish(self, channel: str, message: str | bytes) -> None:
-        await checkpoint()  # before delivering: a cancelled publish published nothing
-        assert self._hub is not None
-        self._hub._deliver(channel, message)
-
-    async def add_channel(self, channel: str) -> bool:
-        await checkpoint()
-        return True
-
-    def remove_channel(self, channel: str) -> None:
-        pass
-
-    async def wait_connected(self) -> None:
-        await checkpoint()
-
-    def close(self) -> None:
-        pass
 
 
 def _broker_for(url: str | None, options: dict[str, Any]) -> Broker:
@@ -86,6 +57,8 @@ async def open_hub(
     connect_timeout: float = 5.0,
     reconnect_min: float = 0.05,
     reconnect_max: float = 5.0,
+    history: Mapping[str, History] | None = None,
+    presence_ttl: float = 30.0,
 ) -> AsyncIterator[Hub]:
     """Runs a hub for the duration of the ``async with``: in memory when ``url`` is None,
     else through the Redis / Valkey server at ``url`` (``redis://``, ``rediss://``,
@@ -97,16 +70,24 @@ async def open_hub(
     hub reconnects, waiting ``reconnect_min`` seconds at first, doubling up to
     ``reconnect_max``. On the way out, subscriptions end and publishing raises.
 
+    ``history`` names the channels that keep one: ``{"room:*": History(size=100, ttl=600)}``
+    (a key is a channel, or a prefix ending in ``*``); their messages get positions, and
+    ``subscribe(channel, since=...)`` recovers what a subscriber missed (see ``History``).
+    With a broker, a process's presence entries (``subscribe(member=...)``) are renewed every
+    third of ``presence_ttl`` seconds, and expire that long after it died without leaving.
+
     Raises:
         BrokerUnavailable: the broker cannot be reached at the start.
         ValueError: an option is out of range, or the URL's scheme unknown.
     """
+    rules = history_rules(history)
     check_buffer(max_buffer)
     check_overflow(overflow)
     for name, value in (
         ("connect_timeout", connect_timeout),
         ("reconnect_min", reconnect_min),
         ("reconnect_max", reconnect_max),
+        ("presence_ttl", presence_ttl),
     ):
         positive(name, value, unit="seconds")
     if not isinstance(prefix, str):
@@ -116,14 +97,15 @@ async def open_hub(
         "connect_timeout": float(connect_timeout),
         "reconnect_min": float(reconnect_min),
         "reconnect_max": float(max(reconnect_min, reconnect_max)),
+        "presence_ttl": float(presence_ttl),
     }
     broker = _broker_for(url, options)
-    hub = Hub(broker, max_buffer=max_buffer, overflow=overflow)
+    hub = Hub(broker, max_buffer=max_buffer, overflow=overflow, history=rules)
     started = False
     try:
         async with anyio.create_task_group() as group:
             try:
-                await group.start(broker.run, hub)
+                await group.start(broker.run, Fanout(hub))
                 started = True
                 yield hub
             finally:
@@ -145,6 +127,8 @@ def hub_lifespan(
     connect_timeout: float = 5.0,
     reconnect_min: float = 0.05,
     reconnect_max: float = 5.0,
+    history: Mapping[str, History] | None = None,
+    presence_ttl: float = 30.0,
 ) -> Callable[[], AbstractAsyncContextManager[dict[str, Hub]]]:
     """Returns a ``lifespan`` for ``build_server``: a hub (see ``open_hub`` for the options)
     that runs from the app's startup to its shutdown, as ``request["config"][key]``.
@@ -163,6 +147,8 @@ def hub_lifespan(
             connect_timeout=connect_timeout,
             reconnect_min=reconnect_min,
             reconnect_max=reconnect_max,
+            history=history,
+            presence_ttl=presence_ttl,
         ) as hub:
             yield {key: hub}
 

@@ -5,88 +5,41 @@ process, subscribed to the channels that have local subscribers; what it receive
 hub, which fans it out. Subscription changes are applied by one task (``_keep_synced``), so the
 set subscribed at the server converges on the set wanted here without races, and a new
 subscriber waits for the server's acknowledgement, so what is published after it entered
-reaches it. When the connection drops, every subscriber gets a ``Gap`` at once; the listener
-reconnects with exponential backoff (with jitter) and subscribes everything again. Publishing
-while the server is unreachable raises ``BrokerUnavailable``: coredis' own retries are off, so
-nothing waits longer than ``connect_timeout``.
+reaches it. When the connection drops, every subscriber of a channel without history gets a
+``Gap`` at once; the listener reconnects with exponential backoff (with jitter) and subscribes
+everything again. Publishing while the server is unreachable raises ``BrokerUnavailable``:
+coredis' own retries are off, so nothing waits longer than ``connect_timeout``.
 
-Messages keep their type across the wire with a two-byte tag (text or bytes); a message
-published by another Redis client arrives as ``bytes``.
+Channels with history do not use pub/sub: they go through Redis Streams (``_streams``), whose
+feed task runs beside the listener and recovers what a lost connection missed. Messages keep
+their type across the wire (``_wire``).
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 import anyio
 import coredis
 from anyio.abc import TaskStatus
 from anyio.lowlevel import checkpoint
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from coredis.connection import BaseConnection
 from coredis.exceptions import RedisError
 from coredis.patterns.pubsub import PubSub
 from coredis.retry import NoRetryPolicy
 
-from .._errors import single_exception
+from ._broker import Sink
+from ._connection import describe, for_display, tidy
 from ._errors import BrokerUnavailable
-from ._hub import Hub
+from ._history import History, Position, Recovery
+from ._presence import Member, event_from_json
+from ._roster_redis import EVENTS, RedisRoster
+from ._streams import StreamFeed
+from ._wire import decode, encode
 
 logger = logging.getLogger("shallot.broadcast")
-
-_TEXT = b"\x00t"
-_BINARY = b"\x00b"
-
-
-def encode(message: str | bytes) -> bytes:
-    """Returns the payload that carries ``message`` and its type."""
-    if isinstance(message, str):
-        return _TEXT + message.encode("utf-8")
-    return _BINARY + message
-
-
-def decode(payload: bytes) -> str | bytes:
-    """Returns the message a payload carries (a foreign payload as it came)."""
-    tag = payload[:2]
-    if tag == _TEXT:
-        return payload[2:].decode("utf-8", "replace")
-    if tag == _BINARY:
-        return payload[2:]
-    return payload
-
-
-def _describe(error: BaseException) -> str:
-    error = single_exception(error)  # the lone error a task group wrapped
-    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-
-
-def _for_display(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")[2]
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + netloc))
-
-
-def _tidy(connection_class: type[BaseConnection]) -> type[BaseConnection]:
-    """Returns a subclass of coredis' connection class that closes its memory object streams
-    when it is done, also when it never connected (coredis 6 leaves them to the garbage
-    collector then, which warns about each: a ResourceWarning per failed reconnection)."""
-
-    class TidyConnection(connection_class):  # type: ignore[valid-type,misc]
-        async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-            try:
-                await super().run(task_status=task_status)
-            finally:
-                for value in list(vars(self).values()):
-                    if isinstance(value, (MemoryObjectSendStream, MemoryObjectReceiveStream)):
-                        value.close()
-
-    TidyConnection.__name__ = TidyConnection.__qualname__ = f"Tidy{connection_class.__name__}"
-    return TidyConnection
 
 
 class RedisBroker:
@@ -100,11 +53,12 @@ class RedisBroker:
         connect_timeout: float,
         reconnect_min: float,
         reconnect_max: float,
+        presence_ttl: float = 30.0,
     ) -> None:
         scheme, _, rest = url.partition("://")
         scheme = {"valkey": "redis", "valkeys": "rediss"}.get(scheme.lower(), scheme)
         self._url = f"{scheme}://{rest}"
-        self.display = _for_display(url)
+        self.display = for_display(url)
         self._prefix = prefix
         self._prefix_bytes = prefix.encode("utf-8")
         self._timeout = connect_timeout
@@ -120,28 +74,41 @@ class RedisBroker:
         self._closing = False
         self._listening = anyio.CancelScope()
         self._lifetime: anyio.CancelScope | None = None
+        self._roster = RedisRoster(prefix, presence_ttl)
+        self._streams = StreamFeed(
+            prefix,
+            timeout=connect_timeout,
+            reconnect_min=reconnect_min,
+            reconnect_max=reconnect_max,
+        )
 
     # -- the hub's side ---------------------------------------------------------------------
 
-    async def publish(self, channel: str, message: str | bytes) -> None:
-        client = self._client
-        if client is None or not self.connected:  # the listener is reconnecting: fail fast
-            await checkpoint()
-            raise BrokerUnavailable(
-                f"cannot publish to {channel!r}: the broker at {self.display} is unreachable"
-                " (reconnecting)"
-            )
-        try:
+    async def publish(
+        self, channel: str, message: str | bytes, history: History | None
+    ) -> Position | None:
+        async with self._calling(channel, "publish to") as client:
+            if history is not None:
+                return await self._streams.publish(client, channel, encode(message), history)
             await client.publish(self._prefix + channel, encode(message))
-        except (RedisError, OSError, TimeoutError) as error:
-            raise BrokerUnavailable(
-                f"cannot publish to {channel!r}: the broker at {self.display} is unreachable"
-                f" ({_describe(error)})"
-            ) from error
+        return None
 
-    async def add_channel(self, channel: str) -> bool:
+    async def publish_many(
+        self, channel: str, messages: Sequence[str | bytes], history: History | None
+    ) -> list[Position | None]:
+        return [await self.publish(channel, message, history) for message in messages]
+
+    async def add_channel(self, channel: str, history: History | None) -> bool:
         """Wants ``channel`` subscribed; returns whether the server acknowledged it in time
-        (False at once while disconnected)."""
+        (False at once while disconnected). A channel with history joins the stream feed.
+
+        Raises:
+            BrokerUnavailable: the channel has history, and the server cannot be reached.
+        """
+        if history is not None:
+            async with self._calling(channel) as client:
+                await self._streams.add(client, channel)
+            return True
         self._wanted.add(channel)
         self._dirty.set()
         if channel in self._live or not self.connected:
@@ -152,7 +119,63 @@ class RedisBroker:
                 await self._live_changed.wait()
         return channel in self._live
 
+    async def recover(self, channel: str, history: History, since: Position | None) -> Recovery:
+        """Returns the messages after ``since`` from the channel's stream.
+
+        Raises:
+            BrokerUnavailable: the server cannot be reached.
+        """
+        async with self._calling(channel) as client:
+            return await self._streams.recover(client, channel, history, since)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @asynccontextmanager
+    async def _calling(
+        self, channel: str, what: str = "reach the history of"
+    ) -> AsyncIterator[coredis.Redis[bytes]]:
+        """Yields the client for commands about ``channel``; fails fast while reconnecting.
+
+        Raises:
+            BrokerUnavailable: the server cannot be reached (nothing waits longer than
+                ``connect_timeout``).
+        """
+        client = self._client
+        cause: Exception | None = None
+        if client is not None and self.connected:
+            try:
+                with anyio.fail_after(self._timeout):
+                    yield client
+                return
+            except (RedisError, OSError, TimeoutError) as error:
+                cause = error
+        await checkpoint()
+        failure = "reconnecting" if cause is None else describe(cause)
+        raise BrokerUnavailable(
+            f"cannot {what} {channel!r}: the broker at {self.display} is unreachable ({failure})"
+        ) from cause
+
+    async def join(self, channel: str, member: Member) -> None:
+        async with self._calling(channel, "reach the presence in") as client:
+            await self._roster.join(client, channel, member)
+
+    def leave(self, channel: str, member: Member) -> None:
+        self._roster.leave(channel, member)
+
+    async def members(self, channel: str) -> dict[str, Member]:
+        async with self._calling(channel, "reach the presence in") as client:
+            return await self._roster.members(client, channel)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def watch(self, channel: str) -> None:
+        self._roster.watched.add(channel)
+        await self.add_channel(EVENTS + channel, None)
+
+    def unwatch(self, channel: str) -> None:
+        self._roster.watched.discard(channel)
+        self.remove_channel(EVENTS + channel)
+
     def remove_channel(self, channel: str) -> None:
+        self._streams.remove(channel)
         self._wanted.discard(channel)
         self._dirty.set()
 
@@ -161,7 +184,7 @@ class RedisBroker:
 
     # -- the listener -----------------------------------------------------------------------
 
-    async def run(self, hub: Hub, *, task_status: TaskStatus[None]) -> None:
+    async def run(self, hub: Sink, *, task_status: TaskStatus[None]) -> None:
         """Runs the client and the listener until cancelled; reports started once first
         connected.
 
@@ -176,7 +199,7 @@ class RedisBroker:
             stream_timeout=self._timeout,
         )
         pool = client.connection_pool
-        pool.connection_class = _tidy(pool.connection_class)
+        pool.connection_class = tidy(pool.connection_class)
         # Shielded: coredis must stop the listener (unsubscribing on a live connection) before
         # its pool goes, so the server's cancellation reaches this task only through close().
         with anyio.CancelScope(shield=True) as self._lifetime:
@@ -185,8 +208,14 @@ class RedisBroker:
             async with client:
                 self._client = client
                 try:
-                    with self._listening:
-                        await self._listen(hub, task_status)
+                    async with anyio.create_task_group() as group:
+                        group.start_soon(self._streams.run, client, hub)
+                        group.start_soon(self._roster.run, client)
+                        with self._listening:
+                            await self._listen(hub, task_status)
+                        with anyio.move_on_after(self._timeout):  # a goodbye, if it can
+                            await self._roster.farewell(client)
+                        group.cancel_scope.cancel()
                 finally:
                     self._client = None
 
@@ -203,7 +232,7 @@ class RedisBroker:
         if self._lifetime is not None:
             self._lifetime.deadline = anyio.current_time() + self._timeout
 
-    async def _listen(self, hub: Hub, task_status: TaskStatus[None]) -> None:
+    async def _listen(self, hub: Sink, task_status: TaskStatus[None]) -> None:
         started = False
         delay = self._reconnect_min
         while True:
@@ -227,14 +256,14 @@ class RedisBroker:
             self._set_connected(False)
             if self._closing and started:
                 return  # the connection failed while the hub closed: nothing to report
-            reason = _describe(failure) if failure is not None else "closed"
+            reason = describe(failure) if failure is not None else "closed"
             if not started:
                 raise BrokerUnavailable(
                     f"cannot reach the broker at {self.display} ({reason})"
                 ) from failure
             if was_connected:
                 logger.warning("lost the broker at %s (%s); reconnecting", self.display, reason)
-                hub._gap(f"lost the connection to the broker ({reason})")
+                hub.gap(f"lost the connection to the broker ({reason})")
             await anyio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, self._reconnect_max)
 
@@ -245,7 +274,7 @@ class RedisBroker:
             ignore_subscribe_messages=True, retry_policy=None, subscription_timeout=self._timeout
         )
 
-    async def _consume(self, pubsub: PubSub[bytes], hub: Hub) -> None:
+    async def _consume(self, pubsub: PubSub[bytes], hub: Sink) -> None:
         prefix, skip = self._prefix_bytes, len(self._prefix_bytes)
         while True:
             message = await pubsub.get_message()
@@ -254,7 +283,19 @@ class RedisBroker:
             channel, data = message["channel"], message["data"]
             if isinstance(channel, bytes) and channel.startswith(prefix):
                 payload = data if isinstance(data, bytes) else str(data).encode()
-                hub._deliver(channel[skip:].decode("utf-8", "replace"), decode(payload))
+                name = channel[skip:].decode("utf-8", "replace")
+                if name.startswith(EVENTS):
+                    self._presence_event(hub, name[len(EVENTS) :], payload)
+                else:
+                    hub.deliver(name, decode(payload))
+
+    def _presence_event(self, hub: Sink, channel: str, payload: bytes) -> None:
+        try:
+            event = event_from_json(payload)
+        except (ValueError, TypeError, KeyError):
+            logger.warning("ignored a malformed presence event on %r", channel)
+            return
+        hub.presence_event(channel, event)
 
     async def _keep_synced(self, pubsub: PubSub[bytes]) -> None:
         while True:

@@ -7,6 +7,9 @@ task, or several sharing the work). Subscribers with nothing to read wait on the
 one wake-up event, so fan-out allocates one event per message, not one per subscriber (at
 10,000 subscribers the garbage collector's work dominated otherwise). A ``Gap`` marks where
 messages may be missing: it is never dropped, and consecutive gaps are folded into one.
+A subscription of a channel with history buffers ``Published`` items (a message and its
+position), keeps the position of the last one it returned, and skips any at or before it, so
+the seam between recovered and live messages never doubles one.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import anyio
 from anyio.lowlevel import checkpoint
 
 from ._errors import BroadcastError, SlowSubscriber
+from ._history import Position, Published, Recovery, Unrecovered
+from ._presence import Joined, Left, Member
 
 Overflow: TypeAlias = Literal["drop_oldest", "drop_newest", "disconnect"]
 OVERFLOW_POLICIES: tuple[Overflow, ...] = ("drop_oldest", "drop_newest", "disconnect")
@@ -41,15 +46,26 @@ class Gap:
         return f"Gap({self.reason!r})"
 
 
+class Registry(Protocol):
+    """What a subscription needs from its hub: entering, leaving, and counting its losses."""
+
+    async def enter(self, subscription: Subscription) -> None: ...
+
+    def leave(self, subscription: Subscription) -> None: ...
+
+    def lost(self, dropped: int, *, disconnected: bool) -> None: ...
+
+
 class Channel:
     """A channel's subscriptions in this process, and the event those with nothing to read
-    wait on."""
+    wait on; how many of them want join and leave items."""
 
-    __slots__ = ("subscribers", "wakeup")
+    __slots__ = ("subscribers", "wakeup", "watchers")
 
     def __init__(self) -> None:
         self.subscribers: dict[Subscription, None] = {}
         self.wakeup: anyio.Event | None = None
+        self.watchers = 0
 
     def wake(self) -> None:
         """Wakes every subscription of the channel that waits."""
@@ -57,17 +73,6 @@ class Channel:
         if wakeup is not None:
             self.wakeup = None
             wakeup.set()
-
-
-class Hub(Protocol):
-    """What a subscription needs of its hub (``_hub.Hub``), so the import goes one way."""
-
-    _dropped: int
-    _disconnected: int
-
-    async def _add(self, subscription: Subscription) -> None: ...
-
-    def _remove(self, subscription: Subscription) -> None: ...
 
 
 class Subscription:
@@ -80,16 +85,31 @@ class Subscription:
     closes. ``dropped`` counts the messages this subscriber lost to its overflow policy.
     """
 
-    __slots__ = ("_buffer", "_channel", "_error", "_hub", "_state", "_waiting", "channel",
-                 "dropped", "max_buffer", "overflow")  # fmt: skip
+    __slots__ = ("_buffer", "_channel", "_epoch", "_error", "_hub", "_offset", "_state",
+                 "_waiting", "channel", "dropped", "join_leave", "max_buffer", "member",
+                 "overflow", "since")  # fmt: skip
 
-    def __init__(self, hub: Hub, channel: str, max_buffer: int, overflow: Overflow) -> None:
+    def __init__(
+        self,
+        hub: Registry,
+        channel: str,
+        max_buffer: int,
+        overflow: Overflow,
+        since: Position | None = None,
+        member: Member | None = None,
+        join_leave: bool = False,
+    ) -> None:
         self._hub = hub
+        self.member = member  # its presence entry, when it is present
+        self.join_leave = join_leave
         self.channel = channel
         self.max_buffer = max_buffer
         self.overflow: Overflow = overflow
+        self.since = since
         self.dropped = 0
-        self._buffer: deque[str | bytes | Gap] = deque()
+        self._epoch = ""  # the position of the last message returned (history channels)
+        self._offset = 0
+        self._buffer: deque[str | bytes | Gap | Unrecovered | Published | Joined | Left] = deque()
         self._state = _NEW
         self._error: SlowSubscriber | None = None
         self._channel: Channel | None = None  # set while it is open
@@ -104,7 +124,7 @@ class Subscription:
     async def __aenter__(self) -> Subscription:
         if self._state != _NEW:
             raise RuntimeError(f"subscription to {self.channel!r} was entered already")
-        await self._hub._add(self)
+        await self._hub.enter(self)
         return self
 
     async def __aexit__(
@@ -113,13 +133,13 @@ class Subscription:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._hub._remove(self)  # synchronous: leaving never waits, even when cancelled
+        self._hub.leave(self)  # synchronous: leaving never waits, even when cancelled
 
     def __aiter__(self) -> Subscription:
         return self
 
-    async def __anext__(self) -> str | bytes | Gap:
-        """Returns the next message (or ``Gap``), waiting for one.
+    async def __anext__(self) -> str | bytes | Gap | Unrecovered | Joined | Left:
+        """Returns the next message (or ``Gap``, or ``Unrecovered``), waiting for one.
 
         Raises:
             StopAsyncIteration: the subscription was left or the hub closed.
@@ -129,7 +149,10 @@ class Subscription:
             await checkpoint()
         while True:
             if self._buffer:
-                return self._buffer.popleft()
+                try:
+                    return self.receive_nowait()
+                except anyio.WouldBlock:  # only duplicates at the history/live seam were left
+                    continue
             if self._error is not None:
                 raise SlowSubscriber(self.channel, self._error.dropped)
             if self._state == _CLOSED:
@@ -146,8 +169,8 @@ class Subscription:
             finally:
                 self._waiting -= 1
 
-    async def receive(self) -> str | bytes | Gap:
-        """Returns the next message (or ``Gap``), waiting for one.
+    async def receive(self) -> str | bytes | Gap | Unrecovered | Joined | Left:
+        """Returns the next message (or ``Gap``, or ``Unrecovered``), waiting for one.
 
         Raises:
             BroadcastError: the subscription was left or the hub closed.
@@ -158,6 +181,33 @@ class Subscription:
         except StopAsyncIteration:
             raise BroadcastError(f"the subscription to {self.channel!r} is closed") from None
 
+    def receive_nowait(self) -> str | bytes | Gap | Unrecovered | Joined | Left:
+        """Returns the next buffered item without waiting: to drain, in one wake-up, what
+        queued while the reader was busy (``while messages.buffered: ...``).
+
+        Raises:
+            anyio.WouldBlock: nothing is buffered.
+        """
+        buffer = self._buffer
+        while buffer:
+            item = buffer.popleft()
+            if type(item) is Published:
+                if item.offset <= self._offset and item.epoch == self._epoch:
+                    continue  # recovered already: the seam between history and live
+                self._epoch, self._offset = item.epoch, item.offset
+                return item.message
+            if type(item) is Unrecovered:
+                self._epoch, self._offset = item.position
+            return item  # type: ignore[return-value]  # Published was handled above
+        raise anyio.WouldBlock
+
+    @property
+    def position(self) -> Position | None:
+        """The position of the last message read, of a channel with history (before any is
+        read, the channel's when the subscription was entered, or ``since``); else None. Give
+        it back as ``subscribe(channel, since=...)`` to get what came after it."""
+        return Position(self._epoch, self._offset) if self._epoch else None
+
     @property
     def buffered(self) -> int:
         """How many items wait in the buffer."""
@@ -165,7 +215,7 @@ class Subscription:
 
     # -- the hub's side ---------------------------------------------------------------------
 
-    def _put(self, message: str | bytes) -> None:
+    def _put(self, message: str | bytes | Published | Joined | Left) -> None:
         """Buffers a message; the hub wakes the channel once all have theirs."""
         buffer = self._buffer
         if self._state == _OPEN and (len(buffer) < self.max_buffer or self._make_room()):
@@ -174,30 +224,47 @@ class Subscription:
     def _make_room(self) -> bool:
         """Applies the overflow policy to a full buffer; returns whether the new message
         goes in."""
-        hub = self._hub
         if self.overflow == "drop_oldest":
             buffer = self._buffer
             oldest = buffer.popleft()
-            if type(oldest) is Gap:  # a gap stays: drop the message after it
+            if _is_marker(oldest):  # a marker stays: drop the message after it
                 if buffer:
                     buffer.popleft()
                 buffer.appendleft(oldest)
         elif self.overflow == "drop_newest":
             self.dropped += 1
-            hub._dropped += 1
+            self._hub.lost(1, disconnected=False)
             return False
         else:  # disconnect: what it holds is dropped too, and reading it raises
-            lost = 1 + sum(1 for item in self._buffer if type(item) is not Gap)
+            lost = 1 + sum(1 for item in self._buffer if not _is_marker(item))
             self.dropped += lost
-            hub._dropped += lost
-            hub._disconnected += 1
+            self._hub.lost(lost, disconnected=True)
             self._error = SlowSubscriber(self.channel, self.dropped)
             self._buffer.clear()
             self._close()
             return False
         self.dropped += 1
-        hub._dropped += 1
+        self._hub.lost(1, disconnected=False)
         return True
+
+    def _put_unrecovered(self, unrecovered: Unrecovered) -> None:
+        """Buffers an unrecovered marker; the hub wakes the channel."""
+        if self._state == _OPEN:
+            self._buffer.append(unrecovered)
+
+    def _recovered(self, recovery: Recovery) -> None:
+        """Puts what a recovery found before what arrived live meanwhile, and starts from the
+        position recovered from (the live messages up to it are skipped when read)."""
+        since = self.since
+        if recovery.unrecovered is not None or since is None:
+            self._epoch, self._offset = recovery.position
+        else:
+            self._epoch, self._offset = since
+        items: list[Published | Unrecovered] = list(recovery.messages)
+        if recovery.unrecovered is not None:
+            items.insert(0, Unrecovered(recovery.unrecovered, recovery.position))
+        if items and self._state == _OPEN:
+            self._buffer.extendleft(reversed(items))
 
     def _put_gap(self, gap: Gap) -> None:
         """Buffers a gap marker (one for several in a row); the hub wakes the channel."""
@@ -213,3 +280,7 @@ class Subscription:
         self._state = _CLOSED
         if self._waiting and self._channel is not None:
             self._channel.wake()  # the others wake too, find nothing new, and wait again
+
+
+def _is_marker(item: object) -> bool:
+    return type(item) is Gap or type(item) is Unrecovered

@@ -18,6 +18,7 @@ import anyio
 import pytest
 
 from .server import HypercornServer, run_hypercorn
+from .tcp_proxy import open_proxy
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
@@ -80,14 +81,17 @@ async def browser() -> AsyncIterator[Browser]:
             await browser.close()
 
 
-async def open_chat(browser: Browser, server: HypercornServer, nick: str, room: str) -> Page:
-    """Opens the chat page in a browser context of its own and joins ``room`` as ``nick``."""
+async def open_chat(
+    browser: Browser, server: HypercornServer, nick: str, room: str, url: str | None = None
+) -> Page:
+    """Opens the chat page in a browser context of its own and joins ``room`` as ``nick``
+    (through ``url`` when given, a proxy's, say)."""
     from playwright.async_api import expect
 
     context = await browser.new_context()
     context.set_default_timeout(TIMEOUT_MS)
     page = await context.new_page()
-    await page.goto(f"{server.url}/")
+    await page.goto(f"{url or server.url}/")
     await page.fill("#nick", nick)
     await page.fill("#room", room)
     await page.click("#join-button")
@@ -126,3 +130,36 @@ async def test_two_browsers_in_one_room_see_each_others_messages(
         finally:
             await ada.context.close()
             await bob.context.close()
+
+
+async def test_a_member_whose_socket_drops_sees_what_was_missed_once_in_order(
+    browser: Browser, chat_server: HypercornServer
+) -> None:
+    """Issue 17: ada's connection goes through a proxy, which cuts it; the page reconnects by
+    itself (with backoff) once the network is back, with the position of the last event it
+    showed, and shows what bob said meanwhile, once, in order."""
+    from playwright.async_api import expect
+
+    with anyio.fail_after(60):
+        async with open_proxy(chat_server.port) as proxy:
+            ada = await open_chat(browser, chat_server, "ada", "blip", url=proxy.http_url)
+            bob = await open_chat(browser, chat_server, "bob", "blip")
+            try:
+                await say(bob, "before")
+                await expect(ada.locator("#log")).to_contain_text("bob: before")
+                proxy.cut()
+                await expect(ada.locator("#status")).to_contain_text("reconnecting")
+                for number in range(3):
+                    await say(bob, f"missed {number}")
+                await expect(bob.locator("#log")).to_contain_text("bob: missed 2")
+                proxy.restore()
+                await expect(ada.locator("#status")).to_contain_text("ada in blip")
+                await say(bob, "after")
+                await expect(ada.locator("#log")).to_contain_text("bob: after")
+                lines = await ada.locator("#log li.message").all_inner_texts()
+                expected = ["bob: before", *(f"bob: missed {n}" for n in range(3)), "bob: after"]
+                assert lines == expected
+                await expect(ada.locator("#log")).to_contain_text("reconnected")
+            finally:
+                await ada.context.close()
+                await bob.context.close()

@@ -1,8 +1,14 @@
 // The chat page: join a room over a websocket, show the room's events, send what is typed.
+// When the connection drops, it reconnects by itself (backoff: 0.25 s doubling up to 5 s) with
+// the position of the last event shown, and the server sends what was missed meanwhile.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 let socket = null;
+let joined = null; // {nick, room} while in a room (also while reconnecting)
+let lastPos = null; // [epoch, offset] of the last room event shown
+let delay = 250;
+let retry = null;
 
 function show(text, kind, nick) {
   const item = document.createElement("li");
@@ -21,7 +27,12 @@ function show(text, kind, nick) {
 const render = {
   welcome: (e) => {
     $("status").textContent = `${e.nick} in ${e.room} (served by process ${e.pid})`;
-    show(`you joined ${e.room} as ${e.nick}`, "notice");
+    show(lastPos ? "reconnected" : `you joined ${e.room} as ${e.nick}`, "notice");
+    if (!lastPos && e.pos && e.pos.length === 2) lastPos = e.pos;
+  },
+  unrecovered: (e) => {
+    $("log").replaceChildren(); // what we showed may miss events: start afresh
+    show("some messages could not be recovered", "gap");
   },
   joined: (e) => show(`${e.nick} joined`, "notice"),
   left: (e) => show(`${e.nick} left`, "notice"),
@@ -33,9 +44,12 @@ const render = {
 function join(nick, room) {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const query = new URLSearchParams({ nick });
+  if (lastPos) query.set("since", `${lastPos[0]}:${lastPos[1]}`);
+  joined = { nick, room };
   socket = new WebSocket(`${scheme}://${location.host}/rooms/${encodeURIComponent(room)}?${query}`);
-  $("status").textContent = "connecting…";
+  $("status").textContent = lastPos ? "reconnecting…" : "connecting…";
   socket.onopen = () => {
+    delay = 250;
     $("join").hidden = true;
     $("chat").hidden = false;
     $("message").focus();
@@ -43,18 +57,28 @@ function join(nick, room) {
   socket.onmessage = (message) => {
     const e = JSON.parse(message.data);
     (render[e.type] || ((x) => show(JSON.stringify(x), "notice")))(e);
+    if (e.type !== "welcome" && e.pos) lastPos = e.pos;
   };
   socket.onclose = (close) => {
+    socket = null;
+    if (joined && close.code !== 1000) {
+      // dropped: come back by ourselves, from the last event shown
+      $("status").textContent = `connection lost (${close.code}); reconnecting in ${delay / 1000} s`;
+      retry = setTimeout(() => join(joined.nick, joined.room), delay);
+      delay = Math.min(delay * 2, 5000);
+      return;
+    }
     $("status").textContent = `disconnected (${close.code})`;
     $("join").hidden = false;
     $("chat").hidden = true;
-    socket = null;
   };
 }
 
 $("join").addEventListener("submit", (event) => {
   event.preventDefault();
   $("log").replaceChildren();
+  lastPos = null;
+  delay = 250;
   join($("nick").value.trim(), $("room").value.trim());
 });
 
@@ -67,4 +91,8 @@ $("say").addEventListener("submit", (event) => {
   }
 });
 
-$("leave").addEventListener("click", () => socket && socket.close(1000));
+$("leave").addEventListener("click", () => {
+  joined = null;
+  clearTimeout(retry);
+  if (socket) socket.close(1000);
+});

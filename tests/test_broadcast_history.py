@@ -1,0 +1,252 @@
+"""Channels with history (issue 17): positions, recovery with ``since``, ``Unrecovered``, and
+bad input; on the in-memory broker and on a real ``redis-server`` (Streams), both backends.
+The pure parts (``History`` rules, the ring) are checked without an event loop at the end.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import anyio
+import pytest
+
+from shallot.broadcast import (
+    History,
+    Hub,
+    Position,
+    SlowSubscriber,
+    Subscription,
+    Unrecovered,
+    open_hub,
+)
+from shallot.broadcast._history import MAX_HISTORY, Ring, check_since, history_rules
+
+HISTORY = {"room:*": History(size=20, ttl=600), "small": History(size=3, ttl=600)}
+
+
+@pytest.fixture
+async def hub(hub_url: str | None) -> AsyncIterator[Hub]:
+    async with open_hub(hub_url, prefix=f"test-{uuid.uuid4().hex[:8]}:", history=HISTORY) as hub:
+        yield hub
+
+
+async def read(subscription: Subscription, count: int) -> list[object]:
+    return [await subscription.receive() for _ in range(count)]
+
+
+async def test_messages_get_positions_and_plain_channels_none(hub: Hub) -> None:
+    with anyio.fail_after(5):
+        async with hub.subscribe("room:a") as room, hub.subscribe("plain") as plain:
+            start = room.position
+            assert start is not None
+            assert start.offset == 0
+            first = await hub.publish("room:a", "one")
+            second = await hub.publish("room:a", b"two")
+            assert first == Position(start.epoch, 1)
+            assert second == Position(start.epoch, 2)
+            assert await read(room, 2) == ["one", b"two"]
+            assert room.position == second
+            assert await hub.publish("plain", "x") is None
+            assert await plain.receive() == "x"
+            assert plain.position is None
+        assert hub.history("room:b") == History(20, 600.0)
+        assert hub.history("plain") is None
+
+
+async def test_since_recovers_what_was_missed_then_goes_live(hub: Hub) -> None:
+    with anyio.fail_after(5):
+        async with hub.subscribe("room:r") as room:
+            await hub.publish("room:r", "seen")
+            assert await room.receive() == "seen"
+            kept = room.position
+        for number in range(5):
+            await hub.publish("room:r", f"missed {number}")
+        async with hub.subscribe("room:r", since=kept) as back:
+            await hub.publish("room:r", "live")
+            expected = [f"missed {number}" for number in range(5)] + ["live"]
+            assert await read(back, 6) == expected
+            assert back.buffered == 0
+            assert back.position is not None
+            assert back.position.offset == 7
+
+
+async def test_no_message_is_missed_or_doubled_at_the_seam(hub: Hub) -> None:
+    """A publisher runs through the subscribe call: history and live feed meet exactly."""
+    count = 200
+    with anyio.fail_after(10):
+        start = await hub.publish("room:seam", "start")
+        assert start is not None
+        published = anyio.Event()
+        halfway = anyio.Event()
+
+        async def publish() -> None:
+            for number in range(count):
+                await hub.publish("room:seam", str(number))
+                if number == 10:
+                    halfway.set()
+            published.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(publish)
+            await halfway.wait()
+            big = {"max_buffer": count + 10}
+            async with hub.subscribe("room:seam", since=start, **big) as late:  # type: ignore[arg-type]
+                got = [await late.receive() for _ in range(count)]
+                await published.wait()
+        # the ring keeps 20: the subscriber came back within them, or was told it could not
+        if isinstance(got[0], Unrecovered):
+            numbers = [int(str(item)) for item in got[1:]]
+            assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+        else:
+            assert got == [str(number) for number in range(count)]
+
+
+async def test_the_seam_within_the_history(hub: Hub) -> None:
+    count = 15  # within the history of 20: everything comes back, in order, once
+    with anyio.fail_after(10):
+        start = await hub.publish("room:seam2", "start")
+        entered = anyio.Event()
+
+        async def publish() -> None:
+            for number in range(count):
+                await hub.publish("room:seam2", str(number))
+                if number == 5:
+                    await entered.wait()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(publish)
+            async with hub.subscribe("room:seam2", since=start) as late:
+                entered.set()
+                got = await read(late, count)
+            assert got == [str(number) for number in range(count)]
+            await hub.publish("room:seam2", "end")
+
+
+async def test_too_old_or_foreign_positions_say_unrecovered_first(hub: Hub) -> None:
+    with anyio.fail_after(5):
+        first = await hub.publish("small", "1")
+        assert first is not None
+        for number in range(2, 8):
+            await hub.publish("small", str(number))
+        cases = [
+            (first, "older than the history"),
+            (Position("another-epoch", 1), "another epoch"),
+            (Position(first.epoch, 99), "ahead of the channel"),
+        ]
+        for since, reason in cases:
+            async with hub.subscribe("small", since=since) as back:
+                await hub.publish("small", "next")
+                marker = await back.receive()
+                assert isinstance(marker, Unrecovered), marker
+                assert reason in marker.reason
+                assert marker.position.epoch == first.epoch
+                assert await back.receive() == "next"
+                assert back.position == Position(first.epoch, marker.position.offset + 1)
+
+
+async def test_a_dropped_slow_subscriber_comes_back_with_its_position(hub: Hub) -> None:
+    with anyio.fail_after(5):
+        async with hub.subscribe("room:slow", max_buffer=2, overflow="disconnect") as slow:
+            await hub.publish("room:slow", "a")
+            assert await slow.receive() == "a"
+            for number in range(5):
+                await hub.publish("room:slow", str(number))
+            # dropped at the third: the buffer too
+            with pytest.raises(SlowSubscriber):
+                await slow.receive()
+            kept = slow.position
+        async with hub.subscribe("room:slow", since=kept, max_buffer=2) as back:
+            assert await read(back, 5) == [str(number) for number in range(5)]
+
+
+async def test_bad_input_gets_clear_errors(hub: Hub) -> None:
+    with anyio.fail_after(5):
+        position = await hub.publish("room:x", "x")
+        assert position is not None
+        for since in ["e:1", ("e",), ("", 1), ("e", -1), ("e", "1"), ("e", True), (1, 1)]:
+            with pytest.raises(ValueError, match=r"since is a position \(epoch, offset\)"):
+                hub.subscribe("room:x", since=since)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="'plain' keeps no history"):
+            hub.subscribe("plain", since=position)
+        huge = Position(position.epoch, 10**18)  # a huge request: no fetch, no hang
+        async with hub.subscribe("room:x", since=huge) as back:
+            assert isinstance(await back.receive(), Unrecovered)
+
+
+async def test_open_hub_checks_the_history_option() -> None:
+    for history, message in [
+        ({"c": History(0, 1)}, "history size"),
+        ({"c": History(MAX_HISTORY + 1, 1)}, "history size"),
+        ({"c": History(1, 0)}, "history ttl"),
+        ({"c": 5}, r"History\(size, ttl\)"),
+        ({"": History(1, 1)}, "non-empty str"),
+        (["c"], "mapping"),
+    ]:
+        with pytest.raises((ValueError, TypeError), match=message):
+            async with open_hub(history=history):  # type: ignore[arg-type]
+                pass  # pragma: no cover
+
+
+# -- the pure parts -------------------------------------------------------------------------
+
+
+def test_history_rules_take_the_exact_name_then_the_longest_prefix() -> None:
+    rules = history_rules({"a:*": History(1, 1), "a:b:*": History(2, 1), "a:c": History(3, 1)})
+    assert rules("a:x") == History(1, 1.0)
+    assert rules("a:b:x") == History(2, 1.0)
+    assert rules("a:c") == History(3, 1.0)
+    assert rules("b") is None
+    assert history_rules(None)("a") is None
+
+
+def test_the_ring_keeps_its_size_and_expires_after_its_ttl() -> None:
+    ring = Ring(3)
+    for number in range(5):
+        ring.append(str(number), now=100.0 + number, ttl=10)
+    recovery = ring.recover(Position(ring.epoch, 2), now=105.0, ttl=10)
+    assert [entry.message for entry in recovery.messages] == ["2", "3", "4"]
+    assert recovery.unrecovered is None
+    assert ring.recover(Position(ring.epoch, 1), now=105.0, ttl=10).unrecovered is not None
+    expired = ring.recover(Position(ring.epoch, 5), now=120.0, ttl=10)
+    assert expired.unrecovered is None
+    assert expired.messages == []
+    lost = ring.recover(Position(ring.epoch, 4), now=120.0, ttl=10)
+    assert lost.unrecovered is not None
+    assert "none is kept" in lost.unrecovered
+    assert lost.position == Position(ring.epoch, 5)
+
+
+def test_since_accepts_what_position_gives_and_json_gives_back() -> None:
+    assert check_since(Position("e", 3)) == ("e", 3)
+    assert check_since(["e", 3]) == Position("e", 3)  # a JSON array from a client
+    with pytest.raises(ValueError, match="since is a position"):
+        check_since(("x" * 65, 1))
+
+
+async def test_publish_many_is_one_burst_drained_in_one_wake(hub: Hub) -> None:
+    with anyio.fail_after(5):
+        async with hub.subscribe("room:burst") as room, hub.subscribe("plain") as plain:
+            positions = await hub.publish_many("room:burst", ["a", b"b", "c"])
+            start = room.position
+            assert start is not None
+            assert positions == [Position(start.epoch, offset) for offset in (1, 2, 3)]
+            assert await hub.publish_many("plain", ["x", "y"]) == [None, None]
+            assert await room.receive() == "a"
+            await settle_room(hub, room, 2)
+            assert [room.receive_nowait(), room.receive_nowait()] == [b"b", "c"]
+            with pytest.raises(anyio.WouldBlock):
+                room.receive_nowait()
+            assert room.position == positions[-1]
+            await settle_room(hub, plain, 2)
+            assert [plain.receive_nowait(), plain.receive_nowait()] == ["x", "y"]
+        with pytest.raises(TypeError, match="str or bytes"):
+            await hub.publish_many("plain", ["ok", 3])  # type: ignore[list-item]
+        assert hub.statistics().published == 5
+
+
+async def settle_room(hub: Hub, subscription: Subscription, count: int) -> None:
+    """Waits until ``count`` items are buffered: Redis delivers asynchronously, and the
+    listener has no event to offer (bounded by the caller's ``fail_after``)."""
+    while subscription.buffered < count:  # noqa: ASYNC110
+        await anyio.sleep(0.005)

@@ -1,0 +1,195 @@
+"""Channels with history through a real ``redis-server`` losing its connections (issue 17): a
+dropped connection is recovered from the streams (no gap), a killed server ends in
+``Unrecovered`` or everything, once and in order, and nothing hangs. The rules shared with the
+in-memory broker are in ``test_broadcast_history``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from shallot.broadcast import (
+    BrokerUnavailable,
+    Gap,
+    History,
+    Position,
+    Subscription,
+    Unrecovered,
+    open_hub,
+)
+
+from .integration.redis_server import RedisServer, running_redis
+from .integration.tcp_proxy import open_proxy
+
+HISTORY = {"room:*": History(size=1_000, ttl=600)}
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def redis() -> Iterator[RedisServer]:  # one per test: these tests kill it
+    with running_redis() as server:
+        yield server
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"test-{uuid.uuid4().hex[:8]}:"
+
+
+async def test_a_dropped_connection_is_recovered_not_a_gap(redis: RedisServer, prefix: str) -> None:
+    """Hub ``here`` loses its connections (the server stays up) while ``there``, another
+    process as far as Redis knows, keeps publishing: the history subscriber gets every message,
+    once, in order; the plain subscriber gets a gap."""
+    with anyio.fail_after(20):
+        async with (
+            open_proxy(redis.port) as proxy,
+            open_hub(proxy.url, prefix=prefix, history=HISTORY, reconnect_max=0.1) as here,
+            open_hub(redis.url, prefix=prefix, history=HISTORY) as there,
+            here.subscribe("room:g", max_buffer=100) as room,
+            here.subscribe("plain") as plain,
+        ):
+            numbers = iter(range(60))
+
+            async def publish(count: int) -> None:
+                for _ in range(count):
+                    await there.publish("room:g", str(next(numbers)))
+
+            await publish(10)
+            assert [await room.receive() for _ in range(10)] == [str(n) for n in range(10)]
+            proxy.cut()
+            assert isinstance(await plain.receive(), Gap)
+            await publish(30)  # while ``here`` is cut off
+            proxy.restore()
+            await here.wait_connected()
+            await publish(20)
+            got = [await room.receive() for _ in range(50)]
+            assert got == [str(n) for n in range(10, 60)]
+            assert room.buffered == 0
+            assert here.statistics().gaps >= 1
+
+
+async def read_until(
+    subscription: Subscription,
+    last: set[str],
+    into: list[tuple[object, Position | None]],
+    midway: anyio.Event,
+) -> None:
+    """Records every item with the position after it, until every message of ``last`` came;
+    sets ``midway`` at the 40th."""
+    missing = set(last)
+    async for item in subscription:
+        into.append((item, subscription.position))
+        if len(into) == 40:
+            midway.set()
+        missing.discard(str(item))
+        if not missing:
+            return
+
+
+def check_exactly_once_in_order(
+    items: list[tuple[object, Position | None]], acks: dict[Position, str]
+) -> None:
+    """Between ``Unrecovered`` markers the offsets run on one by one (nothing lost silently,
+    nothing doubled); each message is the one acknowledged at its position; and every message
+    acknowledged after the last marker arrived."""
+    last: Position | None = None
+    for item, position in items:
+        assert position is not None
+        assert not isinstance(item, Gap), items
+        if isinstance(item, Unrecovered):
+            last = position
+            continue
+        if last is not None and last.epoch == position.epoch:
+            assert position.offset == last.offset + 1, (last, position)
+        last = position
+        assert acks.get(position, item) == item, (position, item)
+    markers = [position for item, position in items if isinstance(item, Unrecovered)]
+    floor = markers[-1] if markers else None
+    received = {position for _, position in items}
+    for position in acks:
+        if floor is not None and position.epoch == floor.epoch and position.offset > floor.offset:
+            assert position in received, position
+
+
+@pytest.mark.slow
+async def test_redis_killed_while_two_processes_publish(redis: RedisServer, prefix: str) -> None:
+    count = 300
+    command = [sys.executable, "-m", "tests.integration.history_publisher", redis.url, prefix]
+    records: list[list[tuple[object, Position | None]]] = [[], []]
+    acks: dict[Position, str] = {}
+    last = {f"p{name}:{count - 1}" for name in (1, 2)}
+    with anyio.fail_after(60):
+        async with (
+            open_hub(redis.url, prefix=prefix, history=HISTORY, reconnect_max=0.2) as one,
+            open_hub(redis.url, prefix=prefix, history=HISTORY, reconnect_max=0.2) as two,
+            one.subscribe("room:k", max_buffer=10_000) as first,
+            two.subscribe("room:k", max_buffer=10_000) as second,
+            anyio.create_task_group() as tg,
+        ):
+            midway = [anyio.Event(), anyio.Event()]
+            tg.start_soon(read_until, first, last, records[0], midway[0])
+            tg.start_soon(read_until, second, last, records[1], midway[1])
+            publishers = [
+                await anyio.open_process(
+                    [*command, "room:k", f"p{name}", str(count)],
+                    cwd=ROOT,
+                    stderr=subprocess.STDOUT,
+                )
+                for name in (1, 2)
+            ]
+            outputs = [b"", b""]
+
+            async def output_of(index: int) -> None:
+                stdout = publishers[index].stdout
+                assert stdout is not None
+                async for data in stdout:
+                    outputs[index] += data
+
+            async with anyio.create_task_group() as readers:
+                for index in range(2):
+                    readers.start_soon(output_of, index)
+                for event in midway:  # mid-stream
+                    await event.wait()
+                redis.kill()
+                await anyio.to_thread.run_sync(redis.start)
+                for process in publishers:
+                    await process.wait()
+                    await process.aclose()
+    for index, output in enumerate(outputs):
+        lines = output.decode().splitlines()
+        assert lines[-1] == "done", output.decode()
+        for line in lines:
+            if line.startswith("ack "):
+                _, number, epoch, offset = line.split()
+                acks[Position(epoch, int(offset))] = f"p{index + 1}:{number}"
+    for record in records:
+        check_exactly_once_in_order(record, acks)
+        assert any(isinstance(item, Unrecovered) for item, _ in record)  # the kill lost it all
+    check_exactly_once_in_order(records[0], acks)
+
+
+async def test_a_subscription_with_history_needs_the_broker(
+    redis: RedisServer, prefix: str
+) -> None:
+    with anyio.fail_after(10):
+        async with (
+            open_hub(redis.url, prefix=prefix, history=HISTORY, reconnect_max=0.2) as hub,
+            hub.subscribe("plain") as plain,
+        ):
+            redis.kill()
+            assert isinstance(await plain.receive(), Gap)  # the hub knows
+            with pytest.raises(BrokerUnavailable, match=r"history of 'room:x'.*unreachable"):
+                async with hub.subscribe("room:x"):
+                    pytest.fail("subscribed without a broker")  # pragma: no cover
+            await anyio.to_thread.run_sync(redis.start)
+            await hub.wait_connected()
+            async with hub.subscribe("room:x") as room:
+                await hub.publish("room:x", "back")
+                assert await room.receive() == "back"
