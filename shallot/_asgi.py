@@ -12,9 +12,9 @@ import math
 from typing import Any
 
 from ._http import INTERNAL_ERROR, SERVICE_UNAVAILABLE, InvalidResponse, prepare, serve_http
-from ._lifespan import AppState, Hook, LifespanFactory, run_lifespan
+from ._lifespan import AppState, LifespanFactory, run_lifespan
 from ._request import Limits, build_request
-from ._types import ASGIApp, Handler, Receive, Response, Scope, Send
+from ._types import ASGIApp, Handler, Hook, Receive, Response, Scope, Send, StartHook
 from .response import ws_close
 
 logger = logging.getLogger("shallot")
@@ -42,7 +42,7 @@ def build_server(
     handler: Handler,
     max_responde_timeout_s: float | None = None,
     max_receive_timeout_s: float | None = None,
-    on_start: Hook | None = None,
+    on_start: StartHook | None = None,
     on_stop: Hook | None = None,
     *,
     lifespan: LifespanFactory | None = None,

@@ -8,8 +8,8 @@ shallot builds are TypedDicts with literal type tags, so mypy checks each branch
 from __future__ import annotations
 
 import sys
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, Literal, TypeAlias, TypedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping, Sequence
+from typing import Any, Literal, Protocol, TypeAlias, TypedDict
 
 if sys.version_info >= (3, 11):
     from typing import NotRequired
@@ -25,39 +25,74 @@ ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
 Request: TypeAlias = dict[str, Any]
 Response: TypeAlias = dict[str, Any]
 
-#: What a handler may return instead of a response: it takes the raw connection over.
-Takeover: TypeAlias = Callable[[Receive, Send], Awaitable[None]]
+
+class Takeover(Protocol):
+    """What a handler may return instead of a response: ``takeover(receive, send)`` takes the
+    raw ASGI connection over (``@websocket`` handlers return one)."""
+
+    def __call__(self, receive: Receive, send: Send, /) -> Awaitable[None]: ...
+
+
 HandlerResult: TypeAlias = Response | Takeover
 Handler: TypeAlias = Callable[..., Awaitable[HandlerResult]]
 Next: TypeAlias = Callable[[Handler, Request], Awaitable[HandlerResult]]
 Middleware: TypeAlias = Callable[[Next], Next]
+#: One entry of a route table: ``(path, methods, handler)``.
+Route: TypeAlias = tuple[str, Sequence[str], Handler]
+
+#: What a websocket handler yields: ``ws_send(...)``, ``ws_close(...)`` or the same dict by hand.
+WSMessage: TypeAlias = Mapping[str, Any]
+#: What ``@websocket`` decorates: ``handler(scope, receiver, *route_args)``, an async generator
+#: of messages, or a coroutine function whose result (a message or None) is sent last.
+WSHandler: TypeAlias = (
+    Callable[..., AsyncIterator[WSMessage]] | Callable[..., Awaitable[WSMessage | None]]
+)
+
+#: A lifespan or websocket hook: ``on_stop``, ``on_disconnect`` and ``on_close`` take the scope.
+Hook: TypeAlias = Callable[[Request], Awaitable[object]]
+#: ``on_start(scope)``: what it returns (a dict, or None) becomes ``request["config"]``.
+StartHook: TypeAlias = Callable[[Request], Awaitable[dict[str, Any] | None]]
+#: ``on_connect(scope)``: returns ``ws_accept(...)``, ``ws_close(...)`` or an HTTP response.
+ConnectHook: TypeAlias = Callable[[Request], Awaitable[Mapping[str, Any]]]
+#: A hook the shallot 2.0 way, without the scope: ``on_disconnect()``, ``on_close()``.
+LegacyHook: TypeAlias = Callable[[], Awaitable[object]]
 
 
 class HTTPResponseStart(TypedDict):
+    """The ``http.response.start`` message (ASGI HTTP spec)."""
+
     type: Literal["http.response.start"]
     status: int
     headers: list[tuple[bytes, bytes]]
 
 
 class HTTPResponseBody(TypedDict):
+    """The ``http.response.body`` message (ASGI HTTP spec)."""
+
     type: Literal["http.response.body"]
     body: bytes
     more_body: bool
 
 
 class WSSend(TypedDict):
+    """The ``websocket.send`` message that ``ws_send`` builds: ``text`` or ``bytes``."""
+
     type: Literal["websocket.send"]
     text: NotRequired[str]
     bytes: NotRequired[bytes]
 
 
 class WSClose(TypedDict):
+    """The ``websocket.close`` message that ``ws_close`` builds."""
+
     type: Literal["websocket.close"]
     code: int
     reason: NotRequired[str]
 
 
 class WSAccept(TypedDict):
+    """The ``websocket.accept`` message that ``ws_accept`` builds."""
+
     type: Literal["websocket.accept"]
     subprotocol: str | None
     headers: NotRequired[list[tuple[bytes, bytes]]]

@@ -18,13 +18,21 @@ from ._asgi import deny_handshake
 from ._errors import ASGIProtocolError, WSDisconnect
 from ._http import INTERNAL_ERROR
 from ._inbound import Receiver
-from ._taskgroup import Connection, Hook
-from ._types import Handler, HandlerResult, Message, Receive, Request, Send
+from ._taskgroup import Connection
+from ._types import (
+    ConnectHook,
+    Handler,
+    HandlerResult,
+    Hook,
+    LegacyHook,
+    Message,
+    Receive,
+    Request,
+    Send,
+    WSHandler,
+)
 from ._ws_messages import classify_connect
 from .response import text
-
-#: A hook the 2.0 way, without the scope (``on_disconnect()``).
-_LegacyHook = Callable[[], Awaitable[Any]]
 
 __all__ = ["Receiver", "WSDisconnect", "websocket"]  # WSDisconnect: its 2.0 home
 
@@ -42,15 +50,15 @@ def _positive(name: str, value: Any, kind: type = float) -> Any:
 
 
 @overload
-def websocket(func: Callable[..., Any], /) -> Handler: ...
+def websocket(func: WSHandler, /) -> Handler: ...
 
 
 @overload
 def websocket(
     *,
-    on_connect: Hook | None = None,
-    on_disconnect: Hook | _LegacyHook | None = None,
-    on_close: Hook | _LegacyHook | None = None,
+    on_connect: ConnectHook | None = None,
+    on_disconnect: Hook | LegacyHook | None = None,
+    on_close: Hook | LegacyHook | None = None,
     max_queue: int = 32,
     max_queue_bytes: int = _MIB,
     max_message_size: int = _MIB,
@@ -59,16 +67,16 @@ def websocket(
     send_timeout: float = 10.0,
     watch_interval: float = 0.1,
     push_only_after: float = 2.0,
-) -> Callable[[Callable[..., Any]], Handler]: ...
+) -> Callable[[WSHandler], Handler]: ...
 
 
 def websocket(
-    func: Callable[..., Any] | None = None,
+    func: WSHandler | None = None,
     /,
     *,
-    on_connect: Hook | None = None,
-    on_disconnect: Hook | _LegacyHook | None = None,
-    on_close: Hook | _LegacyHook | None = None,
+    on_connect: ConnectHook | None = None,
+    on_disconnect: Hook | LegacyHook | None = None,
+    on_close: Hook | LegacyHook | None = None,
     max_queue: int = 32,
     max_queue_bytes: int = _MIB,
     max_message_size: int = _MIB,
@@ -77,7 +85,7 @@ def websocket(
     send_timeout: float = 10.0,
     watch_interval: float = 0.1,
     push_only_after: float = 2.0,
-) -> Handler | Callable[[Callable[..., Any]], Handler]:
+) -> Handler | Callable[[WSHandler], Handler]:
     """Makes a websocket handler of ``func(scope, receiver, *route_args)``, an async generator
     that yields ``ws_send(...)``/``ws_close(...)`` messages, or a coroutine function whose
     return value (a message or None) is sent before closing.
@@ -123,7 +131,7 @@ def websocket(
         push_only_after=_positive("push_only_after", push_only_after),
     )
 
-    def decorate(function: Callable[..., Any]) -> Handler:
+    def decorate(function: WSHandler) -> Handler:
         if inspect.isasyncgenfunction(function):
             start = function
         elif inspect.iscoroutinefunction(function):
@@ -207,7 +215,7 @@ class _Endpoint:
         start: Callable[..., AsyncGenerator[Any, None]],
         name: str,
         options: _Options,
-        on_connect: Hook | None,
+        on_connect: ConnectHook | None,
         on_disconnect: Hook | None,
         on_close: Hook | None,
     ) -> None:
@@ -244,7 +252,7 @@ class _Takeover:
         )
 
 
-def _takes_scope(hook: Hook | _LegacyHook | None) -> Hook | None:
+def _takes_scope(hook: Hook | LegacyHook | None) -> Hook | None:
     """Returns ``hook``, adapted when it takes no argument: shallot 2.0 called
     ``on_disconnect()`` without the scope, and such hooks keep working."""
     if hook is None:
@@ -274,7 +282,7 @@ async def _coroutine_messages(
 
 
 async def _handshake(
-    request: Request, receive: Receive, send: Send, on_connect: Hook | None
+    request: Request, receive: Receive, send: Send, on_connect: ConnectHook | None
 ) -> bool:
     """Performs the opening handshake; returns whether the connection was accepted."""
     message: Message = await receive()

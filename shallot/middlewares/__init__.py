@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, ParamSpec, cast
 
 from .._types import Handler, HandlerResult, Middleware, Next, Request
 from .content_type import wrap_content_type
@@ -18,6 +18,8 @@ from .json import wrap_json
 from .parameters import wrap_parameters
 from .routing import wrap_routes
 from .static import wrap_static
+
+_P = ParamSpec("_P")
 
 __all__ = [
     "apply_middleware",
@@ -41,9 +43,12 @@ def _call_handler(handler: Handler, request: Request) -> Awaitable[HandlerResult
     return handler(request)
 
 
-def apply_middleware(*middlewares: Middleware) -> Callable[[Handler], Handler]:
+def apply_middleware(
+    *middlewares: Middleware,
+) -> Callable[[Callable[_P, Awaitable[HandlerResult]]], Callable[_P, Awaitable[HandlerResult]]]:
     """Returns a function that wraps a default handler in ``middlewares``, the first one
-    outermost.
+    outermost. The wrapped handler keeps the handler's signature: a pile used as a route's
+    handler takes the route's arguments.
 
     Raises:
         TypeError: a middleware is not callable (checked here, once).
@@ -52,7 +57,9 @@ def apply_middleware(*middlewares: Middleware) -> Callable[[Handler], Handler]:
         if not callable(middleware):
             raise TypeError(f"middleware #{position} is {middleware!r}, which is not callable")
 
-    def wrap(handler: Handler) -> Handler:
+    def wrap(
+        handler: Callable[_P, Awaitable[HandlerResult]],
+    ) -> Callable[_P, Awaitable[HandlerResult]]:
         if not callable(handler):
             raise TypeError(f"the default handler {handler!r} is not callable")
         chain: Next = _call_handler
@@ -65,6 +72,7 @@ def apply_middleware(*middlewares: Middleware) -> Callable[[Handler], Handler]:
             return await chain(handler, request)
 
         handle.__qualname__ = f"apply_middleware(...)({getattr(handler, '__qualname__', handler)})"
-        return handle
+        # It passes every argument on to ``handler``, so it takes what ``handler`` takes.
+        return cast("Callable[_P, Awaitable[HandlerResult]]", handle)
 
     return wrap

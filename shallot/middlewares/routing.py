@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Iterable
 from typing import Any, NamedTuple
 
-from .._types import Handler, HandlerResult, Middleware, Next, Request
+from .._types import Handler, HandlerResult, Middleware, Next, Request, Route
 
 __all__ = ["HTTP_METHODS", "RouteMatch", "Router", "wrap_routes"]
 
@@ -268,7 +268,7 @@ class _Bound:
         return self.handler(request, *self.args)
 
 
-def wrap_routes(routes: Iterable[Any]) -> Middleware:
+def wrap_routes(routes: Iterable[Route]) -> Middleware:
     """Returns a middleware that routes requests by path and method.
 
     ``routes`` is a list of ``(path, methods, handler)``: ``path`` starts with ``/`` and each
