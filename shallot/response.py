@@ -21,6 +21,7 @@ __all__ = [
     "WSDisconnect",
     "filestream",
     "json",
+    "json_response",
     "respond400",
     "respond404",
     "respond_not_modified",
@@ -29,6 +30,7 @@ __all__ = [
     "ws_accept",
     "ws_close",
     "ws_send",
+    "ws_send_json",
 ]
 
 logger = logging.getLogger("shallot")
@@ -73,8 +75,13 @@ def text(
     return {"status": status, "headers": all_headers, "body": body.encode(encoding)}
 
 
-def json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+def json_response(
+    data: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
     """Returns an ``application/json`` response holding ``data`` as UTF-8 JSON.
+
+    Also importable as ``json``, its shallot 2.0 name, which hides the standard library's
+    ``json`` module in a module that imports it (or ``*``) from here.
 
     Raises:
         TypeError: ``data`` is not JSON serializable.
@@ -86,6 +93,10 @@ def json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None)
         "headers": {"content-type": "application/json", **(headers or {})},
         "body": body,
     }
+
+
+#: shallot 2.0's name of ``json_response``.
+json = json_response
 
 
 def filestream(
@@ -131,6 +142,16 @@ def ws_send(data: str | bytes) -> WSSend:
     if isinstance(data, (bytes, bytearray, memoryview)):
         return {"type": "websocket.send", "bytes": bytes(data)}
     raise TypeError(f"ws_send takes str or bytes, not {type(data).__name__}")
+
+
+def ws_send_json(data: Any) -> WSSend:
+    """Returns the message that sends ``data`` as compact JSON in a text frame.
+
+    Raises:
+        TypeError: ``data`` is not JSON serializable.
+        ValueError: ``data`` contains itself (or nests too deeply).
+    """
+    return {"type": "websocket.send", "text": _to_json(data)}
 
 
 def ws_close(code: int = 1000, reason: str = "") -> WSClose:
