@@ -1,13 +1,18 @@
 """The chat demo: a static page and websocket rooms with nicknames, on shallot's broadcast hub.
 
-Serve it with ``hypercorn --worker-class trio --bind 127.0.0.1:8000 examples.chat.app:app`` and
-open http://127.0.0.1:8000 in two browser windows. In one process the hub is in memory; with
+Run it with ``python examples/chat/app.py`` (add ``trio`` to run on trio; ``$PORT`` for another
+port than 8000; Ctrl+C stops it) or serve it with
+``hypercorn --worker-class trio --bind 127.0.0.1:8000 examples.chat.app:app``, and open
+http://127.0.0.1:8000 in two browser windows. In one process the hub is in memory; with
 ``SHALLOT_REDIS_URL`` set (``redis://127.0.0.1:6379``, say) it goes through Redis or Valkey and
-the rooms span every worker and host: add ``--workers 4``.
+the rooms span every worker and host: add ``--workers 4`` to the hypercorn command.
 
 The page sends plain text; the server sends JSON events: ``welcome`` (with the id of the
-process that serves the connection), ``joined``, ``message``, ``left``, ``gap`` (the broker
-connection dropped: some messages may be missing) and ``error``.
+process that serves the connection, for the multi-worker tests), ``joined`` (with a member id,
+so that a member is not told of its own join twice), ``message``, ``left``, ``gap`` (the
+broker connection dropped: some messages may be missing) and ``error``. A nickname or room the
+server refuses closes the connection with 1008 and the reason, which a browser can show: the
+body of a refused handshake never reaches a page's script.
 """
 
 from __future__ import annotations
@@ -16,22 +21,21 @@ import json
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Mapping
+import secrets
+import signal
+import sys
+from collections.abc import AsyncIterator
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from shallot import (
-    Receiver,
-    build_server,
-    standard_not_found,
-    websocket,
-    ws_accept,
-    ws_send,
-)
+import anyio
+
+from shallot import Receiver, build_server, serve, standard_not_found, websocket, ws_close
 from shallot.broadcast import BroadcastError, Gap, Hub, hub_lifespan
 from shallot.middlewares import apply_middleware, wrap_parameters, wrap_routes, wrap_static
-from shallot.response import respond400
+from shallot.response import ws_send, ws_send_json
+from shallot.types import Handler, HandlerResult, Next, Request, Route, WSMessage
 
 STATIC = Path(__file__).parent / "static"
 _NAME = re.compile(r"[\w\- ]{1,32}")
@@ -45,21 +49,11 @@ if not logging.getLogger("shallot").handlers:  # say what the hub does (reconnec
 
 
 def event(kind: str, **fields: Any) -> str:
-    """Returns one JSON event for the page."""
+    """Returns one JSON event for the room (the hub carries text)."""
     return json.dumps({"type": kind, **fields})
 
 
-async def check_nick(scope: dict[str, Any]) -> Mapping[str, object]:
-    """``on_connect``: a connection needs a nickname (``?nick=``) and a sensible room name."""
-    nick = (scope["query_params"].get("nick") or [""])[0].strip()
-    room = scope["path"].rstrip("/").rpartition("/")[2]
-    if not _NAME.fullmatch(nick) or not _NAME.fullmatch(room):
-        return respond400("nick and room: 1 to 32 letters, digits, spaces, - or _")
-    scope["nick"] = nick
-    return ws_accept()
-
-
-async def announce_leaving(scope: dict[str, Any]) -> None:
+async def announce_leaving(scope: Request) -> None:
     """``on_close``: tell the room, if the handler got as far as joining it."""
     if "channel" in scope:
         hub: Hub = scope["config"]["hub"]
@@ -67,34 +61,42 @@ async def announce_leaving(scope: dict[str, Any]) -> None:
             await hub.publish(scope["channel"], event("left", nick=scope["nick"]))
 
 
-@websocket(on_connect=check_nick, on_close=announce_leaving)
-async def room(scope: dict[str, Any], receiver: Receiver, name: str) -> AsyncIterator[Any]:
+@websocket(on_close=announce_leaving)
+async def room(scope: Request, receiver: Receiver, name: str) -> AsyncIterator[WSMessage]:
     """One member of room ``name``: the room's events go to the page, what it types to the
-    room."""
+    room. A bad nickname (``?nick=``) or room name closes with 1008 and says why: a browser
+    sees a close reason, never the body of a refused handshake."""
+    nick = (scope["query_params"].get("nick") or [""])[0].strip()
+    if not _NAME.fullmatch(nick) or not _NAME.fullmatch(name):
+        yield ws_close(1008, "nick and room: 1 to 32 letters, digits, spaces, - or _")
+        return
     hub: Hub = scope["config"]["hub"]
-    nick, channel = scope["nick"], f"room:{name}"
+    channel = f"room:{name}"
+    joined = event("joined", nick=nick, id=secrets.token_hex(8))
     async with hub.subscribe(channel) as messages:
-        scope["channel"] = channel
-        yield ws_send(event("welcome", room=name, nick=nick, pid=os.getpid()))
+        scope["nick"], scope["channel"] = nick, channel
+        yield ws_send_json({"type": "welcome", "room": name, "nick": nick, "pid": os.getpid()})
         with suppress(BroadcastError):
-            await hub.publish(channel, event("joined", nick=nick))
+            await hub.publish(channel, joined)
         async for source, message in receiver.merge(messages):
+            if message == joined:
+                continue  # the welcome told this member already
             if source is receiver:
                 text = str(message)[:MAX_TEXT]
                 try:
                     await hub.publish(channel, event("message", nick=nick, text=text))
                 except BroadcastError as error:
-                    yield ws_send(event("error", text=f"not sent: {error}"))
+                    yield ws_send_json({"type": "error", "text": f"not sent: {error}"})
             elif isinstance(message, Gap):
-                yield ws_send(event("gap", reason=message.reason))
+                yield ws_send_json({"type": "gap", "reason": message.reason})
             else:
                 yield ws_send(message)
 
 
-def _index(next_middleware: Any) -> Any:
+def _index(next_middleware: Next) -> Next:
     """Serves the page for ``/`` too."""
 
-    async def index(handler: Any, request: dict[str, Any]) -> Any:
+    async def index(handler: Handler, request: Request) -> HandlerResult:
         if request["path"] == "/":
             request = {**request, "path": "/index.html"}
         return await next_middleware(handler, request)
@@ -102,7 +104,7 @@ def _index(next_middleware: Any) -> Any:
     return index
 
 
-routes = [("/rooms/{name}", ["WS"], room)]
+routes: list[Route] = [("/rooms/{name}", ["WS"], room)]
 
 app = build_server(
     apply_middleware(
@@ -110,3 +112,18 @@ app = build_server(
     )(standard_not_found),
     lifespan=hub_lifespan(os.environ.get("SHALLOT_REDIS_URL") or None),
 )
+
+
+async def interrupted() -> None:
+    """Returns at the first Ctrl+C (SIGINT) or SIGTERM: serve's cue to shut down gracefully."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            return
+
+
+async def main() -> None:
+    await serve(app, port=int(os.environ.get("PORT", "8000")), shutdown_trigger=interrupted)
+
+
+if __name__ == "__main__":
+    anyio.run(main, backend=sys.argv[1] if len(sys.argv) > 1 else "asyncio")
