@@ -16,19 +16,14 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
-from typing import Any
 
 import anyio
 
 from shallot import build_server, serve, standard_not_found
 from shallot.middlewares import apply_middleware, wrap_gzip, wrap_routes, wrap_static
-from shallot.response import json
-
-Request = dict[str, Any]
-Response = dict[str, Any]
-Next = Callable[[Any, Request], Awaitable[Any]]
+from shallot.response import json_response
+from shallot.types import Handler, HandlerResult, Next, Request, Response
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -36,7 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def wrap_index(next_middleware: Next) -> Next:
     """Serves ``index.html`` for a path that ends in ``/``: ``GET /`` reads ``/index.html``."""
 
-    async def add_index(handler: Any, request: Request) -> Any:
+    async def add_index(handler: Handler, request: Request) -> HandlerResult:
         if request["path"].endswith("/"):
             request = {**request, "path": request["path"] + "index.html"}
         return await next_middleware(handler, request)
@@ -48,7 +43,7 @@ def wrap_cache_control(next_middleware: Next) -> Next:
     """Lets browsers keep stylesheets and scripts for an hour without asking; pages must be
     revalidated each time, which costs a ``304`` without a body while they are unchanged."""
 
-    async def add_cache_control(handler: Any, request: Request) -> Any:
+    async def add_cache_control(handler: Handler, request: Request) -> HandlerResult:
         response = await next_middleware(handler, request)
         if not isinstance(response, dict) or response["status"] not in (200, 304):
             return response  # a websocket takeover, or an error: nothing to cache
@@ -65,7 +60,7 @@ def wrap_cache_control(next_middleware: Next) -> Next:
 
 
 async def now(request: Request) -> Response:
-    return json({"time": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    return json_response({"time": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
 
 app = build_server(
