@@ -255,6 +255,7 @@ async def test_demo_serves_its_page_json_and_an_echo_that_answers_in_kind() -> N
                 with pytest.raises(WebSocketClosed) as closed:
                     await ws.receive()
                 assert (closed.value.code, closed.value.reason) == (1000, "bye")
+            assert (await client.get("/nope")).status_code == 404
 
 
 # -- embedding ----------------------------------------------------------------------------------
