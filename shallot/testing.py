@@ -114,12 +114,13 @@ class TestClient:
         assert stack is not None, "TestClient was not entered"
         failure: str | None = None
         try:
+            # Not shielded: a cancelled test must not wait on an app that does not stop.
             if self._to_app is not None and exc_type is None:
-                failure = await self._stop_lifespan()
+                failure = await self._stop_lifespan()  # noqa: ASYNC102
         finally:
             self._close_lifespan_streams()
             try:
-                await stack.__aexit__(exc_type, exc, tb)
+                await stack.__aexit__(exc_type, exc, tb)  # noqa: ASYNC102  # exits the group
             except BaseExceptionGroup as group:
                 raise single_exception(group) from None
         if failure is not None:
@@ -141,7 +142,7 @@ class TestClient:
             try:
                 return await to_app_rx.receive()
             except anyio.EndOfStream:  # the client is leaving without a shutdown
-                await anyio.sleep_forever()
+                await anyio.sleep_forever()  # noqa: ASYNC120  # until cancelled: that is the end
                 raise AssertionError("unreachable") from None
 
         async def run() -> None:

@@ -132,7 +132,7 @@ async def open_hub(
         while isinstance(lone, BaseExceptionGroup) and len(lone.exceptions) == 1:
             lone = lone.exceptions[0]
         if not started and isinstance(lone, BrokerUnavailable):
-            raise lone from lone.__cause__
+            raise lone from lone.__cause__  # noqa: ASYNC123  # its cause and traceback go along
         raise
 
 
