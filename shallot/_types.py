@@ -34,19 +34,46 @@ class Takeover(Protocol):
 
 
 HandlerResult: TypeAlias = Response | Takeover
-Handler: TypeAlias = Callable[..., Awaitable[HandlerResult]]
-Next: TypeAlias = Callable[[Handler, Request], Awaitable[HandlerResult]]
-Middleware: TypeAlias = Callable[[Next], Next]
+
+# Handler, Next and Middleware are protocols rather than Callable aliases so that mypy's
+# messages name them ("Handler") instead of spelling each one out: the candidates of an
+# overloaded middleware factory filled a page.
+
+
+class Handler(Protocol):
+    """``async def handler(request, *route_args) -> response`` (or a takeover)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Awaitable[HandlerResult]: ...
+
+
+class Next(Protocol):
+    """The next middleware, as a middleware calls it: ``await next_middleware(handler,
+    request)``."""
+
+    def __call__(self, handler: Handler, request: Request, /) -> Awaitable[HandlerResult]: ...
+
+
+class Middleware(Protocol):
+    """``middleware(next_middleware) -> next``: wraps the rest of the pile."""
+
+    def __call__(self, next_middleware: Next, /) -> Next: ...
+
+
 #: One entry of a route table: ``(path, methods, handler)``.
 Route: TypeAlias = tuple[str, Sequence[str], Handler]
 
 #: What a websocket handler yields: ``ws_send(...)``, ``ws_close(...)`` or the same dict by hand.
 WSMessage: TypeAlias = Mapping[str, Any]
+
+
 #: What ``@websocket`` decorates: ``handler(scope, receiver, *route_args)``, an async generator
 #: of messages, or a coroutine function whose result (a message or None) is sent last.
 WSHandler: TypeAlias = (
     Callable[..., AsyncIterator[WSMessage]] | Callable[..., Awaitable[WSMessage | None]]
 )
+
+# The hooks stay Callable aliases: given to an overloaded function (``@websocket``), a protocol
+# makes mypy list every overload instead of naming the argument that is wrong.
 
 #: A lifespan or websocket hook: ``on_stop``, ``on_disconnect`` and ``on_close`` take the scope.
 Hook: TypeAlias = Callable[[Request], Awaitable[object]]
