@@ -16,14 +16,13 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff")
-    session.run("ruff", "format", "--check", "shallot", "tests", "benchmarks", "examples")
-    session.run("ruff", "check", "shallot", "tests", "benchmarks", "examples")
+    session.install("-e", ".[test,lint]")
+    session.run(".ci/lint", external=True, env={"LINT_BIN": session.bin})
 
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    session.install("-e", ".[test]", "mypy")
+    session.install("-e", ".[test,lint]")
     session.run("mypy")
 
 

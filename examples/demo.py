@@ -1,16 +1,27 @@
-"""The demo app README's first command serves: a page, a JSON endpoint and a websocket echo.
+"""A small demo for the browser: a page that talks to a websocket echo, and a JSON endpoint.
 
-Run it with ``hypercorn --worker-class trio examples.demo:app`` and open http://127.0.0.1:8000.
+- ``/``: the page; what you type is echoed back over the websocket (``exit`` closes it).
+- ``/hello/{name}``: JSON with the name and the query parameters (``/hello/ada?x=1``).
+- ``/echo``: the websocket echo; text comes back as text, binary as binary.
+
+Run it with ``python examples/demo.py`` (add ``trio`` to run on trio; ``$PORT`` for another
+port than 8000; Ctrl+C stops it) or ``hypercorn --worker-class trio examples.demo:app``, and
+open http://127.0.0.1:8000.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator
-from typing import Any
 
-from shallot import Receiver, build_server, standard_not_found, websocket, ws_close, ws_send
+import anyio
+
+from shallot import Receiver, build_server, serve, standard_not_found, websocket, ws_close, ws_send
 from shallot.middlewares import apply_middleware, wrap_json, wrap_parameters, wrap_routes
-from shallot.response import json, text
+from shallot.response import json_response, text
+from shallot.types import Request, Response, Route, WSMessage
 
 PAGE = """<!doctype html>
 <meta charset="utf-8">
@@ -38,23 +49,26 @@ document.getElementById("form").onsubmit = (event) => {
 """
 
 
-async def index(request: dict[str, Any]) -> dict[str, Any]:
+async def index(request: Request) -> Response:
     return text(PAGE, headers={"content-type": "text/html; charset=utf-8"})
 
 
-async def hello(request: dict[str, Any], name: str) -> dict[str, Any]:
-    return json({"hello": name, "params": request["params"]})
+async def hello(request: Request, name: str) -> Response:
+    return json_response({"hello": name, "params": request["params"]})
 
 
 @websocket
-async def echo(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[dict[str, Any]]:
+async def echo(scope: Request, receiver: Receiver) -> AsyncIterator[WSMessage]:
     async for message in receiver:
-        yield ws_send(f"@ECHO: {message}")
+        if isinstance(message, str):  # a text frame
+            yield ws_send(f"@ECHO: {message}")
+        else:  # a binary frame: answer in kind, never with "b'...'"
+            yield ws_send(b"@ECHO: " + message)
         if message == "exit":
             yield ws_close(1000, "bye")
 
 
-routes = [
+routes: list[Route] = [
     ("/", ["GET"], index),
     ("/hello/{name}", ["GET"], hello),
     ("/echo", ["WS"], echo),
@@ -63,3 +77,18 @@ routes = [
 app = build_server(
     apply_middleware(wrap_parameters(), wrap_json(), wrap_routes(routes))(standard_not_found)
 )
+
+
+async def interrupted() -> None:
+    """Returns at the first Ctrl+C (SIGINT) or SIGTERM: serve's cue to shut down gracefully."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            return
+
+
+async def main() -> None:
+    await serve(app, port=int(os.environ.get("PORT", "8000")), shutdown_trigger=interrupted)
+
+
+if __name__ == "__main__":
+    anyio.run(main, backend=sys.argv[1] if len(sys.argv) > 1 else "asyncio")

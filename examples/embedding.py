@@ -34,12 +34,10 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from shallot import build_server, serve, standard_not_found
 from shallot.middlewares import apply_middleware, wrap_routes
-from shallot.response import json, respond404
+from shallot.response import json_response, respond404
+from shallot.types import Request, Response, Route
 
 logger = logging.getLogger("examples.embedding")
-
-Request = dict[str, Any]
-Response = dict[str, Any]
 
 
 async def worker(
@@ -64,19 +62,19 @@ def build_app(jobs: MemoryObjectSendStream[tuple[int, str]], results: dict[int, 
         job_id = len(submitted) + 1
         submitted.append(job_id)
         await jobs.send((job_id, request["body"].decode("utf-8", "replace")))
-        return json({"id": job_id}, status=202, headers={"location": f"/jobs/{job_id}"})
+        return json_response({"id": job_id}, status=202, headers={"location": f"/jobs/{job_id}"})
 
     async def status(request: Request, job_id: str) -> Response:
         if not job_id.isdigit() or int(job_id) not in submitted:
             return respond404(f"no job {job_id}")
         words = results.get(int(job_id))
         state = "queued" if words is None else "done"
-        return json({"id": int(job_id), "state": state, "words": words})
+        return json_response({"id": int(job_id), "state": state, "words": words})
 
     async def on_stop(scope: MutableMapping[str, Any]) -> None:
         logger.info("app stopped")
 
-    routes = [("/jobs", ["POST"], submit), ("/jobs/{id}", ["GET"], status)]
+    routes: list[Route] = [("/jobs", ["POST"], submit), ("/jobs/{id}", ["GET"], status)]
     return build_server(apply_middleware(wrap_routes(routes))(standard_not_found), on_stop=on_stop)
 
 

@@ -87,7 +87,8 @@ async def feed_lifespan() -> AsyncIterator[dict[str, Any]]:
 
 
 def form_value(request: Request, name: str) -> str:
-    return (request["params"].get(name) or [""])[0].strip()
+    value: str = (request["params"].get(name) or [""])[0]
+    return value.strip()
 
 
 async def home(request: Request) -> Response:

@@ -35,10 +35,8 @@ from shallot.middlewares import (
     wrap_parameters,
     wrap_routes,
 )
-from shallot.response import json, respond400, respond404
-
-Request = dict[str, Any]
-Response = dict[str, Any]
+from shallot.response import json_response, respond400, respond404
+from shallot.types import Request, Response, Route
 
 
 class Todos:
@@ -72,7 +70,7 @@ async def list_todos(request: Request) -> Response:
         if done[-1] not in ("true", "false"):
             return respond400("done must be true or false")
         items = [item for item in items if item["done"] == (done[-1] == "true")]
-    return json(items)
+    return json_response(items)
 
 
 async def create_todo(request: Request) -> Response:
@@ -80,12 +78,12 @@ async def create_todo(request: Request) -> Response:
     if not isinstance(body, dict) or not isinstance(body.get("title"), str):
         return respond400('send a JSON object with a "title" string')
     item = request["config"]["todos"].add(body["title"], request["cookies"].get("user"))
-    return json(item, status=201, headers={"location": f"/todos/{item['id']}"})
+    return json_response(item, status=201, headers={"location": f"/todos/{item['id']}"})
 
 
 async def show_todo(request: Request, todo_id: str) -> Response:
     item = request["config"]["todos"].find(todo_id)
-    return json(item) if item is not None else respond404(f"no to-do {todo_id}")
+    return json_response(item) if item is not None else respond404(f"no to-do {todo_id}")
 
 
 async def change_todo(request: Request, todo_id: str) -> Response:
@@ -100,7 +98,7 @@ async def change_todo(request: Request, todo_id: str) -> Response:
     ):
         return respond400('"title" must be a string and "done" true or false')
     item.update({key: changes[key] for key in ("title", "done") if key in changes})
-    return json(item)
+    return json_response(item)
 
 
 async def delete_todo(request: Request, todo_id: str) -> Response:
@@ -117,14 +115,14 @@ async def login(request: Request) -> Response:
     if not isinstance(body, dict) or not isinstance(body.get("name"), str):
         return respond400('send a JSON object with a "name" string')
     cookie = {"value": body["name"], "httponly": True, "samesite": "Lax", "path": "/"}
-    return {**json({"hello": body["name"]}), "cookies": {"user": cookie}}
+    return {**json_response({"hello": body["name"]}), "cookies": {"user": cookie}}
 
 
 async def logout(request: Request) -> Response:
     return {"status": 204, "cookies": {"user": None}}  # None deletes the cookie
 
 
-routes = [
+routes: list[Route] = [
     ("/todos", ["GET"], list_todos),
     ("/todos", ["POST"], create_todo),
     ("/todos/{id}", ["GET"], show_todo),

@@ -19,22 +19,19 @@ import os
 import signal
 import sys
 from datetime import datetime, timezone
-from typing import Any
 
 import anyio
 
 from shallot import build_server, serve, standard_not_found
 from shallot.middlewares import apply_middleware, wrap_gzip, wrap_routes, wrap_static
-from shallot.response import json
-
-Request = dict[str, Any]
-Response = dict[str, Any]
+from shallot.response import json_response
+from shallot.types import Request, Response
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 async def now(request: Request) -> Response:
-    return json({"time": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    return json_response({"time": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
 
 app = build_server(

@@ -1,6 +1,6 @@
 """Four websocket patterns in one app, each a route:
 
-- ``/echo``: the echo of shallot's original websocket guide; ``exit`` ends it with 1001.
+- ``/echo``: the echo of shallot's original websocket guide; ``exit`` ends it with 1000.
 - ``/chatbot``: one-to-one. A conversation with state of its own (the client's name), kept in
   local variables of the handler, one handler run per connection.
 - ``/vote``: fan-in. Many clients send votes; one counting task, started with the app, receives
@@ -34,12 +34,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from shallot import Receiver, build_server, serve, standard_not_found, websocket, ws_close, ws_send
 from shallot.middlewares import apply_middleware, wrap_routes
-from shallot.response import json as json_response
-from shallot.response import text
-
-Request = dict[str, Any]
-Response = dict[str, Any]
-
+from shallot.response import json_response, text
+from shallot.types import Request, Response, Route
 
 # -- the seed's echo ------------------------------------------------------------------------
 
@@ -47,10 +43,13 @@ Response = dict[str, Any]
 @websocket
 async def echo(scope: Request, receiver: Receiver) -> AsyncIterator[Mapping[str, Any]]:
     async for message in receiver:
-        yield {"text": f"@ECHO: {message!s}", "type": "websocket.send"}  # the raw form
+        if isinstance(message, str):  # a text frame
+            yield {"text": f"@ECHO: {message}", "type": "websocket.send"}  # the raw form
+        else:  # a binary frame: echoed as binary, never as "b'...'"
+            yield ws_send(b"@ECHO: " + message)
         if message == "exit":
             yield ws_send("bybye")
-            yield ws_close(1001)  # closes now: nothing after it is sent
+            yield ws_close(1000)  # a normal end (1001 means going away); nothing after it
 
 
 # -- one-to-one: a chatbot ------------------------------------------------------------------
@@ -167,7 +166,7 @@ async def lifespan() -> AsyncIterator[dict[str, Any]]:
             tg.cancel_scope.cancel()
 
 
-routes = [
+routes: list[Route] = [
     ("/", ["GET"], index),
     ("/tally", ["GET"], show_tally),
     ("/echo", ["WS"], echo),

@@ -13,7 +13,7 @@ from ._serve import serve
 from ._upload import UploadedFile
 from .handlers import standard_not_found
 from .middlewares import apply_middleware
-from .response import standard_disconnect, ws_accept, ws_close, ws_send
+from .response import standard_disconnect, ws_accept, ws_close, ws_send, ws_send_json
 from .websocket import Receiver, websocket
 
 __all__ = [
@@ -33,4 +33,5 @@ __all__ = [
     "ws_accept",
     "ws_close",
     "ws_send",
+    "ws_send_json",
 ]

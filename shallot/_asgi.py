@@ -16,10 +16,10 @@ from ._body import streams_body_of
 from ._checks import positive
 from ._failures import log_raised, run_takeover
 from ._http import INTERNAL_ERROR, SERVICE_UNAVAILABLE, InvalidResponse, prepare, serve_http
-from ._lifespan import AppState, Hook, LifespanFactory, Takeover, run_lifespan
+from ._lifespan import AppState, LifespanFactory, Takeover, run_lifespan
 from ._origins import origin_check
 from ._request import Limits, build_request
-from ._types import ASGIApp, Handler, Receive, Response, Scope, Send
+from ._types import ASGIApp, Handler, Hook, Receive, Response, Scope, Send, StartHook
 from .response import text, ws_close
 
 logger = logging.getLogger("shallot")
@@ -44,7 +44,7 @@ def build_server(
     handler: Handler,
     max_responde_timeout_s: float | None = None,
     max_receive_timeout_s: float | None = None,
-    on_start: Hook | None = None,
+    on_start: StartHook | None = None,
     on_stop: Hook | None = None,
     *,
     lifespan: LifespanFactory | None = None,

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any, TypeAlias
 
 import anyio
 
 from ._errors import ASGIProtocolError, single_exception
-from ._types import Receive, Scope, Send
+from ._types import Hook, Receive, Request, Scope, Send, StartHook
 from ._watch import AppWatches
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -27,7 +27,6 @@ if sys.version_info < (3, 11):  # pragma: no cover
 logger = logging.getLogger("shallot")
 
 
-Hook: TypeAlias = Callable[[Scope], Awaitable[Any]]
 LifespanFactory: TypeAlias = Callable[[], AbstractAsyncContextManager[Any]]
 
 
@@ -115,7 +114,7 @@ async def run_lifespan(
     scope: Scope,
     receive: Receive,
     send: Send,
-    on_start: Hook | None,
+    on_start: StartHook | None,
     on_stop: Hook | None,
     lifespan: LifespanFactory | None,
 ) -> None:
@@ -142,7 +141,7 @@ async def _run_protocol(
     scope: Scope,
     receive: Receive,
     send: Send,
-    on_start: Hook | None,
+    on_start: StartHook | None,
     on_stop: Hook | None,
     lifespan: LifespanFactory | None,
 ) -> None:
@@ -153,6 +152,7 @@ async def _run_protocol(
     tasks fails, the error is logged and reported at shutdown, and a cancellation by the
     server runs the context's exit like any other ``async with`` would.
     """
+    hook_scope: Request = scope  # type: ignore[assignment]  # servers pass a dict
     message = await receive()
     if message["type"] != "lifespan.startup":
         raise ASGIProtocolError(f"lifespan began with {message['type']!r}, not lifespan.startup")
@@ -164,7 +164,7 @@ async def _run_protocol(
             if lifespan is not None:
                 _merge(config, await stack.enter_async_context(lifespan()), "lifespan")
             if on_start is not None:
-                _merge(config, await on_start(scope), "on_start")
+                _merge(config, await on_start(hook_scope), "on_start")
             state.config = config
             state._end_startup(failed=False)
             phase = "running"
@@ -172,7 +172,7 @@ async def _run_protocol(
             await _wait_shutdown(receive)
             phase = "shutdown"
             if on_stop is not None:
-                await on_stop(scope)
+                await on_stop(hook_scope)
     except ASGIProtocolError:  # the server's mistake, not the app's: no lifespan message fits
         raise
     except Exception as error:

@@ -6,6 +6,7 @@ a ``WebSocketSession`` by two memory object streams: no threads, no sockets.
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from collections.abc import AsyncIterator
@@ -43,14 +44,25 @@ class WebSocketClosed(Exception):
         self.reason = reason
 
 
+#: How long ``receive()`` waits for a message by default, in seconds.
+RECEIVE_TIMEOUT = 10.0
+
+
 class WebSocketSession:
-    """One client side of a websocket, talking to the app in memory."""
+    """One client side of a websocket, talking to the app in memory. ``receive_timeout`` is
+    how long each ``receive`` waits by default (None: forever)."""
 
     def __init__(
-        self, to_app: MemoryObjectSendStream[Message], from_app: MemoryObjectReceiveStream[Message]
+        self,
+        to_app: MemoryObjectSendStream[Message],
+        from_app: MemoryObjectReceiveStream[Message],
+        path: str = "/",
+        receive_timeout: float | None = RECEIVE_TIMEOUT,
     ) -> None:
         self._to_app = to_app
         self._from_app = from_app
+        self.path = path
+        self.receive_timeout = receive_timeout
         self.subprotocol: str | None = None
         self.accept_headers: list[tuple[bytes, bytes]] = []
         self.close_code: int | None = None
@@ -70,16 +82,34 @@ class WebSocketSession:
         """Sends a binary message."""
         await self.send(bytes(data))
 
+    async def send_json(self, data: Any) -> None:
+        """Sends ``data`` as JSON in a text message.
+
+        Raises:
+            TypeError: ``data`` is not JSON serializable.
+        """
+        await self.send(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+
     async def receive(self) -> str | bytes:
-        """Returns the next message the app sent.
+        """Returns the next message the app sent, waiting at most ``receive_timeout`` seconds
+        (set it on the session, or with ``client.websocket(..., receive_timeout=...)``; None
+        waits forever, for a test that bounds its waits itself with ``anyio.fail_after``).
 
         Raises:
             WebSocketClosed: the app closed the connection (its code and reason).
+            TimeoutError: no message came in time.
         """
         if self.close_code is not None:
             raise WebSocketClosed(self.close_code, self.close_reason)
+        limit = self.receive_timeout
         try:
-            message = await self._from_app.receive()
+            with anyio.fail_after(limit):
+                message = await self._from_app.receive()
+        except TimeoutError:
+            raise TimeoutError(
+                f"no message from the websocket {self.path} within {limit} s; "
+                "set its receive_timeout to wait longer"
+            ) from None
         except anyio.EndOfStream:  # the app ended without a close frame: a server sends 1006
             self.close_code = 1006
             raise WebSocketClosed(1006, "") from None
@@ -94,21 +124,39 @@ class WebSocketSession:
         raise RuntimeError(f"the app sent {message['type']!r} on an open websocket")
 
     async def receive_text(self) -> str:
-        """Returns the next message, which must be text."""
+        """Returns the next message, which must be text (see ``receive``).
+
+        Raises:
+            TypeError: the message is binary.
+        """
         message = await self.receive()
         if not isinstance(message, str):
             raise TypeError(f"expected a text message, got {message!r}")
         return message
 
     async def receive_bytes(self) -> bytes:
-        """Returns the next message, which must be binary."""
+        """Returns the next message, which must be binary (see ``receive``).
+
+        Raises:
+            TypeError: the message is text.
+        """
         message = await self.receive()
         if not isinstance(message, bytes):
             raise TypeError(f"expected a binary message, got {message!r}")
         return message
 
+    async def receive_json(self) -> Any:
+        """Returns the next message, a text message holding JSON, parsed (see ``receive``).
+
+        Raises:
+            TypeError: the message is binary.
+            ValueError: the text is not JSON (``json.JSONDecodeError``).
+        """
+        return json.loads(await self.receive_text())
+
     async def wait_closed(self) -> int:
-        """Reads and discards messages until the app closes; returns its close code."""
+        """Reads and discards messages until the app closes; returns its close code. Each
+        message is awaited at most ``receive_timeout`` seconds (see ``receive``)."""
         while True:
             try:
                 await self.receive()
@@ -133,7 +181,9 @@ class WebSocketSession:
 
 
 @asynccontextmanager
-async def open_websocket(app: ASGIApp, scope: dict[str, Any]) -> AsyncIterator[WebSocketSession]:
+async def open_websocket(
+    app: ASGIApp, scope: dict[str, Any], receive_timeout: float | None = RECEIVE_TIMEOUT
+) -> AsyncIterator[WebSocketSession]:
     """Runs ``app`` on a websocket ``scope`` in a task group of the caller's, and yields the
     client's side of it once the handshake is accepted.
 
@@ -159,7 +209,7 @@ async def open_websocket(app: ASGIApp, scope: dict[str, Any]) -> AsyncIterator[W
         with to_app_rx, from_app_tx:
             await app(scope, receive, send)
 
-    session = WebSocketSession(to_app_tx, from_app_rx)
+    session = WebSocketSession(to_app_tx, from_app_rx, scope["path"], receive_timeout)
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(run_app)

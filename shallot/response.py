@@ -26,6 +26,7 @@ __all__ = [
     "filestream",
     "html",
     "json",
+    "json_response",
     "redirect",
     "respond400",
     "respond404",
@@ -36,6 +37,7 @@ __all__ = [
     "ws_accept",
     "ws_close",
     "ws_send",
+    "ws_send_json",
 ]
 
 logger = logging.getLogger("shallot")
@@ -98,10 +100,15 @@ def text(
     return {"status": status, "headers": all_headers, "body": body.encode(encoding)}
 
 
-def json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+def json_response(
+    data: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
     """Returns an ``application/json`` response holding ``data`` as UTF-8 JSON. A string
     holding a lone surrogate, which JSON parsers accept and UTF-8 cannot hold, is written
     with a ``\\uXXXX`` escape.
+
+    Also importable as ``json``, its shallot 2.0 name, which hides the standard library's
+    ``json`` module in a module that imports it (or ``*``) from here.
 
     Raises:
         TypeError: ``data`` is not JSON serializable.
@@ -117,6 +124,10 @@ def json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None)
     return {"status": status, "headers": {"content-type": _JSON}, "body": body}
 
 
+#: shallot 2.0's name of ``json_response``.
+json = json_response
+
+
 def filestream(
     path: str | os.PathLike[str],
     headers: Mapping[str, str] | None = None,
@@ -128,9 +139,11 @@ def filestream(
     cannot be opened gives a 500 when sent."""
 
     async def chunks() -> AsyncIterator[bytes]:
+        # A file opens no cancel scope, and the response's sender closes this generator
+        # as soon as it is done with it (_http._close_iterator), so the file is closed then.
         async with await anyio.open_file(path, "rb") as file:
             while chunk := await file.read(chunk_size):
-                yield chunk
+                yield chunk  # noqa: ASYNC119
 
     # "body" beside "stream", as shallot 2.0 gave it: 2.0 code reads it (issue 13)
     return {"status": status, "headers": dict(headers or {}), "stream": chunks(), "body": b""}
@@ -162,6 +175,16 @@ def ws_send(data: str | bytes) -> WSSend:
     if isinstance(data, (bytes, bytearray, memoryview)):
         return {"type": "websocket.send", "bytes": bytes(data)}
     raise TypeError(f"ws_send takes str or bytes, not {type(data).__name__}")
+
+
+def ws_send_json(data: Any) -> WSSend:
+    """Returns the message that sends ``data`` as compact JSON in a text frame.
+
+    Raises:
+        TypeError: ``data`` is not JSON serializable.
+        ValueError: ``data`` contains itself (or nests too deeply).
+    """
+    return {"type": "websocket.send", "text": _to_json(data)}
 
 
 def ws_close(code: int = 1000, reason: str = "") -> WSClose:

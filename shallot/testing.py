@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import sys
-from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from types import TracebackType
 from typing import Any
 
@@ -18,7 +19,9 @@ import httpx
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._errors import single_exception
+from ._testing_http import ASGITransport, open_stream
 from ._testing_ws import (
+    RECEIVE_TIMEOUT,
     WebSocketClosed,
     WebSocketRejected,
     WebSocketSession,
@@ -41,104 +44,6 @@ __all__ = [
 
 class LifespanError(RuntimeError):
     """The app reported a failed lifespan startup or shutdown."""
-
-
-class _ASGITransport(httpx.AsyncBaseTransport):
-    """Sends each httpx request to the ASGI app and collects its whole response."""
-
-    def __init__(self, app: ASGIApp, client: tuple[str, int], root_path: str) -> None:
-        self.app = app
-        self.client = client
-        self.root_path = root_path
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.4"},
-            "http_version": "1.1",
-            "method": request.method,
-            "scheme": url.scheme,
-            "path": url.path,
-            "raw_path": url.raw_path.split(b"?", 1)[0],
-            "query_string": url.query,
-            "root_path": self.root_path,
-            "headers": [(name.lower(), value) for name, value in request.headers.raw],
-            "client": self.client,
-            "server": (url.host, url.port or (443 if url.scheme == "https" else 80)),
-            "state": {},
-            "extensions": {},
-        }
-        chunks = _aiter_bytes(request)
-        request_done = False
-        response_done = anyio.Event()
-        start: Message | None = None
-        body: list[bytes] = []
-
-        async def receive() -> Message:
-            nonlocal request_done
-            if request_done:
-                await response_done.wait()
-                return {"type": "http.disconnect"}
-            try:
-                chunk = await chunks.__anext__()
-            except StopAsyncIteration:
-                request_done = True
-                return {"type": "http.request", "body": b"", "more_body": False}
-            return {"type": "http.request", "body": chunk, "more_body": True}
-
-        async def send(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                if start is not None:
-                    raise RuntimeError("the app sent http.response.start twice")
-                start = message
-            elif message["type"] == "http.response.body":
-                if start is None or response_done.is_set():
-                    raise RuntimeError(f"the app sent {message['type']} out of order")
-                body.append(bytes(message.get("body", b"")))
-                if not message.get("more_body", False):
-                    response_done.set()
-            else:
-                raise RuntimeError(f"the app sent {message['type']!r} on an HTTP request")
-
-        try:
-            await self.app(scope, receive, send)
-            completed = response_done.is_set()
-        finally:
-            response_done.set()
-            await chunks.aclose()  # the app may have refused the body before its end
-        if start is None:  # what a server answers for an app that never responded
-            return httpx.Response(500, request=request)
-        if not completed:  # a server aborts such a response; its client sees it cut short
-            raise httpx.RemoteProtocolError(
-                "the app returned before it finished its response", request=request
-            )
-        # A ByteStream, not content=, so httpx adds no content-length the app did not send.
-        return httpx.Response(
-            start["status"],
-            headers=start.get("headers", []),
-            stream=httpx.ByteStream(b"".join(body)),
-            request=request,
-        )
-
-
-async def _aiter_bytes(request: httpx.Request) -> Any:
-    stream = request.stream
-    if isinstance(stream, httpx.AsyncByteStream):
-        iterator = stream.__aiter__()
-        try:
-            async for chunk in iterator:
-                if chunk:
-                    yield chunk
-        finally:  # httpx's own generator, left unfinished when the app stops reading
-            aclose = getattr(iterator, "aclose", None)
-            if aclose is not None:
-                await aclose()
-    else:  # pragma: no cover - httpx always gives an async stream to an async client
-        for chunk in stream:
-            if chunk:
-                yield chunk
 
 
 class TestClient:
@@ -164,7 +69,7 @@ class TestClient:
     ) -> None:
         self.app = app
         self._lifespan = lifespan
-        self._transport = _ASGITransport(app, client, root_path)
+        self._transport = ASGITransport(app, client, root_path)
         self._http = httpx.AsyncClient(
             transport=self._transport,
             base_url=base_url,
@@ -209,12 +114,13 @@ class TestClient:
         assert stack is not None, "TestClient was not entered"
         failure: str | None = None
         try:
+            # Not shielded: a cancelled test must not wait on an app that does not stop.
             if self._to_app is not None and exc_type is None:
-                failure = await self._stop_lifespan()
+                failure = await self._stop_lifespan()  # noqa: ASYNC102
         finally:
             self._close_lifespan_streams()
             try:
-                await stack.__aexit__(exc_type, exc, tb)
+                await stack.__aexit__(exc_type, exc, tb)  # noqa: ASYNC102  # exits the group
             except BaseExceptionGroup as group:
                 raise single_exception(group) from None
         if failure is not None:
@@ -236,7 +142,7 @@ class TestClient:
             try:
                 return await to_app_rx.receive()
             except anyio.EndOfStream:  # the client is leaving without a shutdown
-                await anyio.sleep_forever()
+                await anyio.sleep_forever()  # noqa: ASYNC120  # until cancelled: that is the end
                 raise AssertionError("unreachable") from None
 
         async def run() -> None:
@@ -275,11 +181,15 @@ class TestClient:
         *,
         subprotocols: list[str] | None = None,
         headers: dict[str, str] | None = None,
+        params: httpx._types.QueryParamTypes | None = None,
+        receive_timeout: float | None = RECEIVE_TIMEOUT,
         denial_response: bool = True,
     ) -> AbstractAsyncContextManager[WebSocketSession]:
         """Opens a websocket to ``path``: ``async with client.websocket("/ws") as ws:``. It
-        carries the client's headers and cookies; leaving the block closes it from the client
-        side (code 1000) if it is still open.
+        carries the client's headers and cookies, and ``params`` in its query string as
+        httpx's requests do; leaving the block closes it from the client side (code 1000) if
+        it is still open. Each ``ws.receive()`` waits at most ``receive_timeout`` seconds
+        (None: forever), then raises ``TimeoutError``.
 
         ``denial_response=False`` plays a server without the ``websocket.http.response``
         extension, where every refused handshake is a 403.
@@ -289,6 +199,8 @@ class TestClient:
         """
         http = self._http
         url = http.base_url.join(path)
+        if params is not None:
+            url = url.copy_merge_params(params)
         request_headers = httpx.Headers({"host": url.netloc.decode("ascii")})
         request_headers.update(http.headers)
         request_headers.update(headers or {})
@@ -305,7 +217,28 @@ class TestClient:
             self._transport.root_path,
             denial_response,
         )
-        return open_websocket(self.app, scope)
+        return open_websocket(self.app, scope, receive_timeout)
+
+    def stream(
+        self, method: str, url: str, **kwargs: Any
+    ) -> AbstractAsyncContextManager[httpx.Response]:
+        """Sends a request and gives its response as soon as it starts, for its body to be
+        read as the app sends it: ``async with client.stream("GET", "/events") as response:``,
+        then ``response.aiter_bytes()``, ``aiter_lines()`` or ``aiter_text()``. Leaving the
+        block disconnects, which ends even an endless response. Keyword arguments are
+        httpx's; cookies the response sets are kept.
+        """
+        request = self._http.build_request(method, url, **kwargs)
+        return self._stream(request)
+
+    @asynccontextmanager
+    async def _stream(self, request: httpx.Request) -> AsyncIterator[httpx.Response]:
+        transport = self._transport
+        async with open_stream(
+            self.app, request, transport.client, transport.root_path
+        ) as response:
+            self._http.cookies.extract_cookies(response)
+            yield response
 
     async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """Sends a request; keyword arguments are httpx's (``json=``, ``headers=``...)."""

@@ -19,15 +19,23 @@ from ._errors import ASGIProtocolError, WSDisconnect
 from ._http import INTERNAL_ERROR
 from ._lifespan import Takeover
 from ._receiver import Receiver
-from ._taskgroup import Connection, Hook
-from ._types import Handler, HandlerResult, Message, Receive, Request, Send
+from ._taskgroup import Connection
+from ._types import (
+    ConnectHook,
+    Handler,
+    HandlerResult,
+    Hook,
+    LegacyHook,
+    Message,
+    Receive,
+    Request,
+    Send,
+    WSHandler,
+)
 from ._watch import Watch
 from ._ws_messages import classify_connect
 from ._ws_state import Limits
 from .response import text
-
-#: A hook the 2.0 way, without the scope (``on_disconnect()``).
-_LegacyHook = Callable[[], Awaitable[Any]]
 
 __all__ = ["Receiver", "WSDisconnect", "websocket"]  # WSDisconnect: its 2.0 home
 
@@ -37,15 +45,15 @@ _MIB = 1024 * 1024
 
 
 @overload
-def websocket(func: Callable[..., Any], /) -> Handler: ...
+def websocket(func: WSHandler, /) -> Handler: ...
 
 
 @overload
 def websocket(
     *,
-    on_connect: Hook | None = None,
-    on_disconnect: Hook | _LegacyHook | None = None,
-    on_close: Hook | _LegacyHook | None = None,
+    on_connect: ConnectHook | None = None,
+    on_disconnect: Hook | LegacyHook | None = None,
+    on_close: Hook | LegacyHook | None = None,
     max_queue: int = 32,
     max_queue_bytes: int = _MIB,
     max_message_size: int = _MIB,
@@ -54,16 +62,16 @@ def websocket(
     send_timeout: float = 10.0,
     watch_interval: float = 0.1,
     push_only_after: float = 2.0,
-) -> Callable[[Callable[..., Any]], Handler]: ...
+) -> Callable[[WSHandler], Handler]: ...
 
 
 def websocket(
-    func: Callable[..., Any] | None = None,
+    func: WSHandler | None = None,
     /,
     *,
-    on_connect: Hook | None = None,
-    on_disconnect: Hook | _LegacyHook | None = None,
-    on_close: Hook | _LegacyHook | None = None,
+    on_connect: ConnectHook | None = None,
+    on_disconnect: Hook | LegacyHook | None = None,
+    on_close: Hook | LegacyHook | None = None,
     max_queue: int = 32,
     max_queue_bytes: int = _MIB,
     max_message_size: int = _MIB,
@@ -72,7 +80,7 @@ def websocket(
     send_timeout: float = 10.0,
     watch_interval: float = 0.1,
     push_only_after: float = 2.0,
-) -> Handler | Callable[[Callable[..., Any]], Handler]:
+) -> Handler | Callable[[WSHandler], Handler]:
     """Makes a websocket handler of ``func(scope, receiver, *route_args)``, an async generator
     that yields ``ws_send(...)``/``ws_close(...)`` messages, or a coroutine function whose
     return value (a message or None) is sent before closing.
@@ -120,7 +128,7 @@ def websocket(
         push_only_after=positive("push_only_after", push_only_after),
     )
 
-    def decorate(function: Callable[..., Any]) -> Handler:
+    def decorate(function: WSHandler) -> Handler:
         if inspect.isasyncgenfunction(function):
             start = function
         elif inspect.iscoroutinefunction(function):
@@ -169,7 +177,7 @@ class _Endpoint:
         start: Callable[..., AsyncGenerator[Any, None]],
         name: str,
         options: Limits,
-        on_connect: Hook | None,
+        on_connect: ConnectHook | None,
         on_disconnect: Hook | None,
         on_close: Hook | None,
     ) -> None:
@@ -213,7 +221,7 @@ class _Takeover(Takeover):
         )
 
 
-def _takes_scope(hook: Hook | _LegacyHook | None) -> Hook | None:
+def _takes_scope(hook: Hook | LegacyHook | None) -> Hook | None:
     """Returns ``hook``, adapted when it takes no argument: shallot 2.0 called
     ``on_disconnect()`` without the scope, and such hooks keep working."""
     if hook is None:
@@ -243,7 +251,7 @@ async def _coroutine_messages(
 
 
 async def _handshake(
-    request: Request, receive: Receive, send: Send, on_connect: Hook | None
+    request: Request, receive: Receive, send: Send, on_connect: ConnectHook | None
 ) -> bool:
     """Performs the opening handshake; returns whether the connection was accepted."""
     message: Message = await receive()

@@ -10,6 +10,8 @@ import pytest
 
 from .integration.redis_server import RedisServer, running_redis
 
+pytest_plugins = ["pytester"]  # tests/test_pytest_plugin.py runs pytest on a project of its own
+
 
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:

@@ -28,7 +28,7 @@ from shallot.broadcast import (
     hub_lifespan,
     open_hub,
 )
-from shallot.testing import TestClient, WebSocketRejected
+from shallot.testing import TestClient, WebSocketClosed
 
 
 @pytest.fixture
@@ -414,17 +414,20 @@ async def test_hub_lifespan_puts_the_hub_in_the_config() -> None:
 
 
 async def test_the_chat_demo_in_memory() -> None:
-    """examples/chat (in memory): nicknames are checked, members are welcomed with the id of
-    their process, hear each other, and hear who joins and leaves."""
+    """examples/chat (in memory): nicknames are checked (a refusal is a close with a reason, which
+    a browser can show), members are welcomed with the id of their process, hear each other,
+    and hear who joins and leaves, their own join only through the welcome (issue 16)."""
     from examples.chat.app import app
 
     positions: list[list[Any]] = []
 
     def event(ws_text: str | bytes) -> dict[str, Any]:
-        """The event without its position (kept in ``positions``)."""
+        """The event without its position (kept in ``positions``) nor a join's member id."""
         parsed: dict[str, Any] = json.loads(ws_text)
         if "pos" in parsed and parsed["type"] != "welcome":
             positions.append(parsed.pop("pos"))
+        if parsed["type"] == "joined":
+            assert len(parsed.pop("id")) == 16
         return parsed
 
     with anyio.fail_after(5):
@@ -432,24 +435,26 @@ async def test_the_chat_demo_in_memory() -> None:
             page = await client.get("/")
             assert page.status_code == 200
             assert "chat.js" in page.text
-            with pytest.raises(WebSocketRejected) as rejected:
-                async with client.websocket("/rooms/lobby?nick="):
-                    pass  # pragma: no cover
-            assert rejected.value.status == 400
+            async with client.websocket("/rooms/lobby?nick=") as refused:
+                with pytest.raises(WebSocketClosed) as closed:
+                    await refused.receive()
+            assert (closed.value.code, closed.value.reason) == (
+                1008,
+                "nick and room: 1 to 32 letters, digits, spaces, - or _",
+            )
             async with client.websocket("/rooms/lobby?nick=ada") as ada:
                 welcome = event(await ada.receive())
                 assert welcome["type"] == "welcome"
                 assert (welcome["nick"], welcome["room"]) == ("ada", "lobby")
                 assert welcome["pid"] == os.getpid()
-                assert event(await ada.receive()) == {"type": "joined", "nick": "ada"}
                 async with client.websocket("/rooms/lobby?nick=bob") as bob:
                     assert event(await bob.receive())["type"] == "welcome"
-                    assert event(await ada.receive()) == {"type": "joined", "nick": "bob"}
-                    assert event(await bob.receive()) == {"type": "joined", "nick": "bob"}
+                    joined = event(await ada.receive())
+                    assert (joined["type"], joined["nick"]) == ("joined", "bob")
                     await bob.send("hi <ada>")
                     said = {"type": "message", "nick": "bob", "text": "hi <ada>"}
                     assert event(await ada.receive()) == said
-                    assert event(await bob.receive()) == said
+                    assert event(await bob.receive()) == said  # no "joined" of its own first
                 assert event(await ada.receive()) == {"type": "left", "nick": "bob"}
             # ada's connection drops; meanwhile eve comes and talks; ada comes back with the
             # position of the last event she saw and gets what she missed, once, in order
@@ -471,10 +476,13 @@ async def test_the_chat_demo_in_memory() -> None:
                 ]
                 assert event(await ada.receive()) == {"type": "joined", "nick": "ada"}
             for since in ("nope", f"{epoch}:-1", f"{epoch}"):
-                with pytest.raises(WebSocketRejected) as rejected:
-                    async with client.websocket(f"/rooms/lobby?nick=ada&since={since}"):
-                        pass  # pragma: no cover
-                assert rejected.value.status == 400
+                async with client.websocket(f"/rooms/lobby?nick=ada&since={since}") as refused:
+                    with pytest.raises(WebSocketClosed) as closed:
+                        await refused.receive()
+                assert (closed.value.code, closed.value.reason) == (
+                    1008,
+                    "since: <epoch>:<offset>, as the events' pos gives",
+                )
             async with client.websocket("/rooms/lobby?nick=ada&since=abc:1") as ada:
                 assert event(await ada.receive())["type"] == "welcome"
                 assert event(await ada.receive())["type"] == "unrecovered"  # another epoch

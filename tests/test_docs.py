@@ -210,3 +210,20 @@ def test_relative_links_lead_somewhere(page: Path) -> None:
         elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
             broken.append(target)
     assert not broken, f"links that lead nowhere: {broken}"
+
+
+def test_testing_page_runs_every_client_method() -> None:
+    """docs/testing.md shows each public method of the test client and of its websocket
+    session in a program the docs test runs (issue 16)."""
+    from shallot.testing import WebSocketSession
+
+    page = REPO_ROOT / "docs" / "testing.md"
+    programs = "\n".join(block.source for block in PROGRAMS if block.page == page)
+    methods = {
+        f"{owner.__name__}.{name}"
+        for owner in (TestClient, WebSocketSession)
+        for name, value in vars(owner).items()
+        if callable(value) and not name.startswith("_")
+    }
+    missing = sorted(name for name in methods if f".{name.partition('.')[2]}(" not in programs)
+    assert missing == []

@@ -21,7 +21,16 @@ import anyio
 import httpx
 import pytest
 
-from examples import embedding, hello, live_feed, rest, static_site, uploads, websocket_patterns
+from examples import (
+    demo,
+    embedding,
+    hello,
+    live_feed,
+    rest,
+    static_site,
+    uploads,
+    websocket_patterns,
+)
 from shallot.testing import TestClient, WebSocketClosed
 
 from .integration.server import REPO_ROOT, HypercornServer
@@ -203,16 +212,18 @@ async def test_live_feed_refuses_forms_posted_from_other_sites() -> None:
 # -- websocket_patterns -------------------------------------------------------------------------
 
 
-async def test_echo_answers_until_exit_then_closes_with_1001() -> None:
+async def test_echo_answers_in_kind_until_exit_then_closes_with_1000() -> None:
     with anyio.fail_after(2):
         async with TestClient(websocket_patterns.app) as client:
             async with client.websocket("/echo") as ws:
                 await ws.send("hello")
                 assert await ws.receive() == "@ECHO: hello"
+                await ws.send(b"\x00raw")  # binary stays binary, never "b'...'"
+                assert await ws.receive() == b"@ECHO: \x00raw"
                 await ws.send("exit")
                 assert await ws.receive() == "@ECHO: exit"
                 assert await ws.receive() == "bybye"
-                assert await ws.wait_closed() == 1001
+                assert await ws.wait_closed() == 1000  # a normal end, not "going away"
 
 
 async def test_chatbot_keeps_its_conversation_per_connection() -> None:
@@ -356,6 +367,30 @@ async def test_uploads_removes_its_temporary_folder_at_shutdown(
     assert not folders[0].exists()
 
 
+# -- demo ---------------------------------------------------------------------------------------
+
+
+async def test_demo_serves_its_page_json_and_an_echo_that_answers_in_kind() -> None:
+    with anyio.fail_after(2):
+        async with TestClient(demo.app) as client:
+            page = await client.get("/")
+            assert page.headers["content-type"] == "text/html; charset=utf-8"
+            assert "new WebSocket" in page.text
+            hello = await client.get("/hello/ada", params={"x": "1"})
+            assert hello.json() == {"hello": "ada", "params": {"x": ["1"]}}
+            async with client.websocket("/echo") as ws:
+                await ws.send("hi")
+                assert await ws.receive() == "@ECHO: hi"
+                await ws.send(b"\x01\x02")
+                assert await ws.receive() == b"@ECHO: \x01\x02"
+                await ws.send("exit")
+                assert await ws.receive() == "@ECHO: exit"
+                with pytest.raises(WebSocketClosed) as closed:
+                    await ws.receive()
+                assert (closed.value.code, closed.value.reason) == (1000, "bye")
+            assert (await client.get("/nope")).status_code == 404
+
+
 # -- embedding ----------------------------------------------------------------------------------
 
 
@@ -392,6 +427,28 @@ async def test_embedding_runs_app_and_worker_in_one_group_and_stops_both(
 
 # -- the scripts, as a user runs them ----------------------------------------------------------
 
+
+async def _interrupt_with_a_websocket_open(server: HypercornServer, name: str) -> None:
+    """Talks to the script's websocket over the real socket, then presses Ctrl+C while it is
+    open: the client must get 1001 (going away), and the script must still stop cleanly."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    path = "/echo" if name == "demo" else "/rooms/lobby?nick=ada"
+    async with connect(server.url.replace("http", "ws", 1) + path) as ws:
+        if name == "demo":
+            await ws.send("hi")
+            assert await ws.recv() == "@ECHO: hi"
+        else:
+            assert '"welcome"' in str(await ws.recv())
+        server.interrupt()
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1001
+    await server.process.wait()  # one Ctrl+C is enough (bounded by the caller's fail_after)
+
+
 EXAMPLES = [
     "hello",
     "rest",
@@ -400,6 +457,8 @@ EXAMPLES = [
     "embedding",
     "uploads",
     "live_feed",
+    "demo",
+    "chat/app",
 ]
 
 
@@ -427,6 +486,8 @@ async def test_script_serves_and_stops_cleanly_on_ctrl_c(name: str, script_backe
                 async with httpx.AsyncClient(base_url=server.url, trust_env=False) as client:
                     response = await client.get("/")
                 assert response.status_code in (200, 404)  # rest and embedding have no "/"
+                if name in ("demo", "chat/app"):  # pages with a websocket
+                    await _interrupt_with_a_websocket_open(server, name)
         finally:
             with anyio.CancelScope(shield=True):
                 returncode = await server.stop(grace=10)

@@ -84,11 +84,26 @@ def test_public_module_all_lists_what_it_defines_and_nothing_missing(name: str) 
     assert private == []
 
 
+def documentable(value: object) -> bool:
+    """Functions and classes carry docstrings; type aliases (``shallot.types``) cannot, and
+    are documented by the ``#:`` comment above them."""
+    return inspect.isfunction(value) or inspect.isclass(value)
+
+
 def test_public_functions_are_documented() -> None:
     undocumented = [
         f"{name}.{item}"
         for name in public_modules()
         for item in importlib.import_module(name).__all__
-        if not inspect.getdoc(getattr(importlib.import_module(name), item))
+        if documentable(value := getattr(importlib.import_module(name), item))
+        and not inspect.getdoc(value)
     ]
     assert undocumented == []
+
+
+def test_the_types_module_names_what_an_app_annotates() -> None:
+    import shallot.types
+
+    wanted = {"Request", "Response", "Handler", "WSHandler", "Middleware", "Hook", "Message"}
+    assert wanted <= set(shallot.types.__all__)
+    assert shallot.types.Receiver is shallot.Receiver

@@ -17,6 +17,7 @@ from shallot._types import Request, Response
 from shallot.response import (
     filestream,
     json,
+    json_response,
     respond400,
     respond404,
     respond_not_modified,
@@ -25,6 +26,7 @@ from shallot.response import (
     ws_accept,
     ws_close,
     ws_send,
+    ws_send_json,
 )
 from shallot.testing import TestClient
 
@@ -71,6 +73,15 @@ def test_json_round_trips(data: Any) -> None:
     assert response["status"] == 200
     assert response["headers"] == {"content-type": "application/json"}
     assert std_json.loads(response["body"].decode("utf-8")) == data
+
+
+def test_json_response_is_json_under_a_name_that_hides_no_module() -> None:
+    assert json is json_response  # 2.0's name keeps working
+    assert json_response({"a": 1}, status=201) == {
+        "status": 201,
+        "headers": {"content-type": "application/json"},
+        "body": b'{"a":1}',
+    }
 
 
 def test_json_keeps_its_status() -> None:  # shallot 2.0 dropped it and always sent 200
@@ -260,6 +271,23 @@ def test_ws_send_text_and_bytes() -> None:
 def test_ws_send_rejects_other_types() -> None:
     with pytest.raises(TypeError, match="int"):
         ws_send(5)  # type: ignore[arg-type]
+
+
+def test_ws_send_json_sends_compact_json_as_text() -> None:
+    assert ws_send_json({"type": "joined", "nick": "ada é"}) == {
+        "type": "websocket.send",
+        "text": '{"type":"joined","nick":"ada é"}',
+    }
+    assert ws_send_json([1, None]) == {"type": "websocket.send", "text": "[1,null]"}
+
+
+def test_ws_send_json_refuses_what_is_not_json() -> None:
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        ws_send_json({"when": object()})
+    looped: list[Any] = []
+    looped.append(looped)
+    with pytest.raises(ValueError, match="refers to itself"):
+        ws_send_json(looped)
 
 
 def test_ws_close() -> None:

@@ -363,7 +363,7 @@ async def test_failing_hook_is_logged_and_on_close_still_runs(
 
 def test_decorator_validates_its_arguments() -> None:
     with pytest.raises(TypeError, match="async generator or coroutine"):
-        websocket(lambda scope, receiver: None)
+        websocket(lambda scope, receiver: None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="on_close"):
         websocket(on_close="nope")  # type: ignore[call-overload]
     with pytest.raises(ValueError, match="max_queue"):

@@ -1,17 +1,23 @@
 """The chat demo: a static page and websocket rooms with nicknames, on shallot's broadcast hub.
 
-Serve it with ``hypercorn --worker-class trio --bind 127.0.0.1:8000 examples.chat.app:app`` and
-open http://127.0.0.1:8000 in two browser windows. In one process the hub is in memory; with
+Run it with ``python examples/chat/app.py`` (add ``trio`` to run on trio; ``$PORT`` for another
+port than 8000; Ctrl+C stops it) or serve it with
+``hypercorn --worker-class trio --bind 127.0.0.1:8000 examples.chat.app:app``, and open
+http://127.0.0.1:8000 in two browser windows. In one process the hub is in memory; with
 ``SHALLOT_REDIS_URL`` set (``redis://127.0.0.1:6379``, say) it goes through Redis or Valkey and
-the rooms span every worker and host: add ``--workers 4``.
+the rooms span every worker and host: add ``--workers 4`` to the hypercorn command.
 
 The page sends plain text; the server sends JSON events: ``welcome`` (with the id of the
-process that serves the connection), ``joined``, ``message``, ``left``, ``unrecovered`` (missed
-messages could not be recovered: the page starts its log afresh) and ``error``. Rooms keep a
-history (the last 500 events, for an hour): every event from the room carries its position
-``pos`` (``[epoch, offset]``), and a page whose connection dropped reconnects by itself (with
-backoff) with ``?since=<epoch>:<offset>`` of the last event it showed, and gets what it missed,
-once, in order (issue 17).
+process that serves the connection, for the multi-worker tests), ``joined`` (with a member id,
+so that a member is not told of its own join twice), ``message``, ``left``, ``unrecovered``
+(missed messages could not be recovered: the page starts its log afresh) and ``error``. A
+nickname or room the server refuses closes the connection with 1008 and the reason, which a
+browser can show: the body of a refused handshake never reaches a page's script.
+
+Rooms keep a history (the last 500 events, for an hour): every event from the room carries its
+position ``pos`` (``[epoch, offset]``), and a page whose connection dropped reconnects by itself
+(with backoff) with ``?since=<epoch>:<offset>`` of the last event it showed, and gets what it
+missed, once, in order.
 """
 
 from __future__ import annotations
@@ -20,30 +26,21 @@ import json
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Mapping
+import secrets
+import signal
+import sys
+from collections.abc import AsyncIterator
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from shallot import (
-    Receiver,
-    build_server,
-    standard_not_found,
-    websocket,
-    ws_accept,
-    ws_send,
-)
-from shallot.broadcast import (
-    BroadcastError,
-    Gap,
-    History,
-    Hub,
-    Position,
-    Unrecovered,
-    hub_lifespan,
-)
+import anyio
+
+from shallot import Receiver, build_server, serve, standard_not_found, websocket, ws_close
+from shallot.broadcast import BroadcastError, Gap, History, Hub, Position, Unrecovered, hub_lifespan
 from shallot.middlewares import apply_middleware, wrap_parameters, wrap_routes, wrap_static
-from shallot.response import respond400
+from shallot.response import ws_send, ws_send_json
+from shallot.types import Request, Route, WSMessage
 
 STATIC = Path(__file__).parent / "static"
 _NAME = re.compile(r"[\w\- ]{1,32}")
@@ -59,23 +56,8 @@ if not logging.getLogger("shallot").handlers:  # say what the hub does (reconnec
 
 
 def event(kind: str, **fields: Any) -> str:
-    """Returns one JSON event for the page."""
+    """Returns one JSON event for the room (the hub carries text)."""
     return json.dumps({"type": kind, **fields})
-
-
-async def check_nick(scope: dict[str, Any]) -> Mapping[str, object]:
-    """``on_connect``: a connection needs a nickname (``?nick=``) and a sensible room name."""
-    nick = (scope["query_params"].get("nick") or [""])[0].strip()
-    room = scope["path"].rstrip("/").rpartition("/")[2]
-    if not _NAME.fullmatch(nick) or not _NAME.fullmatch(room):
-        return respond400("nick and room: 1 to 32 letters, digits, spaces, - or _")
-    since = (scope["query_params"].get("since") or [""])[0]
-    found = _SINCE.fullmatch(since)
-    if since and found is None:
-        return respond400("since: <epoch>:<offset>, as the events' pos gives")
-    scope["nick"] = nick
-    scope["since"] = Position(found[1], int(found[2])) if found else None
-    return ws_accept()
 
 
 def with_position(message: str | bytes, position: Position | None) -> str:
@@ -86,7 +68,7 @@ def with_position(message: str | bytes, position: Position | None) -> str:
     return json.dumps(parsed)
 
 
-async def announce_leaving(scope: dict[str, Any]) -> None:
+async def announce_leaving(scope: Request) -> None:
     """``on_close``: tell the room, if the handler got as far as joining it."""
     if "channel" in scope:
         hub: Hub = scope["config"]["hub"]
@@ -94,35 +76,64 @@ async def announce_leaving(scope: dict[str, Any]) -> None:
             await hub.publish(scope["channel"], event("left", nick=scope["nick"]))
 
 
-@websocket(on_connect=check_nick, on_close=announce_leaving)
-async def room(scope: dict[str, Any], receiver: Receiver, name: str) -> AsyncIterator[Any]:
+@websocket(on_close=announce_leaving)
+async def room(scope: Request, receiver: Receiver, name: str) -> AsyncIterator[WSMessage]:
     """One member of room ``name``: the room's events go to the page, what it types to the
-    room."""
+    room. A bad nickname (``?nick=``) or room name closes with 1008 and says why: a browser
+    sees a close reason, never the body of a refused handshake. ``?since=`` (a position the
+    page saw last) asks for what the room said after it."""
+    nick = (scope["query_params"].get("nick") or [""])[0].strip()
+    if not _NAME.fullmatch(nick) or not _NAME.fullmatch(name):
+        yield ws_close(1008, "nick and room: 1 to 32 letters, digits, spaces, - or _")
+        return
+    since = (scope["query_params"].get("since") or [""])[0]
+    found = _SINCE.fullmatch(since)
+    if since and found is None:
+        yield ws_close(1008, "since: <epoch>:<offset>, as the events' pos gives")
+        return
+    position = Position(found[1], int(found[2])) if found else None
     hub: Hub = scope["config"]["hub"]
-    nick, channel = scope["nick"], f"room:{name}"
-    async with hub.subscribe(channel, since=scope["since"]) as messages:
-        scope["channel"] = channel
-        position = list(messages.position or ())
-        yield ws_send(event("welcome", room=name, nick=nick, pid=os.getpid(), pos=position))
+    channel = f"room:{name}"
+    joined = event("joined", nick=nick, id=secrets.token_hex(8))
+    # The yields below are inside the subscription, which flake8-async's ASYNC119 flags: a
+    # subscription opens no cancel scope or task group, and shallot closes the handler with
+    # aclosing(), so it is left as soon as the connection ends (docs/websockets.md).
+    async with hub.subscribe(channel, since=position) as messages:
+        scope["nick"], scope["channel"] = nick, channel
+        welcome = {
+            "type": "welcome",
+            "room": name,
+            "nick": nick,
+            "pid": os.getpid(),
+            "pos": list(messages.position or ()),
+        }
+        yield ws_send_json(welcome)  # noqa: ASYNC119
         with suppress(BroadcastError):
-            await hub.publish(channel, event("joined", nick=nick))
+            await hub.publish(channel, joined)
         async for source, message in receiver.merge(messages):
+            if message == joined:
+                continue  # the welcome told this member already
             if source is receiver:
                 text = str(message)[:MAX_TEXT]
                 try:
                     await hub.publish(channel, event("message", nick=nick, text=text))
                 except BroadcastError as error:
-                    yield ws_send(event("error", text=f"not sent: {error}"))
+                    problem = {"type": "error", "text": f"not sent: {error}"}
+                    yield ws_send_json(problem)  # noqa: ASYNC119
             elif isinstance(message, Unrecovered):
-                pos = list(message.position)
-                yield ws_send(event("unrecovered", reason=message.reason, pos=pos))
+                lost = {
+                    "type": "unrecovered",
+                    "reason": message.reason,
+                    "pos": list(message.position),
+                }
+                yield ws_send_json(lost)  # noqa: ASYNC119
             elif isinstance(message, Gap):  # rooms have history: only if that changes
-                yield ws_send(event("gap", reason=message.reason))
+                yield ws_send_json({"type": "gap", "reason": message.reason})  # noqa: ASYNC119
             elif isinstance(message, (str, bytes)):
-                yield ws_send(with_position(message, messages.position))
+                yield ws_send(with_position(message, messages.position))  # noqa: ASYNC119
 
 
-routes = [("/rooms/{name}", ["WS"], room)]
+routes: list[Route] = [("/rooms/{name}", ["WS"], room)]
 
 app = build_server(
     # wrap_static answers "/" with static/index.html
@@ -131,3 +142,18 @@ app = build_server(
     ),
     lifespan=hub_lifespan(os.environ.get("SHALLOT_REDIS_URL") or None, history=HISTORY),
 )
+
+
+async def interrupted() -> None:
+    """Returns at the first Ctrl+C (SIGINT) or SIGTERM: serve's cue to shut down gracefully."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            return
+
+
+async def main() -> None:
+    await serve(app, port=int(os.environ.get("PORT", "8000")), shutdown_trigger=interrupted)
+
+
+if __name__ == "__main__":
+    anyio.run(main, backend=sys.argv[1] if len(sys.argv) > 1 else "asyncio")

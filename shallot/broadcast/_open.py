@@ -113,7 +113,7 @@ async def open_hub(
     except BaseExceptionGroup as error:  # the broker failed to start: say why, unwrapped
         lone = single_exception(error)
         if not started and isinstance(lone, BrokerUnavailable):
-            raise lone from lone.__cause__
+            raise lone from lone.__cause__  # noqa: ASYNC123  # its cause and traceback go along
         raise
 
 

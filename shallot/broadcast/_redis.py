@@ -184,7 +184,8 @@ class RedisBroker:
 
     # -- the listener -----------------------------------------------------------------------
 
-    async def run(self, hub: Sink, *, task_status: TaskStatus[None]) -> None:
+    # ASYNC128: _listen() reports started, once first connected.
+    async def run(self, hub: Sink, *, task_status: TaskStatus[None]) -> None:  # noqa: ASYNC128
         """Runs the client and the listener until cancelled; reports started once first
         connected.
 

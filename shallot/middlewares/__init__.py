@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, ParamSpec, cast
 
 from .._body import any_streams_body
 from .._types import Handler, HandlerResult, Middleware, Next, Request
@@ -24,6 +24,8 @@ from .routing import Router, wrap_routes
 from .session import wrap_session
 from .static import wrap_static
 from .trusted_host import wrap_trusted_host
+
+_P = ParamSpec("_P")
 
 __all__ = [
     "Router",
@@ -53,9 +55,12 @@ def _call_handler(handler: Handler, request: Request) -> Awaitable[HandlerResult
     return handler(request)
 
 
-def apply_middleware(*middlewares: Middleware) -> Callable[[Handler], Handler]:
+def apply_middleware(
+    *middlewares: Middleware,
+) -> Callable[[Callable[_P, Awaitable[HandlerResult]]], Callable[_P, Awaitable[HandlerResult]]]:
     """Returns a function that wraps a default handler in ``middlewares``, the first one
-    outermost.
+    outermost. The wrapped handler keeps the handler's signature: a pile used as a route's
+    handler takes the route's arguments.
 
     Raises:
         TypeError: a middleware is not callable (checked here, once).
@@ -64,7 +69,9 @@ def apply_middleware(*middlewares: Middleware) -> Callable[[Handler], Handler]:
         if not callable(middleware):
             raise TypeError(f"middleware #{position} is {middleware!r}, which is not callable")
 
-    def wrap(handler: Handler) -> Handler:
+    def wrap(
+        handler: Callable[_P, Awaitable[HandlerResult]],
+    ) -> Callable[_P, Awaitable[HandlerResult]]:
         if not callable(handler):
             raise TypeError(f"the default handler {handler!r} is not callable")
         chain: Next = _call_handler
@@ -82,6 +89,7 @@ def apply_middleware(*middlewares: Middleware) -> Callable[[Handler], Handler]:
         rule = any_streams_body((*middlewares, handler))  # issue 15: bodies read as streams
         if rule is not None:
             handle.streams_body = rule  # type: ignore[attr-defined]
-        return handle
+        # It passes every argument on to ``handler``, so it takes what ``handler`` takes.
+        return cast("Callable[_P, Awaitable[HandlerResult]]", handle)
 
     return wrap

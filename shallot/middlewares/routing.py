@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from .._body import any_streams_body, streams_body_of
 from .._failures import blame
-from .._types import Handler, HandlerResult, Middleware, Next, Request
+from .._types import Handler, HandlerResult, Middleware, Next, Request, Route
 from ._reverse import RouteNames
 
 __all__ = ["HTTP_METHODS", "RouteMatch", "Router", "wrap_routes"]
@@ -312,7 +312,7 @@ class _Bound:
         return self.handler(request, *self.args)
 
 
-def wrap_routes(routes: Iterable[Any] | Router) -> Middleware:
+def wrap_routes(routes: Iterable[Route] | Router) -> Middleware:
     """Returns a middleware that routes requests by path and method.
 
     ``routes`` is a list of ``(path, methods, handler)``, or a ``Router`` built from one:

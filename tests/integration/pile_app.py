@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from shallot import Receiver, build_server, standard_not_found, websocket, ws_close, ws_send
-from shallot._types import Request, Response, WSClose, WSSend
 from shallot.middlewares import (
     apply_middleware,
     wrap_content_type,
@@ -31,6 +30,7 @@ from shallot.middlewares import (
     wrap_static,
 )
 from shallot.response import json, text
+from shallot.types import Request, Response, Route, WSClose, WSSend
 
 #: The one origin the CORS middleware allows.
 ORIGIN = "https://app.example"
@@ -115,7 +115,7 @@ async def echo(
         yield ws_send(message if isinstance(message, bytes) else f"echo: {message}")
 
 
-ROUTES = [
+ROUTES: list[Route] = [
     ("/api/items/{item_id}", ["GET", "POST"], item),
     ("/api/big", ["GET"], big),
     ("/api/stream", ["GET"], stream),

@@ -1,0 +1,78 @@
+"""The websocket side of ``TestClient`` (``shallot/_testing_ws.py``): JSON helpers, query
+parameters, and a receive that fails in bounded time with a clear error (issue 16)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import anyio
+import pytest
+from trio.testing import MockClock
+
+from shallot import Receiver, build_server, websocket, ws_send, ws_send_json
+from shallot.testing import TestClient
+from shallot.types import Request, WSMessage
+
+
+@websocket
+async def json_echo(scope: Request, receiver: Receiver) -> AsyncIterator[WSMessage]:
+    yield ws_send_json({"query": scope["query_string"].decode()})
+    async for message in receiver:
+        if message == "silence":
+            await anyio.sleep_forever()
+        yield ws_send_json({"got": message}) if isinstance(message, str) else ws_send(message)
+
+
+app = build_server(json_echo)
+
+
+async def test_send_json_and_receive_json() -> None:
+    with anyio.fail_after(5):
+        async with TestClient(app) as client, client.websocket("/") as ws:
+            assert await ws.receive_json() == {"query": ""}
+            await ws.send_json({"é": [1, None]})
+            assert await ws.receive_json() == {"got": '{"é":[1,null]}'}
+
+
+async def test_receive_json_refuses_binary_and_malformed_text() -> None:
+    with anyio.fail_after(5):
+        async with TestClient(app) as client, client.websocket("/") as ws:
+            await ws.receive()
+            await ws.send_bytes(b"{}")
+            with pytest.raises(TypeError, match="expected a text message"):
+                await ws.receive_json()
+            await ws.send_text("not json")
+            assert await ws.receive_text() == '{"got":"not json"}'
+
+
+async def test_params_go_into_the_query_string() -> None:
+    with anyio.fail_after(5):
+        async with TestClient(app) as client:
+            async with client.websocket("/?a=1", params={"nick": "ada b"}) as ws:
+                assert await ws.receive_json() == {"query": "a=1&nick=ada+b"}
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_a_message_that_never_comes_fails_in_bounded_time(anyio_backend: str) -> None:
+    with anyio.fail_after(5):
+        async with TestClient(app) as client:
+            async with client.websocket("/", receive_timeout=0.05) as ws:
+                await ws.receive()
+                await ws.send("silence")
+                with pytest.raises(TimeoutError, match=r"no message from the websocket / within"):
+                    await ws.receive()
+
+
+@pytest.mark.parametrize("anyio_backend", [("trio", {"clock": MockClock(autojump_threshold=0)})])
+async def test_the_default_limit_is_ten_seconds_and_can_be_lifted(anyio_backend: object) -> None:
+    async with TestClient(app) as client, client.websocket("/") as ws:
+        await ws.receive()
+        await ws.send("silence")
+        started = anyio.current_time()
+        with pytest.raises(TimeoutError, match="set its receive_timeout to wait longer"):
+            await ws.receive()
+        assert anyio.current_time() - started == pytest.approx(10.0)
+        ws.receive_timeout = None  # the test bounds the wait itself instead
+        with anyio.move_on_after(3600) as waited:
+            await ws.receive()
+        assert waited.cancelled_caught
