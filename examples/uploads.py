@@ -108,8 +108,9 @@ async def put_file(request: Request, name: str) -> Response:
             async for chunk in request["body_stream"]:
                 await out.write(chunk)
         await anyio.Path(partial).rename(path)
-    finally:  # a refused or abandoned upload leaves nothing behind
-        await anyio.Path(partial).unlink(missing_ok=True)
+    finally:  # a refused or abandoned upload leaves nothing behind, even when cancelled
+        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+            await anyio.Path(partial).unlink(missing_ok=True)
     return json({"name": path.name, "size": request["body_stream"].received}, status=201)
 
 
@@ -127,10 +128,12 @@ async def get_file(request: Request, name: str) -> Response:
     if path is None or not await anyio.Path(path).is_file():
         return respond404()
 
+    # ASYNC119: shallot closes a response's stream (aclose) as soon as the response ends, so
+    # the file is closed then, not left to the garbage collector.
     async def chunks() -> AsyncIterator[bytes]:
         async with await anyio.open_file(path, "rb") as source:
             while chunk := await source.read(CHUNK):
-                yield chunk
+                yield chunk  # noqa: ASYNC119
 
     return {
         "status": 200,

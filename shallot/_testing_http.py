@@ -227,7 +227,8 @@ async def _aiter_bytes(request: httpx.Request) -> Any:
         finally:  # httpx's own generator, left unfinished when the app stops reading
             aclose = getattr(iterator, "aclose", None)
             if aclose is not None:
-                await aclose()
+                with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                    await aclose()
     else:  # pragma: no cover - httpx always gives an async stream to an async client
         for chunk in stream:
             if chunk:

@@ -143,7 +143,8 @@ class RedisBroker:
         cause: Exception | None = None
         if client is not None and self.connected:
             try:
-                with anyio.fail_after(self._timeout):
+                # ASYNC100: the deadline bounds the caller's block, which awaits the server
+                with anyio.fail_after(self._timeout):  # noqa: ASYNC100
                     yield client
                 return
             except (RedisError, OSError, TimeoutError) as error:

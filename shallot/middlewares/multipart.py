@@ -15,6 +15,8 @@ import os
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from .._body import BodyStream
 from .._request import Refused
 from .._types import Handler, HandlerResult, Middleware, Next, Request
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
 __all__ = ["wrap_multipart"]
 
 _MIB = 1024 * 1024
+#: How long closing a body stream may take once the form is read or abandoned.
+_CLEANUP_TIMEOUT = 5.0
 _MULTIPART = "multipart/form-data"
 
 
@@ -146,6 +150,7 @@ async def _closing(stream: Any, close: Callable[[], None]) -> AsyncIterator[Any]
         aclose = getattr(stream, "aclose", None)
         try:
             if aclose is not None:
-                await aclose()
+                with anyio.CancelScope(shield=True), anyio.move_on_after(_CLEANUP_TIMEOUT):
+                    await aclose()
         finally:
             close()
