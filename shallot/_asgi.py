@@ -16,7 +16,7 @@ from ._body import streams_body_of
 from ._checks import positive
 from ._failures import log_raised, run_takeover
 from ._http import INTERNAL_ERROR, SERVICE_UNAVAILABLE, InvalidResponse, prepare, serve_http
-from ._lifespan import AppState, LifespanFactory, Takeover, run_lifespan
+from ._lifespan import AppState, AppTakeover, LifespanFactory, run_lifespan
 from ._origins import origin_check
 from ._request import Limits, build_request
 from ._types import ASGIApp, Handler, Hook, Receive, Response, Scope, Send, StartHook
@@ -128,7 +128,7 @@ def build_server(
                     )
                     await refuse_websocket(scope, receive, send, _FOREIGN_ORIGIN)
                     return
-                if not isinstance(result, Takeover):  # not a @websocket takeover: a raw one?
+                if not isinstance(result, AppTakeover):  # not a @websocket takeover: a raw one?
                     await run_takeover(result, receive, send, scope, endpoint, _deny_500(scope))
                     return
                 result.app = state  # a @websocket takeover: give it the app's state

@@ -38,7 +38,7 @@ class Connections(set[Any]):
     closing = False
 
 
-class Takeover:
+class AppTakeover:
     """Base of the raw-takeover callables ``@websocket`` handlers return (SPEC §1): the app
     hands it its state (``app``) before calling it, for graceful shutdown and the watches."""
 

@@ -17,7 +17,7 @@ from ._asgi import deny_handshake
 from ._checks import positive
 from ._errors import ASGIProtocolError, WSDisconnect
 from ._http import INTERNAL_ERROR
-from ._lifespan import Takeover
+from ._lifespan import AppTakeover
 from ._receiver import Receiver
 from ._taskgroup import Connection
 from ._types import (
@@ -189,7 +189,7 @@ class _Endpoint:
         self.on_close = on_close
 
 
-class _Takeover(Takeover):
+class _Takeover(AppTakeover):
     """What a ``@websocket`` handler returns for a websocket request: the raw-takeover
     callable (SPEC §1) that runs the connection. A slotted object, not a closure, and its
     call hands back ``Connection.run`` itself: an idle connection's memory is mostly the
