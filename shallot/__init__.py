@@ -9,6 +9,7 @@ from __future__ import annotations
 from ._asgi import build_server
 from ._body import BodyStream, stream_body
 from ._errors import ASGIProtocolError, ShallotError, WSDisconnect
+from ._lifespan_driver import LifespanError
 from ._serve import serve
 from ._upload import UploadedFile
 from .handlers import standard_not_found
@@ -19,6 +20,7 @@ from .websocket import Receiver, websocket
 __all__ = [
     "ASGIProtocolError",
     "BodyStream",
+    "LifespanError",
     "Receiver",
     "ShallotError",
     "UploadedFile",

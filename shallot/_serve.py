@@ -4,10 +4,13 @@ This is the one place in shallot that picks a backend by name: hypercorn has one
 asyncio and one for trio. The listening socket is bound here, before hypercorn starts, so that
 ``port=0`` works and the caller learns the address through ``task_status``.
 
-Shutdown, whether the caller's scope is cancelled or ``shutdown_trigger`` returns, is graceful:
-the app is told first (a shallot app refuses new websockets with 503 and closes open ones with
-1001), then hypercorn stops accepting, lets in-flight requests finish within ``grace_period``,
-runs the lifespan shutdown, and is cancelled if anything is still running after that.
+``serve`` runs the app's lifespan itself, around hypercorn (which gets a stand-in), so that it
+can stop hypercorn as soon as the app has nothing left to do and still run the app's shutdown
+last. Shutdown, whether the caller's scope is cancelled or ``shutdown_trigger`` returns, is
+graceful: the app is told first (a shallot app refuses new websockets with 503 and closes open
+ones with 1001); its calls in flight get ``grace_period`` to finish; then hypercorn stops
+accepting and gets a moment to close its connections (it would otherwise wait for the ping
+timers of closed websockets), and the app's lifespan shutdown runs.
 
 Dead peers and clients that stop reading (issues 13 and 14): ASGI shows an app no pongs and
 hypercorn has no pong timeout, so ``serve`` combines two things that exist. hypercorn pings
@@ -23,14 +26,24 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 from anyio.abc import TaskStatus
 
-from ._types import ASGIApp
+from ._errors import single_exception
+from ._lifespan_driver import LifespanDriver, LifespanError
+from ._types import ASGIApp, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from hypercorn.config import Config
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
 
 logger = logging.getLogger("shallot")
 
@@ -71,68 +84,169 @@ async def serve(
         OSError: the address cannot be bound.
         ImportError: hypercorn is not installed (the ``hypercorn`` extra).
     """
+    config = _configure(hypercorn_options, websocket_ping_interval, tcp_user_timeout)
+    config.graceful_timeout = grace_period
+    listener = _listen(host, port, config.backlog, tcp_user_timeout)
+    address = listener.getsockname()[:2]
+    config.bind = [f"fd://{listener.fileno()}"]
+    hypercorn_serve = _pick_hypercorn()
+
+    relay = _Relay(app)
+    lifespan = LifespanDriver(app)
+    stop, finished, requested = anyio.Event(), anyio.Event(), anyio.Event()
+    server_scope = anyio.CancelScope(shield=True)  # the caller's cancellation starts a shutdown
+
+    async def run_server() -> None:
+        listener.detach()  # hypercorn owns the socket from here on
+        try:
+            with server_scope:
+                await hypercorn_serve(relay, config, shutdown_trigger=stop.wait)
+        finally:
+            finished.set()
+            requested.set()
+
+    async def watch_trigger() -> None:
+        assert shutdown_trigger is not None
+        await shutdown_trigger()
+        requested.set()
+
+    failure: str | None = None
+    try:
+        async with anyio.create_task_group() as tg:
+            try:
+                await _start(lifespan, tg, config.startup_timeout)  # before hypercorn accepts
+                relay.state = lifespan.state
+                tg.start_soon(run_server)
+                if shutdown_trigger is not None:
+                    tg.start_soon(watch_trigger)
+                logger.info("serving on http://%s:%d", address[0], address[1])
+                task_status.started((address[0], address[1]))
+                try:
+                    await requested.wait()
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await _wind_down(app, relay, config, stop, finished, server_scope)
+                        with anyio.move_on_after(config.shutdown_timeout):
+                            failure = await lifespan.stop()  # on_stop, once nothing else runs
+            finally:
+                lifespan.close()
+                listener.close()  # unless hypercorn took it over (a failed startup)
+                tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        raise single_exception(group) from None
+    if failure is not None:
+        raise LifespanError(f"lifespan shutdown failed: {failure}")
+
+
+def _configure(
+    options: dict[str, Any], ping_interval: float | None, user_timeout: float | None
+) -> Config:
     from hypercorn.config import Config
 
     config = Config()
-    for name, value in hypercorn_options.items():
+    for name, value in options.items():
         if name.startswith("_") or not hasattr(config, name):
             raise TypeError(f"{name!r} is not a hypercorn Config option")
         setattr(config, name, value)
     for name, value in (
-        ("websocket_ping_interval", websocket_ping_interval),
-        ("tcp_user_timeout", tcp_user_timeout),
+        ("websocket_ping_interval", ping_interval),
+        ("tcp_user_timeout", user_timeout),
     ):
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e6
         ):
             raise ValueError(f"{name} must be a positive number of seconds or None, not {value!r}")
-    config.websocket_ping_interval = websocket_ping_interval
-    config.graceful_timeout = grace_period
-    listener = _listen(host, port, config.backlog, tcp_user_timeout)
-    address = listener.getsockname()[:2]
-    config.bind = [f"fd://{listener.detach()}"]  # hypercorn owns the socket from here on
-    hypercorn_serve = _pick_hypercorn()
+    config.websocket_ping_interval = ping_interval
+    return config
 
-    stop = anyio.Event()
-    finished = anyio.Event()
-    server_scope = anyio.CancelScope(shield=True)  # the caller's cancellation starts a shutdown
 
-    async def run_server() -> None:
+async def _start(lifespan: LifespanDriver, tg: anyio.abc.TaskGroup, seconds: float) -> None:
+    """Runs the app's startup (shielded: a cancelled serve still runs its shutdown)."""
+    with anyio.move_on_after(seconds) as scope:
+        await lifespan.start(tg, shield=True)
+    if scope.cancelled_caught:
+        raise LifespanError(f"lifespan startup did not finish within {seconds}s")
+
+
+class _Relay:
+    """The app as hypercorn sees it: each HTTP and websocket call is counted, so that a
+    shutdown knows when the app has nothing left to do, and the lifespan is a stand-in,
+    since ``serve`` runs the app's own lifespan around hypercorn.
+
+    hypercorn keeps a closed websocket's ping task until its next ping is due (up to
+    ``websocket_ping_interval``) and waits for such tasks at shutdown; once the count is zero,
+    ``serve`` stops hypercorn instead of waiting for them.
+    """
+
+    __slots__ = ("app", "idle", "lifespan_scope", "running", "state")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.state: dict[str, Any] = {}
+        self.running = 0
+        self.idle: anyio.Event | None = None
+        self.lifespan_scope = anyio.CancelScope()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        self.running += 1
         try:
-            with server_scope:
-                await hypercorn_serve(app, config, shutdown_trigger=stop.wait)
+            await self.app(scope, receive, send)
         finally:
-            finished.set()
+            self.running -= 1
+            if not self.running and self.idle is not None:
+                self.idle.set()
 
-    async def watch_trigger() -> None:
-        assert shutdown_trigger is not None
-        await shutdown_trigger()
-        _begin_shutdown(app, stop)
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with self.lifespan_scope:  # cancelled when serve stops hypercorn early
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                state = scope.get("state")
+                if state is not None:  # copied into each request's scope by hypercorn
+                    state.update(self.state)
+                await send({"type": "lifespan.startup.complete"})
+                message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(run_server)
-        if shutdown_trigger is not None:
-            tg.start_soon(watch_trigger)
-        logger.info("serving on http://%s:%d", address[0], address[1])
-        task_status.started((address[0], address[1]))
-        try:
-            await finished.wait()
-        finally:
-            with anyio.CancelScope(shield=True):
-                _begin_shutdown(app, stop)
-                with anyio.move_on_after(grace_period + _MARGIN):
-                    await finished.wait()
-                server_scope.cancel()  # still running past the grace period: stop it
-            tg.cancel_scope.cancel()
+    async def wait_idle(self) -> None:
+        while self.running:
+            self.idle = anyio.Event()
+            await self.idle.wait()
 
 
-def _begin_shutdown(app: ASGIApp, stop: anyio.Event) -> None:
-    if stop.is_set():
-        return
+#: How long hypercorn has to flush what the app sent and close its connections, once the app
+#: has nothing left running: what is left then is idle keep-alive connections and ping timers.
+_LINGER = 0.25
+
+
+async def _wind_down(
+    app: ASGIApp,
+    relay: _Relay,
+    config: Config,
+    stop: anyio.Event,
+    finished: anyio.Event,
+    server_scope: anyio.CancelScope,
+) -> None:
+    """Stops the app first, then hypercorn: in-flight calls get the grace period to finish,
+    then hypercorn gets ``_LINGER`` to close its connections, and is cancelled after that."""
     begin = getattr(app, "begin_shutdown", None)
     if begin is not None:  # a shallot app: refuse new websockets, close open ones (1001)
         begin()
+    with anyio.move_on_after(config.graceful_timeout):
+        await relay.wait_idle()
+    # hypercorn reads its grace period once stopped: nothing of the app's is left to wait for.
+    config.graceful_timeout = _LINGER
     stop.set()
+    with anyio.move_on_after(_LINGER + _MARGIN):
+        await finished.wait()
+    if not finished.is_set():  # a call that ignores cancellation, or a stuck connection
+        relay.lifespan_scope.cancel()
+        server_scope.cancel()
+        with anyio.move_on_after(_MARGIN):
+            await finished.wait()
 
 
 def _listen(host: str, port: int, backlog: int, user_timeout: float | None) -> socket.socket:
@@ -160,4 +274,35 @@ def _pick_hypercorn() -> Callable[..., Awaitable[None]]:
         return trio_serve
     from hypercorn.asyncio import serve as asyncio_serve
 
+    _drop_cancelled_connection_reports()
     return asyncio_serve
+
+
+def _drop_cancelled_connection_reports() -> None:
+    """Keeps the asyncio loop from reporting hypercorn's cancelled connection tasks as errors.
+
+    Stopping hypercorn cancels the tasks of connections still open (idle keep-alive ones, and
+    closed websockets whose ping timer is pending). On some Python versions (3.11.7 among them)
+    asyncio's stream server then calls ``task.exception()`` on the cancelled task, which raises
+    ``CancelledError`` inside a callback, and the loop logs it with a traceback, as if it were a
+    crash. Only that report is dropped; everything else reaches the previous handler.
+    """
+    import asyncio  # the asyncio backend is running: this is its own loop's business
+
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    if getattr(previous, "_shallot_filter", False):
+        return  # already installed on this loop
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if isinstance(context.get("exception"), asyncio.CancelledError) and (
+            "StreamReaderProtocol.connection_made" in repr(context.get("handle"))
+        ):
+            return
+        if previous is None:
+            loop.default_exception_handler(context)
+        else:
+            previous(loop, context)
+
+    handler._shallot_filter = True  # type: ignore[attr-defined]
+    loop.set_exception_handler(handler)

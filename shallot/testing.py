@@ -7,7 +7,6 @@ through an httpx transport that calls the ASGI app directly: no threads, no sock
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -16,9 +15,9 @@ from typing import Any
 
 import anyio
 import httpx
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._errors import single_exception
+from ._lifespan_driver import LifespanDriver, LifespanError
 from ._testing_http import ASGITransport, open_stream
 from ._testing_ws import (
     RECEIVE_TIMEOUT,
@@ -28,7 +27,7 @@ from ._testing_ws import (
     open_websocket,
     websocket_scope,
 )
-from ._types import ASGIApp, Message
+from ._types import ASGIApp
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -40,10 +39,6 @@ __all__ = [
     "WebSocketRejected",
     "WebSocketSession",
 ]
-
-
-class LifespanError(RuntimeError):
-    """The app reported a failed lifespan startup or shutdown."""
 
 
 class TestClient:
@@ -78,8 +73,7 @@ class TestClient:
             follow_redirects=False,
         )
         self._stack: AsyncExitStack | None = None
-        self._to_app: MemoryObjectSendStream[Message] | None = None
-        self._from_app: MemoryObjectReceiveStream[Message] | None = None
+        self._lifespan_driver: LifespanDriver | None = None
 
     @property
     def cookies(self) -> httpx.Cookies:
@@ -94,11 +88,12 @@ class TestClient:
             await stack.enter_async_context(self._http)
             if self._lifespan:
                 task_group = await stack.enter_async_context(anyio.create_task_group())
-                await self._start_lifespan(task_group)
+                self._lifespan_driver = LifespanDriver(self.app)
+                await self._lifespan_driver.start(task_group)
         except BaseException:
             if task_group is not None:  # an app may wait for more after a failed startup
                 task_group.cancel_scope.cancel()
-            self._close_lifespan_streams()
+            self._close_lifespan()
             await stack.aclose()
             raise
         self._stack = stack
@@ -115,10 +110,10 @@ class TestClient:
         failure: str | None = None
         try:
             # Not shielded: a cancelled test must not wait on an app that does not stop.
-            if self._to_app is not None and exc_type is None:
-                failure = await self._stop_lifespan()  # noqa: ASYNC102
+            if self._lifespan_driver is not None and exc_type is None:
+                failure = await self._lifespan_driver.stop()  # noqa: ASYNC102
         finally:
-            self._close_lifespan_streams()
+            self._close_lifespan()
             try:
                 await stack.__aexit__(exc_type, exc, tb)  # noqa: ASYNC102  # exits the group
             except BaseExceptionGroup as group:
@@ -127,53 +122,10 @@ class TestClient:
             raise LifespanError(f"lifespan shutdown failed: {failure}")
         return None
 
-    def _close_lifespan_streams(self) -> None:
-        for stream in (self._to_app, self._from_app):
-            if stream is not None:
-                stream.close()
-
-    async def _start_lifespan(self, task_group: anyio.abc.TaskGroup) -> None:
-        to_app_tx, to_app_rx = anyio.create_memory_object_stream[Message](math.inf)
-        from_app_tx, from_app_rx = anyio.create_memory_object_stream[Message](math.inf)
-        self._to_app, self._from_app = to_app_tx, from_app_rx
-        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
-
-        async def receive() -> Message:
-            try:
-                return await to_app_rx.receive()
-            except anyio.EndOfStream:  # the client is leaving without a shutdown
-                await anyio.sleep_forever()  # noqa: ASYNC120  # until cancelled: that is the end
-                raise AssertionError("unreachable") from None
-
-        async def run() -> None:
-            with to_app_rx, from_app_tx:
-                try:
-                    await self.app(scope, receive, from_app_tx.send)
-                except Exception:  # an app without lifespan support, as servers allow
-                    pass
-
-        task_group.start_soon(run)
-        try:
-            await to_app_tx.send({"type": "lifespan.startup"})
-            reply = await from_app_rx.receive()
-        except (anyio.BrokenResourceError, anyio.EndOfStream):  # no lifespan: go on without
-            self._close_lifespan_streams()
-            self._to_app = self._from_app = None
-            return
-        if reply["type"] == "lifespan.startup.failed":
-            raise LifespanError(f"lifespan startup failed: {reply.get('message', '')}")
-
-    async def _stop_lifespan(self) -> str | None:
-        assert self._to_app is not None
-        assert self._from_app is not None
-        try:
-            await self._to_app.send({"type": "lifespan.shutdown"})
-            reply = await self._from_app.receive()
-        except (anyio.BrokenResourceError, anyio.EndOfStream):  # its lifespan already ended
-            return None
-        if reply["type"] == "lifespan.shutdown.failed":
-            return str(reply.get("message", ""))
-        return None
+    def _close_lifespan(self) -> None:
+        if self._lifespan_driver is not None:
+            self._lifespan_driver.close()
+            self._lifespan_driver = None
 
     def websocket(
         self,

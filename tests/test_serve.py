@@ -16,6 +16,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 from anyio.abc import TaskStatus
@@ -25,7 +26,7 @@ from shallot import Receiver, build_server, serve, standard_not_found, websocket
 from shallot._types import ASGIApp, Request, Response, Scope
 from shallot.middlewares import apply_middleware, wrap_routes
 from shallot.response import text
-from shallot.testing import TestClient, WebSocketClosed, WebSocketRejected
+from shallot.testing import LifespanError, TestClient, WebSocketClosed, WebSocketRejected
 
 pytestmark = pytest.mark.slow  # real sockets; still part of the default run
 
@@ -223,7 +224,9 @@ async def refused(port: int) -> None:
         await anyio.sleep(0.01)
 
 
-async def test_in_flight_request_finishes_during_shutdown() -> None:
+async def test_in_flight_request_finishes_during_shutdown_and_serve_returns_once_it_has(
+    anyio_backend: str,
+) -> None:
     log, release = Log(), anyio.Event()
     response: httpx.Response | None = None
     with anyio.fail_after(10):
@@ -237,13 +240,18 @@ async def test_in_flight_request_finishes_during_shutdown() -> None:
                 tg.start_soon(request)
                 await log.wait_for("waiting started")
                 server.scope.cancel()
-                await refused(server.port)  # shutting down: no new connections
+                # Until the app's last call ends, what arrives is still answered.
+                async with http_client(server) as late:
+                    assert (await late.get("/")).text == "hello"
                 assert not server.returned.is_set()  # still waiting for the request
+                released_at = anyio.current_time()
                 release.set()
             await server.returned.wait()
+            await refused(server.port)  # stopped: no new connections
     assert response is not None
     assert (response.status_code, response.text) == (200, "done")
     assert log.entries == ["waiting started", "waiting done", "on_stop"]
+    assert server.returned_at - released_at < 1.0  # not the grace period: nothing was left
 
 
 async def test_handler_that_ignores_everything_is_stopped_within_the_grace_period() -> None:
@@ -284,6 +292,47 @@ async def test_websocket_handler_that_neither_reads_nor_yields_is_stopped(
                 assert await closed_by_server(ws) == (1001, "server shutting down")
     assert log.entries == ["deaf stopped", "on_close /deaf", "on_stop"]
     assert took < GRACE  # cancelled after the websocket's own disconnect_timeout
+
+
+async def test_a_failed_startup_is_raised_by_serve_as_lifespan_error(anyio_backend: str) -> None:
+    async def on_start(scope: Scope) -> None:
+        raise RuntimeError("no database")
+
+    app = build_server(standard_not_found, on_start=on_start)
+    with anyio.fail_after(10), pytest.raises(LifespanError, match="RuntimeError: no database"):
+        await serve(app, port=0)
+
+
+async def test_a_failed_shutdown_is_raised_once_serve_has_stopped(anyio_backend: str) -> None:
+    async def on_stop(scope: Scope) -> None:
+        raise RuntimeError("flush failed")
+
+    app = build_server(standard_not_found, on_stop=on_stop)
+    with anyio.fail_after(10), pytest.raises(LifespanError, match="RuntimeError: flush failed"):
+        await serve(app, port=0, shutdown_trigger=anyio.lowlevel.checkpoint)
+
+
+async def test_what_a_raw_asgi_lifespan_stores_in_its_state_reaches_each_request(
+    anyio_backend: str,
+) -> None:
+    # serve runs the app's lifespan itself and hands its state to hypercorn, which copies it
+    # into each request's scope (the ASGI lifespan state extension).
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    scope["state"]["greeting"] = "hello from startup"
+                await send({"type": message["type"] + ".complete"})
+                if message["type"] == "lifespan.shutdown":
+                    return
+        body = scope["state"]["greeting"].encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    with anyio.fail_after(10):
+        async with running(app) as server, http_client(server) as client:
+            assert (await client.get("/")).text == "hello from startup"
 
 
 async def test_serve_refuses_unknown_options() -> None:

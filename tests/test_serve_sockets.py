@@ -246,11 +246,14 @@ async def test_a_client_that_stops_reading_is_dropped_in_time(
     assert set(logged) <= {"Unhandled exception in client_connected_cb"}
 
 
-async def test_with_pings_shutdown_still_ends_within_the_grace_period(anyio_backend: str) -> None:
+async def test_with_pings_on_shutdown_does_not_wait_for_hypercorns_ping_timers(
+    anyio_backend: str,
+) -> None:
     # hypercorn's ping task outlives its websocket until the next ping is due, and hypercorn
-    # waits for it at shutdown: serve then takes the grace period, no longer, in order.
+    # waits for such tasks at shutdown. Once the app has nothing running, serve stops hypercorn
+    # instead: the grace period is for the app's calls, not for hypercorn's timers.
     log, release = Log(), anyio.Event()
-    grace = 1.0
+    grace = 5.0
     with anyio.fail_after(10):
         async with running(make_app(log, release), grace_period=grace) as server:
             async with ws_connect(anyio_backend, f"ws://127.0.0.1:{server.port}/echo") as ws:
@@ -259,4 +262,4 @@ async def test_with_pings_shutdown_still_ends_within_the_grace_period(anyio_back
                 took = await server.stop()
                 assert await closed_by_server(ws) == (1001, "server shutting down")
     assert log.entries == ["on_close /echo", "on_stop"]
-    assert took < grace + 1.0
+    assert took < 1.5
