@@ -16,7 +16,7 @@ from ._body import streams_body_of
 from ._checks import positive
 from ._failures import log_raised, run_takeover
 from ._http import INTERNAL_ERROR, SERVICE_UNAVAILABLE, InvalidResponse, prepare, serve_http
-from ._lifespan import AppState, AppTakeover, LifespanFactory, run_lifespan
+from ._lifespan import AppState, AppTakeover, LifespanFactory, run_lifespan, run_protocol
 from ._origins import origin_check
 from ._request import Limits, build_request
 from ._types import ASGIApp, Handler, Hook, Receive, Response, Scope, Send, StartHook
@@ -139,7 +139,8 @@ def build_server(
             else:
                 await refuse_websocket(scope, receive, send, result)
         elif kind == "lifespan":
-            await run_lifespan(state, scope, receive, send, on_start, on_stop, lifespan)
+            protocol = run_protocol(state, scope, receive, send, on_start, on_stop, lifespan)
+            await run_lifespan(state, protocol)
         else:  # the ASGI spec asks apps to raise on scope types they do not know
             raise ValueError(f"shallot does not handle ASGI scope type {kind!r}")
 

@@ -28,14 +28,13 @@ from ._request import (
     read_body,
 )
 from ._sending import send_within
+from ._streams import as_bytes, close_stream
 from ._types import Handler, Message, Receive, Scope, Send
 
 logger = logging.getLogger("shallot")
 
 #: Bodies up to this size are sent without a timeout scope: they fit the socket buffer.
 _SMALL_BODY = 64 * 1024
-#: Bound on awaiting a stream's own cleanup (its ``finally``) after it was stopped.
-_CLEANUP_TIMEOUT = 5.0
 
 
 class InvalidResponse(Exception):
@@ -213,7 +212,7 @@ async def send_stream(
             final = await _pump(send, iterator, status, headers, limits, handler)
             tg.cancel_scope.cancel()
     finally:
-        await _close_iterator(iterator)  # noqa: ASYNC102  # it shields itself, with a timeout
+        await close_stream(iterator, "a response stream")  # noqa: ASYNC102  # it shields itself, with a timeout
     if final is not None:
         await send_within(send, final, limits.response_timeout)
 
@@ -270,30 +269,16 @@ async def _next_chunk(iterator: AsyncIterator[Any]) -> bytes | None:
         chunk = await iterator.__anext__()
     except StopAsyncIteration:
         return None
-    if isinstance(chunk, bytes):
-        return chunk
-    if isinstance(chunk, str):
-        return chunk.encode()
-    if isinstance(chunk, (bytearray, memoryview)):
-        return bytes(chunk)
-    raise InvalidResponse(f"stream yielded a {type(chunk).__name__}; it must yield bytes")
+    data = as_bytes(chunk)
+    if data is None:
+        raise InvalidResponse(f"stream yielded a {type(chunk).__name__}; it must yield bytes")
+    return data
 
 
 async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
     scope.cancel()
-
-
-async def _close_iterator(iterator: Any) -> None:
-    aclose = getattr(iterator, "aclose", None)
-    if aclose is None:
-        return
-    with anyio.CancelScope(shield=True), anyio.move_on_after(_CLEANUP_TIMEOUT):
-        try:
-            await aclose()
-        except Exception:
-            logger.exception("closing a response stream failed")
 
 
 def _after_body(receive: Receive) -> Receive:

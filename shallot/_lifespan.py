@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any, TypeAlias
 
@@ -109,17 +109,9 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-async def run_lifespan(
-    state: AppState,
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-    on_start: StartHook | None,
-    on_stop: Hook | None,
-    lifespan: LifespanFactory | None,
-) -> None:
-    """Runs the ASGI lifespan protocol for one app inside the app's own task group, which
-    hosts the websocket watches (``_watch``) for as long as the app runs.
+async def run_lifespan(state: AppState, protocol: Coroutine[Any, Any, None]) -> None:
+    """Runs ``protocol`` (``run_protocol`` for one app's lifespan call) inside the app's own
+    task group, which hosts the websocket watches (``_watch``) for as long as the app runs.
 
     Raises:
         ASGIProtocolError: the server broke the lifespan protocol.
@@ -128,7 +120,7 @@ async def run_lifespan(
         async with anyio.create_task_group() as group:
             state.watches.start(group.start_soon)
             try:
-                await _run_protocol(state, scope, receive, send, on_start, on_stop, lifespan)
+                await protocol
             finally:
                 state.watches.stop()
                 group.cancel_scope.cancel()
@@ -136,7 +128,7 @@ async def run_lifespan(
         raise single_exception(error) from None
 
 
-async def _run_protocol(
+async def run_protocol(
     state: AppState,
     scope: Scope,
     receive: Receive,

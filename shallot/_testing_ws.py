@@ -11,7 +11,7 @@ import math
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import httpx
@@ -22,6 +22,8 @@ from ._types import ASGIApp, Message
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
+
+_Data = TypeVar("_Data", str, bytes)
 
 
 class WebSocketRejected(Exception):
@@ -129,10 +131,7 @@ class WebSocketSession:
         Raises:
             TypeError: the message is binary.
         """
-        message = await self.receive()
-        if not isinstance(message, str):
-            raise TypeError(f"expected a text message, got {message!r}")
-        return message
+        return await self._receive_a(str, "text")
 
     async def receive_bytes(self) -> bytes:
         """Returns the next message, which must be binary (see ``receive``).
@@ -140,9 +139,12 @@ class WebSocketSession:
         Raises:
             TypeError: the message is text.
         """
+        return await self._receive_a(bytes, "binary")
+
+    async def _receive_a(self, kind: type[_Data], name: str) -> _Data:
         message = await self.receive()
-        if not isinstance(message, bytes):
-            raise TypeError(f"expected a binary message, got {message!r}")
+        if not isinstance(message, kind):
+            raise TypeError(f"expected a {name} message, got {message!r}")
         return message
 
     async def receive_json(self) -> Any:

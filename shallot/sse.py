@@ -23,6 +23,7 @@ from typing import Any, TypeAlias
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._streams import close_stream
 from ._types import Request, Response
 
 __all__ = ["Event", "EventStream", "format_event", "last_event_id", "sse"]
@@ -38,7 +39,6 @@ _LINES = re.compile(r"\r\n|\r|\n")
 #: Sent first, at once: the response starts without waiting for the first event.
 _OPENING = b":\n\n"
 _KEEPALIVE = b": keep-alive\n\n"
-_CLEANUP_TIMEOUT = 5.0
 
 
 def _one_line(name: str, value: Any) -> str:
@@ -114,7 +114,8 @@ class EventStream:
             async for event in iterator:
                 yield format_event(event)
         finally:
-            await _close(iterator)  # noqa: ASYNC102  # it shields itself, with a timeout
+            # It shields itself, with a timeout.
+            await close_stream(iterator, "the events of an sse() response")  # noqa: ASYNC102
 
     async def __aenter__(self) -> AsyncIterator[bytes]:
         if self._used:  # the events can be read once: fail this response, not the server
@@ -162,7 +163,8 @@ class EventStream:
             except Exception as error:  # handed to the reader, which fails the response
                 self._error = error
             finally:
-                await _close(iterator)  # noqa: ASYNC102  # it shields itself, with a timeout
+                # It shields itself, with a timeout.
+                await close_stream(iterator, "the events of an sse() response")  # noqa: ASYNC102
 
     async def _read(self, receive: MemoryObjectReceiveStream[bytes]) -> AsyncIterator[bytes]:
         # ASYNC119: the response's sender closes this generator (aclose) when it ends
@@ -184,17 +186,6 @@ class EventStream:
 async def _fail(error: Exception) -> AsyncIterator[bytes]:
     raise error
     yield b""  # pragma: no cover - makes this an async generator
-
-
-async def _close(iterator: Any) -> None:
-    aclose = getattr(iterator, "aclose", None)
-    if aclose is None:
-        return
-    with anyio.CancelScope(shield=True), anyio.move_on_after(_CLEANUP_TIMEOUT):
-        try:
-            await aclose()
-        except Exception:  # its finally failed: log it here, the response is over anyway
-            logger.exception("closing the events of an sse() response failed")
 
 
 def sse(

@@ -16,6 +16,7 @@ from typing import Any
 
 import anyio
 
+from .._streams import CLEANUP_TIMEOUT, as_bytes
 from .._types import Handler, HandlerResult, Middleware, Next, Request, Response
 from ._headers import add_vary, get_header, split_list, with_headers
 
@@ -33,7 +34,6 @@ DEFAULT_SKIP_CONTENT_TYPES = frozenset(
 )  # fmt: skip
 #: Bodies larger than this are compressed in a worker thread, off the event loop.
 _THREAD_THRESHOLD = 256 * 1024
-_CLEANUP_TIMEOUT = 5.0
 _GZIP = 31  # zlib wbits for a gzip header and trailer
 
 
@@ -70,13 +70,10 @@ def _weak(etag: str | None) -> str | None:
 
 
 def _as_bytes(chunk: Any) -> bytes:
-    if isinstance(chunk, bytes):
-        return chunk
-    if isinstance(chunk, str):
-        return chunk.encode()
-    if isinstance(chunk, (bytearray, memoryview)):
-        return bytes(chunk)
-    raise TypeError(f"stream yielded a {type(chunk).__name__}; it must yield bytes")
+    data = as_bytes(chunk)
+    if data is None:
+        raise TypeError(f"stream yielded a {type(chunk).__name__}; it must yield bytes")
+    return data
 
 
 def _compress(data: bytes, level: int) -> bytes:
@@ -98,7 +95,7 @@ async def _compress_stream(stream: AsyncIterable[Any], level: int) -> AsyncItera
     finally:
         aclose = getattr(iterator, "aclose", None)
         if aclose is not None:
-            with anyio.move_on_after(_CLEANUP_TIMEOUT, shield=True):
+            with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True):
                 await aclose()
 
 
