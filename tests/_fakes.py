@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -91,11 +90,3 @@ class FakePeer:
     def close(self) -> None:
         self.to_app.close()
         self.from_app.close()
-
-
-async def wait_until(condition: Callable[[], bool], limit: float = 2.0) -> None:
-    """Waits, bounded, for a state that a timer inside the library brings about (the receive
-    task's watch interval): there is no event to wait on from outside."""
-    with anyio.fail_after(limit):
-        while not condition():  # noqa: ASYNC110 - no event exists for this from outside
-            await anyio.sleep(0.001)

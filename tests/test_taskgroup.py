@@ -13,7 +13,7 @@ from shallot import Receiver, WSDisconnect, build_server, websocket, ws_close, w
 from shallot._merge import start_helper
 from shallot._types import Message
 
-from ._fakes import FakePeer, wait_until, websocket_scope
+from ._fakes import FakePeer, websocket_scope
 
 
 async def test_reading_handler_gets_every_arrived_message_then_wsdisconnect() -> None:
@@ -146,82 +146,6 @@ async def test_after_a_server_close_the_clients_close_is_awaited() -> None:
     peer.close()
 
 
-async def _fill_until_backpressure(peer: FakePeer, text: str, limit: int) -> int:
-    """Sends from a helper task until the app stops taking messages; returns how many went."""
-    sent = 0
-    stats = peer.to_app.statistics
-
-    async def sender() -> None:
-        nonlocal sent
-        for _ in range(limit):
-            await peer.to_app.send({"type": "websocket.receive", "text": text})
-            sent += 1
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(sender)
-        # the receive task starts reading once the handler has been away a watch interval,
-        # and stops when the queue is full: then the sender stays blocked
-        await wait_until(lambda: sent > 1 and stats().tasks_waiting_send == 1)
-        await anyio.wait_all_tasks_blocked()
-        assert stats().tasks_waiting_receive == 0
-        tg.cancel_scope.cancel()
-    return sent
-
-
-async def test_slow_reader_slows_the_client_and_loses_nothing() -> None:
-    read_more = anyio.Event()
-    got: list[Any] = []
-
-    @websocket(max_queue=2, watch_interval=0.001)
-    async def slow(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
-        got.append(await receiver.receive())  # a reader from the start
-        await read_more.wait()
-        async for message in receiver:
-            got.append(message)
-            if len(got) == 20:
-                yield ws_close()
-
-    peer = FakePeer(buffer=0)  # the server's own queue: sending blocks when nobody receives
-    with anyio.fail_after(5):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(peer.serve, build_server(slow))
-            await peer.connect()
-            await peer.send_text("0")
-            sent = 1 + await _fill_until_backpressure(peer, "x", 19)
-            # 2 queued and 1 in the receive task's hand: nothing more is read
-            assert sent == 1 + 3
-            read_more.set()
-            for number in range(sent, 20):
-                await peer.send_text(str(number))
-            assert (await peer.from_app.receive())["type"] == "websocket.close"
-            await peer.disconnect(1000)
-    peer.close()
-    assert got == ["0", "x", "x", "x", *[str(n) for n in range(4, 20)]]
-
-
-async def test_queue_is_bounded_in_bytes_too() -> None:
-    read_more = anyio.Event()
-
-    @websocket(max_queue=100, max_queue_bytes=10, watch_interval=0.001)
-    async def slow(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
-        await receiver.receive()
-        await read_more.wait()
-        yield ws_close()
-
-    peer = FakePeer(buffer=0)
-    with anyio.fail_after(5):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(peer.serve, build_server(slow))
-            await peer.connect()
-            await peer.send_text("first")
-            # 2 queued (8 bytes: a third would pass 10) and 1 in the receive task's hand
-            assert await _fill_until_backpressure(peer, "x" * 4, 100) == 3
-            read_more.set()
-            assert (await peer.from_app.receive())["type"] == "websocket.close"
-            await peer.disconnect(1000)
-    peer.close()
-
-
 async def test_pure_push_handler_under_a_flood_stays_bounded_and_sees_the_disconnect() -> None:
     state: dict[str, Any] = {}
     stopped = anyio.Event()
@@ -329,34 +253,6 @@ async def test_server_cancellation_sends_1001_where_a_send_writes_before_checkpo
         ("websocket.accept", None),
         ("websocket.close", 1001),
     ]
-
-
-async def test_handler_that_reads_late_loses_nothing() -> None:
-    ready = anyio.Event()
-    got: list[Any] = []
-
-    @websocket(max_queue=4, watch_interval=0.001)
-    async def late(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
-        await ready.wait()  # setup work before the first read
-        async for message in receiver:
-            got.append(message)
-            if len(got) == 50:
-                yield ws_close()
-
-    peer = FakePeer(buffer=0)
-    with anyio.fail_after(5):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(peer.serve, build_server(late))
-            await peer.connect()
-            # 4 queued and 1 in hand: the client is held back, nothing dropped
-            assert await _fill_until_backpressure(peer, "early", 50) == 5
-            ready.set()
-            for number in range(5, 50):
-                await peer.send_text(str(number))
-            assert (await peer.from_app.receive())["type"] == "websocket.close"
-            await peer.disconnect(1000)
-    peer.close()
-    assert got == ["early"] * 5 + [str(n) for n in range(5, 50)]
 
 
 # -- helper tasks of the handler (start_helper, for receiver.merge; issue 7) ----------------

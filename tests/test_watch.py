@@ -7,12 +7,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
-import pytest
 
 from shallot import Receiver, build_server, websocket, ws_send
 from shallot.testing import TestClient
 
-from ._fakes import FakePeer, wait_until, websocket_scope
+from ._fakes import FakePeer, websocket_scope
 
 
 def _tasks_named(fragment: str) -> int:
@@ -48,29 +47,6 @@ async def test_busy_connections_share_one_watch_task_and_need_no_receive_task() 
                 await peer.disconnect(1000)
             for peer in peers:
                 await peer.finished.wait()
-    for peer in peers:
-        peer.close()
-
-
-async def test_idle_connections_leave_the_watch_and_its_task_ends() -> None:
-    @websocket(watch_interval=0.002)
-    async def echo(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
-        async for message in receiver:
-            yield ws_send(message)
-
-    peers = [FakePeer() for _ in range(3)]
-    with anyio.fail_after(5):
-        async with anyio.create_task_group() as tg:
-            for peer in peers:
-                tg.start_soon(peer.serve, build_server(echo))
-                await peer.connect()
-            await wait_until(lambda: _tasks_named("Watch._run") == 0)
-            # A message wakes the watch again, and the connection still echoes.
-            await peers[1].send_text("again")
-            assert (await peers[1].from_app.receive())["text"] == "again"
-            assert _tasks_named("Watch._run") == 1
-            for peer in peers:
-                await peer.disconnect(1000)
     for peer in peers:
         peer.close()
 
@@ -111,63 +87,3 @@ async def test_the_watch_moves_when_the_connection_hosting_it_ends() -> None:
     first.close()
     second.close()
     assert events == ["on_close /reader", "away handler stopped", "on_close /away"]
-
-
-@pytest.mark.parametrize("count", [1, 12])
-async def test_server_cancelling_every_connection_ends_them_all(count: int) -> None:
-    closed: list[str] = []
-
-    async def on_close(scope: dict[str, Any]) -> None:
-        closed.append(scope["path"])
-
-    @websocket(on_close=on_close, watch_interval=0.002)
-    async def busy(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
-        yield ws_send("started")
-        await anyio.sleep_forever()  # away from the receiver, and always in the watch
-
-    app = build_server(busy)
-    peers = [FakePeer() for _ in range(count)]
-    with anyio.fail_after(5):
-        async with anyio.create_task_group() as tg:
-            for number, peer in enumerate(peers):
-                tg.start_soon(peer.serve, app, websocket_scope(f"/{number}"))
-                await peer.connect()
-                assert (await peer.from_app.receive())["text"] == "started"
-            await anyio.sleep(0.02)  # a few looks: the watch reads for the busy handlers
-            tg.cancel_scope.cancel()
-    for peer in peers:
-        last = peer.sent_nowait()[-1]
-        assert (last["type"], last["code"]) == ("websocket.close", 1001)
-        peer.close()
-    assert sorted(closed) == sorted(f"/{number}" for number in range(count))
-
-
-async def test_a_reader_that_stops_reading_is_watched_again() -> None:
-    stopped = anyio.Event()
-    seen: list[Any] = []
-
-    @websocket(watch_interval=0.002, disconnect_timeout=0.05)
-    async def handler(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
-        # Sits in a read long enough to leave the watch, then stays away from its receiver.
-        first = await receiver.receive()
-        yield ws_send(first)
-        try:
-            await anyio.sleep_forever()
-        except BaseException:
-            seen.append("cancelled")
-            raise
-        finally:
-            stopped.set()
-
-    peer = FakePeer()
-    with anyio.fail_after(5):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(peer.serve, build_server(handler))
-            await peer.connect()
-            await wait_until(lambda: _tasks_named("Watch._run") == 0)
-            await peer.send_text("one")
-            assert (await peer.from_app.receive())["text"] == "one"
-            await peer.disconnect(1000)
-            await stopped.wait()
-    peer.close()
-    assert seen == ["cancelled"]

@@ -22,7 +22,7 @@ from shallot import (
 from shallot.broadcast import open_hub
 from shallot.testing import TestClient, WebSocketClosed, WebSocketRejected
 
-from ._fakes import wait_until, websocket_scope
+from ._fakes import websocket_scope
 
 
 @websocket
@@ -464,7 +464,11 @@ async def test_hub_messages_keep_the_connections_flow_control() -> None:
     buffer then applies its policy, rather than anything growing without bound."""
     state: dict[str, Any] = {}
     sent: list[Any] = []
-    may_send = anyio.Event()
+    may_send, changed = anyio.Event(), [anyio.Event()]
+
+    async def sent_count(count: int) -> None:
+        while len(sent) < count:
+            await changed[0].wait()
 
     async with open_hub() as hub:
 
@@ -480,6 +484,8 @@ async def test_hub_messages_keep_the_connections_flow_control() -> None:
             if message["type"] == "websocket.send" and message["text"] != "joined":
                 await may_send.wait()  # a client that stopped reading
             sent.append(message)
+            changed[0].set()
+            changed[0] = anyio.Event()
 
         to_app, receive = anyio.create_memory_object_stream[Any](1)
 
@@ -490,7 +496,7 @@ async def test_hub_messages_keep_the_connections_flow_control() -> None:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(serve)
                 await to_app.send({"type": "websocket.connect"})
-                await wait_until(lambda: len(sent) == 2)  # accepted, joined
+                await sent_count(2)  # accepted, joined
                 for number in range(20):
                     await hub.publish("r", str(number))
                     await anyio.wait_all_tasks_blocked()
@@ -498,7 +504,7 @@ async def test_hub_messages_keep_the_connections_flow_control() -> None:
                 assert messages.buffered == 3  # bounded: the rest was dropped
                 assert messages.dropped == 20 - 3 - 2  # one in send, one in the pump's hand
                 may_send.set()
-                await wait_until(lambda: len(sent) == 2 + 5)
+                await sent_count(2 + 5)
                 await to_app.send({"type": "websocket.disconnect", "code": 1001})
     texts = [message["text"] for message in sent[2:]]
     assert texts == ["0", "1", "17", "18", "19"]
