@@ -358,7 +358,8 @@ class Connection(WSState):
         §4) when ``stop``; its cleanup runs bounded by the grace period."""
         try:
             if stop and self.at_yield and self.handler_close is None:
-                if self.client_code is None:  # cut off mid-send, the client there: it stalled
+                if self.client_code is None and not self.server_closed:  # cut off mid-send:
+                    # the client is there and no close was on its way, so the send stalled
                     logger.info(
                         "websocket client read nothing for %ss; dropping it",
                         self.limits.send_timeout,

@@ -10,10 +10,14 @@ import anyio
 import pytest
 
 from shallot import Receiver, WSDisconnect, build_server, websocket, ws_close, ws_send
+from shallot._types import Message
 from shallot.testing import TestClient, WebSocketClosed, WebSocketRejected
+
+from ._fakes import websocket_scope
 
 IDLE = 0.3
 INTERVAL = 0.02
+IDLE_REASON = "idle: nothing received for 0.1s"
 
 
 class Seen:
@@ -75,20 +79,54 @@ async def test_a_client_that_sends_heartbeats_stays() -> None:
     assert seen.events == [("disconnect", 1000), "on_close"]
 
 
-async def test_a_silent_client_of_a_pushing_handler_is_closed_too() -> None:
+async def test_a_silent_client_of_a_pushing_handler_is_closed_too(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     seen = Seen()
 
     @websocket(on_close=seen.on_close, watch_interval=INTERVAL, idle_timeout=IDLE)
     async def ticker(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
-        while True:  # never reads: shallot's receive task does
-            yield ws_send("tick")
-            await anyio.sleep(INTERVAL)
+        try:
+            while True:  # never reads: shallot's receive task does
+                yield ws_send("tick")
+                await anyio.sleep(INTERVAL / 4)
+        except WSDisconnect:
+            seen.events.append("disconnect")
+            raise
 
+    caplog.set_level("INFO", logger="shallot")
     with anyio.fail_after(5):
         async with TestClient(build_server(ticker)) as client, client.websocket("/") as ws:
             assert await ws.wait_closed() == 1001
             assert ws.close_reason == "idle: nothing received for 0.3s"
+            with pytest.raises(WebSocketClosed):  # one close, nothing after it
+                await ws.receive()
         await seen.closed.wait()
+    assert seen.events == ["disconnect", "on_close"]
+
+
+async def test_a_yield_after_shallots_close_is_not_taken_for_a_slow_client(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    @websocket(watch_interval=INTERVAL, idle_timeout=0.1, close_timeout=0.2)
+    async def ticker(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        while True:
+            yield ws_send("tick")
+            await anyio.sleep(INTERVAL / 4)
+
+    sent: list[Message] = []
+    to_app_tx, to_app_rx = anyio.create_memory_object_stream[Message](1)
+
+    async def send(message: Message) -> None:
+        sent.append(message)  # a client that never answers the close
+
+    caplog.set_level("INFO", logger="shallot")
+    with anyio.fail_after(5), to_app_tx, to_app_rx:
+        await to_app_tx.send({"type": "websocket.connect"})
+        await build_server(ticker)(websocket_scope(), to_app_rx.receive, send)
+    closes = [message for message in sent if message["type"] == "websocket.close"]
+    assert closes == [{"type": "websocket.close", "code": 1001, "reason": IDLE_REASON}]
+    assert not [record for record in caplog.records if "read nothing" in record.message]
 
 
 # -- max_rate / max_burst ------------------------------------------------------------------------
