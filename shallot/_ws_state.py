@@ -10,8 +10,10 @@ Events in: ``received(message)``, ``offer(payload, now)``/``take()`` (the inboun
 instead (``CLOSE``, ``PEER_LEFT``, ``IGNORE``), whether a message is queued, dropped or must wait
 (``QUEUED``, ``DROPPED``, ``WAIT``), what a look finds (``KEEP``, ``READ_FOR_HANDLER``,
 ``STOP_SEND``, ``LEAVE``), the close to send (``final_close()``) and the hooks to run
-(``hooks_due()``, decided once). A new rule (an idle timeout, a rate limit) is one more event or
-one more answer of ``look``.
+(``hooks_due()``, decided once), and the close after the group (``parting_close()``). A new
+rule is one more event or one more answer of ``look``: the idle timeout is an answer of
+``look`` (``CLOSE``, 1001), the rate limit one of ``received`` (``CLOSE``, 1008), both counted
+by a ``Meter`` (``_ws_limits``) that exists only when the endpoint sets them.
 
 Phases: HANDSHAKE until ``opened()``; OPEN; CLOSING once the end is decided (the client left,
 the handler ended, a close was requested); CLOSED once ``finished()``.
