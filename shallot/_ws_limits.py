@@ -83,13 +83,15 @@ class Meter:
         self.tokens = tokens - 1.0
         return True
 
-    def idle(self, now: float) -> bool:
+    def idle(self, now: float, behind: bool = False) -> bool:
         """Looks at the count once per watch interval; returns whether nothing arrived for
         ``idle_timeout`` seconds. Measured from the first look that saw no new message, so it
-        is never early and at most about two watch intervals late."""
+        is never early and at most about two watch intervals late. ``behind``: messages wait
+        for the handler, so the server is not reading (backpressure), and the silence is not
+        the client's."""
         if self.idle_timeout is None:
             return False
-        if self.heard != self.seen:
+        if self.heard != self.seen or behind:
             self.seen = self.heard
             self.quiet_since = now
             return False

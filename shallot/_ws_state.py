@@ -441,7 +441,7 @@ class WSState:
         if self.client_code is not None or not self.handler_running:
             return LEAVE
         meter = self.meter
-        if meter is not None and meter.idle(now):
+        if meter is not None and meter.idle(now, behind=bool(self.queue)):
             reason = idle_reason(self.limits.idle_timeout or 0.0)
             if self.request_close(GOING_AWAY, reason):
                 return CLOSE

@@ -72,6 +72,13 @@ def test_a_client_that_sends_within_the_idle_timeout_is_never_idle() -> None:
         assert not meter.idle(look), look
 
 
+def test_a_client_held_back_by_a_slow_handler_is_not_idle() -> None:
+    meter = Meter(now=0.0, clock=Clock(), idle_timeout=1.0)
+    assert not meter.idle(5.0, behind=True)  # messages wait for the handler
+    assert not meter.idle(5.9)
+    assert meter.idle(6.0)
+
+
 def test_no_idle_timeout_is_never_idle() -> None:
     meter = Meter(now=0.0, clock=Clock(), max_rate=1.0)
     assert not meter.idle(1e9)

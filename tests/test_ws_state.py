@@ -317,6 +317,16 @@ def test_a_client_that_sends_is_not_idle() -> None:
         assert state.look(look / 10) != CLOSE, look
 
 
+def test_a_client_held_back_while_the_queue_is_full_is_not_idle() -> None:
+    state = opened(idle_timeout=1.0, max_queue=1)
+    assert state.received(text("a")) == "a"
+    assert state.offer("a", 0.0) == QUEUED  # the handler is away; then the queue is full
+    assert [state.look(n / 2) for n in range(1, 8)].count(CLOSE) == 0
+    assert state.take() == "a"
+    assert state.look(4.0) != CLOSE  # caught up at 3.5 at the latest: quiet from there
+    assert state.look(4.5) == CLOSE
+
+
 def test_an_idle_timeout_keeps_a_parked_reader_in_the_watch() -> None:
     # a handler sitting in one read would leave the watch, which must keep looking
     state = opened(idle_timeout=10.0)
