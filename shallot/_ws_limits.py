@@ -65,7 +65,9 @@ class Meter:
         self.stamp = now
         self.idle_timeout = idle_timeout
         self.heard = 0  # messages received
-        self.seen = 0  # ``heard`` at the last look
+        # ``heard`` at the last look; none yet, so the silence counts from the first look,
+        # after the handshake (a slow ``on_connect`` does not eat the client's time)
+        self.seen = -1
         self.quiet_since = now  # the look that first saw no new message
 
     def admit(self) -> bool:

@@ -65,6 +65,23 @@ async def test_a_silent_client_is_closed_with_1001_after_idle_timeout() -> None:
     assert seen.events == [("disconnect", 1001), "on_close"]
 
 
+async def test_a_slow_handshake_does_not_count_as_silence() -> None:
+    async def slow_login(scope: dict[str, Any]) -> Any:
+        await anyio.sleep(2 * IDLE)  # on_connect takes longer than the idle timeout
+        return {"type": "websocket.accept", "subprotocol": None}
+
+    @websocket(on_connect=slow_login, watch_interval=INTERVAL, idle_timeout=IDLE)
+    async def echo(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        async for message in receiver:
+            yield ws_send(message)
+
+    with anyio.fail_after(5):
+        async with TestClient(build_server(echo)) as client, client.websocket("/") as ws:
+            await anyio.sleep(IDLE / 2)  # within the idle timeout, counted from the accept
+            await ws.send("made it")
+            assert await ws.receive() == "made it"
+
+
 async def test_a_client_that_sends_heartbeats_stays() -> None:
     seen = Seen()
     app = build_server(echo_endpoint(seen, idle_timeout=IDLE))

@@ -55,8 +55,9 @@ def test_without_a_rate_every_message_is_admitted_and_counted() -> None:
 
 def test_idle_is_measured_from_the_first_look_that_saw_nothing_new() -> None:
     meter = Meter(now=0.0, clock=Clock(), idle_timeout=1.0)
-    assert not meter.idle(0.5)
-    assert meter.idle(1.0)  # nothing since the connection opened
+    assert not meter.idle(0.5)  # the first look, after the handshake: quiet from here
+    assert not meter.idle(1.4)
+    assert meter.idle(1.5)
     meter.admit()
     assert not meter.idle(1.1)  # a message came since the last look: quiet from now on
     assert not meter.idle(2.0)
