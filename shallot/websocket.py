@@ -245,6 +245,8 @@ class _Takeover(AppTakeover):
 
     def __call__(self, receive: Receive, send: Send) -> Awaitable[None]:
         app = self.app
+        # max_connections is counted per app; called outside build_server there is none, and
+        # nothing is counted (never a process-global count)
         if self.endpoint.options.max_connections is not None and app is not None:
             return self._seated(app.seats, receive, send)
         return self._run(receive, send)
