@@ -76,13 +76,15 @@ class Meter:
         rate = self.rate
         if rate is None:
             return True
+        if self.tokens < 0.0:
+            return False  # over it once: the close is on its way, nothing more is handed over
         now = self.clock()
         tokens = min(self.burst, self.tokens + (now - self.stamp) * rate)
         self.stamp = now
         if tokens < _ONE_TOKEN:
-            self.tokens = tokens
+            self.tokens = -1.0
             return False
-        self.tokens = tokens - 1.0
+        self.tokens = max(0.0, tokens - 1.0)  # below 0 means over: never from rounding
         return True
 
     def idle(self, now: float, behind: bool = False) -> bool:

@@ -29,13 +29,26 @@ def test_tokens_come_back_at_the_rate_up_to_the_burst() -> None:
     clock = Clock()
     meter = Meter(now=0.0, clock=clock, max_rate=10.0, max_burst=2)
     assert meter.admit()
-    assert meter.admit()
+    clock.now = 0.1  # one token back: two in all
+    assert [meter.admit() for _ in range(2)] == [True, True]
+    clock.now = 0.15  # half a token
     assert not meter.admit()
-    clock.now = 0.1  # one token back
-    assert meter.admit()
-    assert not meter.admit()
-    clock.now = 100.0  # never more than the burst
+
+
+def test_never_more_tokens_than_the_burst() -> None:
+    clock = Clock()
+    meter = Meter(now=0.0, clock=clock, max_rate=10.0, max_burst=2)
+    clock.now = 100.0
     assert [meter.admit() for _ in range(3)] == [True, True, False]
+
+
+def test_once_over_the_rate_every_later_message_is_too() -> None:
+    clock = Clock()
+    meter = Meter(now=0.0, clock=clock, max_rate=10.0, max_burst=1)
+    assert meter.admit()
+    assert not meter.admit()
+    clock.now = 100.0  # the close is on its way: no message after it slips through
+    assert not meter.admit()
 
 
 @pytest.mark.parametrize("rate", [1.0, 50.0, 1000.0])

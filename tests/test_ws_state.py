@@ -342,6 +342,8 @@ def test_a_client_over_the_rate_is_closed_with_1008() -> None:
     assert state.received(text("a")) == "a"
     assert state.received(text("b")) == "b"
     assert state.received(text("c")) == CLOSE  # over: not handed over
+    now[0] = 10.0
+    assert state.received(text("d")) == IGNORE  # nor anything after it
     assert state.final_close() == {
         "type": "websocket.close",
         "code": 1008,
