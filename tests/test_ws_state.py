@@ -540,3 +540,28 @@ class ConnectionMachine(RuleBasedStateMachine):
 
 
 TestConnectionMachine = ConnectionMachine.TestCase
+
+
+class LimitedConnectionMachine(ConnectionMachine):
+    """The same, with a rate limit and an idle timeout read from the machine's own clock: the
+    invariants hold with them, and their closes come at most once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.state = opened(
+            clock=lambda: self.now,
+            max_queue=3,
+            max_queue_bytes=12,
+            push_only_after=1.0,
+            max_rate=4.0,
+            max_burst=2,
+            idle_timeout=1.0,
+        )
+
+    @invariant()
+    def one_close_request_at_most(self) -> None:
+        request = self.state.close_request
+        assert request is None or request["code"] in (1001, 1008)
+
+
+TestLimitedConnectionMachine = LimitedConnectionMachine.TestCase
