@@ -15,11 +15,12 @@ from ._upload import UploadedFile
 from .handlers import standard_not_found
 from .middlewares import apply_middleware
 from .response import standard_disconnect, ws_accept, ws_close, ws_send, ws_send_json
-from .websocket import Receiver, websocket
+from .websocket import JSONReceiver, Receiver, websocket
 
 __all__ = [
     "ASGIProtocolError",
     "BodyStream",
+    "JSONReceiver",
     "LifespanError",
     "Receiver",
     "ShallotError",

@@ -20,6 +20,7 @@ import anyio
 from ._errors import ASGIProtocolError, single_exception
 from ._types import Hook, Receive, Request, Scope, Send, StartHook
 from ._watch import AppWatches
+from ._ws_limits import Seats
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -57,6 +58,7 @@ class AppState:
         "connections",
         "failed",
         "ready",
+        "seats",
         "serving",
         "watches",
     )
@@ -69,6 +71,7 @@ class AppState:
         self.closing = False  # shutting down: new websockets are refused
         self.connections = Connections()  # open websocket connections (_taskgroup)
         self.watches = AppWatches()  # their timers, run in the lifespan task group
+        self.seats = Seats()  # connections per endpoint, for max_connections
         self._started: anyio.Event | None = None
 
     def begin_shutdown(self) -> None:

@@ -13,8 +13,10 @@ from typing import Any
 
 import anyio
 
+from ._errors import WSDisconnect
 from ._merge import Merged
 from ._taskgroup import Connection, _set
+from ._ws_messages import INVALID_PAYLOAD, json_value
 
 
 class Receiver:
@@ -89,6 +91,22 @@ class Receiver:
 
     receive = __anext__
 
+    async def json(self) -> Any:
+        """Returns the next message parsed as JSON (issue 16).
+
+        Raises:
+            WSDisconnect: the client left; or the message was a binary frame or not JSON:
+                the connection then closes with 1007 and a reason naming the problem, which
+                the ``WSDisconnect`` carries too.
+        """
+        payload = await Receiver.__anext__(self)
+        try:
+            return json_value(payload)
+        except ValueError as error:
+            reason = str(error)
+            self._connection.close_with(INVALID_PAYLOAD, reason)
+            raise WSDisconnect(INVALID_PAYLOAD, reason) from None
+
     def merge(self, *sources: AsyncIterable[Any]) -> Merged:
         """Returns one iteration over what the client sends and what ``sources`` (a hub
         subscription, say) give, as ``(source, item)`` pairs in the order they come, where
@@ -102,3 +120,24 @@ class Receiver:
     def dropped(self) -> int:
         """How many messages were dropped because the handler was not reading (pure push)."""
         return self._connection.dropped
+
+
+class JSONReceiver(Receiver):
+    """The receiver of a ``@websocket(json=True)`` handler: each message parsed as JSON, in
+    order (``async for value in receiver``, ``await receiver.receive()``, ``merge``). A binary
+    frame or text that is not JSON closes the connection with 1007 (see ``Receiver.json``)."""
+
+    __slots__ = ()
+
+    def __aiter__(self) -> JSONReceiver:
+        return self
+
+    async def __anext__(self) -> Any:
+        """Returns the next message parsed as JSON.
+
+        Raises:
+            WSDisconnect: the client left, or sent what is not JSON text (closed with 1007).
+        """
+        return await self.json()
+
+    receive = __anext__

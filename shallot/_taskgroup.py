@@ -37,6 +37,7 @@ from ._types import Receive, Request, Send
 from ._watch import Spawn, Watch
 from ._ws_messages import GOING_AWAY
 from ._ws_state import (
+    _SHUTTING_DOWN,
     CLOSE,
     LEAVE,
     PEER_LEFT,
@@ -45,7 +46,6 @@ from ._ws_state import (
     WAIT,
     Limits,
     WSState,
-    _close,
 )
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -66,9 +66,6 @@ class Endpoint(Protocol):
     def start(
         self, scope: Request, receiver: Any, *route_args: Any
     ) -> AsyncGenerator[Any, None]: ...
-
-
-_SHUTTING_DOWN = "server shutting down"
 
 
 def _set(event: anyio.Event | None) -> None:
@@ -94,7 +91,7 @@ class Connection(WSState):
     def __init__(
         self, scope: Request, receive: Receive, send: Send, limits: Limits, watch: Watch
     ) -> None:
-        super().__init__(limits, anyio.current_time())
+        super().__init__(limits, anyio.current_time(), anyio.current_time)
         self.scope = scope
         self.receive = receive
         self.send = send
@@ -127,14 +124,22 @@ class Connection(WSState):
             self.stop()
         elif decision == LEAVE:
             self.parked = -1
+        elif decision == CLOSE:  # an idle timeout (issue 14)
+            self.end()
 
     def spawn(self) -> Spawn | None:
         """Returns how to start a task in this connection's group (a watch of its own)."""
         return None if self.group is None else self.group.start_soon
 
     def start_reading(self) -> None:
-        """Starts the receive task: the handler is away, or the client's close is awaited."""
-        if not self.receive_task_runs and self.client_code is None and self.group is not None:
+        """Starts the receive task: the handler is away, or the client's close is awaited and
+        the handler is not in a read (which will get it: one reader at a time)."""
+        if (
+            not self.receive_task_runs
+            and not self.direct_reading
+            and self.client_code is None
+            and self.group is not None
+        ):
             self.receive_task_runs = True
             self.group.start_soon(self._receive_task)
 
@@ -353,7 +358,8 @@ class Connection(WSState):
         §4) when ``stop``; its cleanup runs bounded by the grace period."""
         try:
             if stop and self.at_yield and self.handler_close is None:
-                if self.client_code is None:  # cut off mid-send, the client there: it stalled
+                if self.client_code is None and not self.server_closed:  # cut off mid-send:
+                    # the client is there and no close was on its way, so the send stalled
                     logger.info(
                         "websocket client read nothing for %ss; dropping it",
                         self.limits.send_timeout,
@@ -409,13 +415,15 @@ class Connection(WSState):
     async def _run_hooks(
         self, on_disconnect: Hook | None, on_close: Hook | None, cancelled: bool
     ) -> None:
-        """Runs the hooks the state says are due, shielded and bounded; on a server
-        cancellation, first tells the client the server is going away (1001)."""
+        """Runs the hooks the state says are due, shielded and bounded; first tells the
+        client why it ends where the state says so (1001 on a server cancellation, 1008 after
+        a stalled send), bounded: the frame may be queued behind what the client never read."""
         with anyio.CancelScope(shield=True):
-            if cancelled and self.cancel_close():
+            parting = self.parting_close(cancelled)
+            if parting is not None:
                 with anyio.move_on_after(self.limits.close_timeout):
                     try:
-                        await self.send(_close(GOING_AWAY, _SHUTTING_DOWN))
+                        await self.send(parting)
                     except OSError:
                         pass
             on_disconnect_due, on_close_due = self.hooks_due()

@@ -7,6 +7,7 @@ what ``on_connect`` returned. The close-code rules are RFC 6455 §7.4.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from ._types import Message
@@ -14,8 +15,11 @@ from ._types import Message
 #: Close codes shallot sends itself.
 NORMAL = 1000
 GOING_AWAY = 1001
+INVALID_PAYLOAD = 1007  # data of the wrong kind: not JSON where JSON was expected
+POLICY_VIOLATION = 1008  # over the rate limit, or too slow to read what is sent
 MESSAGE_TOO_BIG = 1009
 INTERNAL_ERROR = 1011
+TRY_AGAIN_LATER = 1013  # max_connections, where a handshake cannot be answered with 503
 #: What the ASGI server reports for a connection that dropped without a close frame.
 ABNORMAL = 1006
 
@@ -95,6 +99,24 @@ def incoming(message: Message) -> str | bytes:
     if data is not None:
         return bytes(data)
     raise ValueError("websocket.receive carried neither 'text' nor 'bytes'")
+
+
+def json_value(payload: str | bytes) -> Any:
+    """Returns the JSON value a text message holds (``receiver.json()``, issue 16).
+
+    Raises:
+        ValueError: it is a binary frame, or not JSON; the message is a close reason (at
+            most 123 bytes in UTF-8).
+    """
+    if not isinstance(payload, str):
+        raise ValueError("expected JSON text, got a binary frame")
+    try:
+        return json.loads(payload)
+    except ValueError as error:  # JSONDecodeError; RecursionError is not a ValueError
+        reason = f"invalid JSON: {getattr(error, 'msg', error)}"
+    except RecursionError:
+        reason = "invalid JSON: nested too deeply"
+    raise ValueError(reason.encode()[:123].decode(errors="ignore"))
 
 
 def size_of(payload: str | bytes) -> int:

@@ -10,8 +10,10 @@ Events in: ``received(message)``, ``offer(payload, now)``/``take()`` (the inboun
 instead (``CLOSE``, ``PEER_LEFT``, ``IGNORE``), whether a message is queued, dropped or must wait
 (``QUEUED``, ``DROPPED``, ``WAIT``), what a look finds (``KEEP``, ``READ_FOR_HANDLER``,
 ``STOP_SEND``, ``LEAVE``), the close to send (``final_close()``) and the hooks to run
-(``hooks_due()``, decided once). A new rule (an idle timeout, a rate limit) is one more event or
-one more answer of ``look``.
+(``hooks_due()``, decided once), and the close after the group (``parting_close()``). A new
+rule is one more event or one more answer of ``look``: the idle timeout is an answer of
+``look`` (``CLOSE``, 1001), the rate limit one of ``received`` (``CLOSE``, 1008), both counted
+by a ``Meter`` (``_ws_limits``) that exists only when the endpoint sets them.
 
 Phases: HANDSHAKE until ``opened()``; OPEN; CLOSING once the end is decided (the client left,
 the handler ended, a close was requested); CLOSED once ``finished()``.
@@ -25,14 +27,18 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from ._types import Message
+from ._ws_limits import RATE_EXCEEDED, Meter, idle_reason, slow_reason
 from ._ws_messages import (
     ABNORMAL,
+    GOING_AWAY,
     INTERNAL_ERROR,
     MESSAGE_TOO_BIG,
     NORMAL,
+    POLICY_VIOLATION,
     incoming,
     outgoing,
     size_of,
@@ -51,6 +57,9 @@ KEEP, READ_FOR_HANDLER, STOP_SEND, LEAVE = 6, 7, 8, 9
 #: Looks a handler may sit in one direct read before its connection leaves the watch.
 LINGER = 4
 
+#: The reason of the 1001 sent when the server shuts down.
+_SHUTTING_DOWN = "server shutting down"
+
 #: Close codes a peer reports but that never go on the wire (RFC 6455 §7.4.1).
 _NOT_SENDABLE = (1005, 1006, 1015)
 
@@ -61,9 +70,14 @@ class Limits:
     __slots__ = (
         "close_timeout",
         "disconnect_timeout",
+        "idle_timeout",
+        "max_burst",
+        "max_connections",
         "max_message_size",
         "max_queue",
         "max_queue_bytes",
+        "max_rate",
+        "metered",
         "push_only_after",
         "send_timeout",
         "text_limit",
@@ -81,6 +95,10 @@ class Limits:
         send_timeout: float,
         watch_interval: float = 0.1,
         push_only_after: float = 2.0,
+        idle_timeout: float | None = None,
+        max_connections: int | None = None,
+        max_rate: float | None = None,
+        max_burst: int | None = None,
     ) -> None:
         self.max_queue = max_queue
         self.max_queue_bytes = max_queue_bytes
@@ -92,6 +110,24 @@ class Limits:
         self.send_timeout = send_timeout
         self.watch_interval = watch_interval
         self.push_only_after = push_only_after
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self.max_rate = max_rate
+        # A burst of one second's worth by default, at least one message.
+        self.max_burst = max_burst or (None if max_rate is None else max(1, math.ceil(max_rate)))
+        self.metered = idle_timeout is not None or max_rate is not None  # a Meter per connection
+
+    def meter(self, now: float, clock: Callable[[], float]) -> Meter | None:
+        """Returns a connection's meter, or None when no inbound limit is set (issue 14)."""
+        if not self.metered:
+            return None
+        return Meter(
+            now=now,
+            clock=clock,
+            idle_timeout=self.idle_timeout,
+            max_rate=self.max_rate,
+            max_burst=self.max_burst or 1,
+        )
 
 
 def _close(code: int, reason: str = "") -> Message:
@@ -125,6 +161,7 @@ class WSState:
     is_open = _Flag(32)
     is_finished = _Flag(64)
     at_yield = _Flag(128)  # the handler's generator is suspended at a yield (the runner's)
+    stalled = _Flag(256)  # a send stalled send_timeout: the client is told 1008 if it can be
 
     __slots__ = (
         "client_code",
@@ -138,6 +175,7 @@ class WSState:
         "handler_running",
         "handler_waiting",
         "limits",
+        "meter",
         "opened_at",
         "parked",
         "queue",
@@ -152,9 +190,13 @@ class WSState:
         "task_reading",
     )
 
-    def __init__(self, limits: Limits, now: float) -> None:
+    def __init__(
+        self, limits: Limits, now: float, clock: Callable[[], float] | None = None
+    ) -> None:
         self.limits = limits
         self.opened_at = now
+        # None unless an inbound limit is set; ``clock`` tells a rate limit the time.
+        self.meter = limits.meter(now, clock or (lambda: now))
         self.flags = 0
         self.client_code: int | None = None  # set when the client's disconnect arrived
         self.client_reason = ""
@@ -218,6 +260,9 @@ class WSState:
                     return CLOSE if too_big else IGNORE
             if self.server_closed or not self.handler_running:
                 return IGNORE
+            if self.meter is not None and not self.meter.admit():
+                over = self.request_close(POLICY_VIOLATION, RATE_EXCEEDED)
+                return CLOSE if over else IGNORE
             return payload
         if kind == "websocket.disconnect":
             code, reason = message.get("code") or 1005, message.get("reason") or ""
@@ -318,7 +363,10 @@ class WSState:
             self.client_code = ABNORMAL
 
     def send_stalled(self) -> None:
-        """A send was cut short after ``send_timeout``: the client counts as gone."""
+        """A send was cut short after ``send_timeout``: the client counts as gone (the
+        handler sees 1006), and is told why if the socket still lets a close out."""
+        if self.client_code is None:
+            self.stalled = True
         self.send_failed()
 
     def cancel_close(self) -> bool:
@@ -328,6 +376,18 @@ class WSState:
             return False
         self.server_closed = self.close_sent = True
         return True
+
+    def parting_close(self, cancelled: bool) -> Message | None:
+        """Returns the close to send once the connection's group has ended, or None: 1008
+        after a stalled send (rather than the server's 1011, issue 13), 1001 when the server
+        cancelled the connection (``cancel_close``)."""
+        if self.stalled and not self.close_sent:
+            self.stalled = False
+            self.server_closed = self.close_sent = True
+            return _close(POLICY_VIOLATION, slow_reason(self.limits.send_timeout))
+        if cancelled and self.cancel_close():
+            return _close(GOING_AWAY, _SHUTTING_DOWN)
+        return None
 
     def handler_ended(self, failed: bool = False) -> None:
         """The handler's generator is over (``failed``: it raised)."""
@@ -380,6 +440,11 @@ class WSState:
         handler sits in one read for LINGER looks: it rejoins when that read returns)."""
         if self.client_code is not None or not self.handler_running:
             return LEAVE
+        meter = self.meter
+        if meter is not None and meter.idle(now, behind=bool(self.queue)):
+            reason = idle_reason(self.limits.idle_timeout or 0.0)
+            if self.request_close(GOING_AWAY, reason):
+                return CLOSE
         decision = KEEP
         if self.sending:
             stuck = self.stuck
@@ -399,8 +464,8 @@ class WSState:
                 self.parked = 0
             else:
                 self.parked += 1
-                if self.parked >= LINGER:
-                    decision = LEAVE
+                if self.parked >= LINGER and (meter is None or meter.idle_timeout is None):
+                    decision = LEAVE  # an idle timeout needs the looks: it stays
         elif reads == self.seen:
             decision = READ_FOR_HANDLER
         self.seen = reads

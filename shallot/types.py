@@ -8,7 +8,7 @@ keys are listed in ``docs/spec.md``). A route table annotated ``list[Route]`` le
 
 from __future__ import annotations
 
-from ._receiver import Receiver
+from ._receiver import JSONReceiver, Receiver
 from ._types import (
     ASGIApp,
     ConnectHook,
@@ -40,6 +40,7 @@ __all__ = [
     "Handler",
     "HandlerResult",
     "Hook",
+    "JSONReceiver",
     "LegacyHook",
     "Message",
     "Middleware",

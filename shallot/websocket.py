@@ -18,7 +18,7 @@ from ._checks import positive
 from ._errors import ASGIProtocolError, WSDisconnect
 from ._http import INTERNAL_ERROR
 from ._lifespan import AppTakeover
-from ._receiver import Receiver
+from ._receiver import JSONReceiver, Receiver
 from ._taskgroup import Connection
 from ._types import (
     ConnectHook,
@@ -33,11 +33,12 @@ from ._types import (
     WSHandler,
 )
 from ._watch import Watch
-from ._ws_messages import classify_connect
+from ._ws_limits import Seats
+from ._ws_messages import TRY_AGAIN_LATER, classify_connect
 from ._ws_state import Limits
 from .response import text
 
-__all__ = ["Receiver", "WSDisconnect", "websocket"]  # WSDisconnect: its 2.0 home
+__all__ = ["JSONReceiver", "Receiver", "WSDisconnect", "websocket"]  # WSDisconnect: its 2.0 home
 
 logger = logging.getLogger("shallot")
 
@@ -62,6 +63,11 @@ def websocket(
     send_timeout: float = 10.0,
     watch_interval: float = 0.1,
     push_only_after: float = 2.0,
+    idle_timeout: float | None = None,
+    max_connections: int | None = None,
+    max_rate: float | None = None,
+    max_burst: int | None = None,
+    json: bool = False,
 ) -> Callable[[WSHandler], Handler]: ...
 
 
@@ -80,6 +86,11 @@ def websocket(
     send_timeout: float = 10.0,
     watch_interval: float = 0.1,
     push_only_after: float = 2.0,
+    idle_timeout: float | None = None,
+    max_connections: int | None = None,
+    max_rate: float | None = None,
+    max_burst: int | None = None,
+    json: bool = False,
 ) -> Handler | Callable[[WSHandler], Handler]:
     """Makes a websocket handler of ``func(scope, receiver, *route_args)``, an async generator
     that yields ``ws_send(...)``/``ws_close(...)`` messages, or a coroutine function whose
@@ -104,10 +115,18 @@ def websocket(
     not fit is dropped (``receiver.dropped`` counts it) so the client's disconnect is still
     seen.
 
+    Limits (all off by default, issue 14): ``idle_timeout`` closes with 1001 a connection whose
+    client sent nothing for that many seconds (checked once per ``watch_interval``);
+    ``max_connections`` refuses handshakes over that many open connections of this endpoint
+    in one app with 503 (1013 after accept where the server cannot answer a handshake with an
+    HTTP response); ``max_rate`` messages per second with bursts of ``max_burst`` (default: one
+    second's worth) closes a faster client with 1008. ``json=True`` gives the handler a
+    ``JSONReceiver``: each message parsed as JSON; what is not JSON text closes with 1007.
+
     Raises:
-        TypeError: ``func`` is not an async generator or coroutine function, or a hook is not
-            callable.
-        ValueError: a limit is not positive.
+        TypeError: ``func`` is not an async generator or coroutine function, a hook is not
+            callable, or ``json`` is not a bool.
+        ValueError: a limit is not positive, or ``max_burst`` is given without ``max_rate``.
     """
     for hook_name, hook in (
         ("on_connect", on_connect),
@@ -117,6 +136,10 @@ def websocket(
         if hook is not None and not callable(hook):
             raise TypeError(f"{hook_name} {hook!r} is not callable")
     on_disconnect, on_close = _takes_scope(on_disconnect), _takes_scope(on_close)
+    if not isinstance(json, bool):
+        raise TypeError(f"json must be True or False, not {json!r}")
+    if max_burst is not None and max_rate is None:
+        raise ValueError("max_burst needs max_rate: it is the size of the rate limit's bursts")
     options = Limits(
         max_queue=positive("max_queue", max_queue, whole=True),
         max_queue_bytes=positive("max_queue_bytes", max_queue_bytes, whole=True),
@@ -126,7 +149,12 @@ def websocket(
         send_timeout=positive("send_timeout", send_timeout),
         watch_interval=positive("watch_interval", watch_interval),
         push_only_after=positive("push_only_after", push_only_after),
+        idle_timeout=_optional(positive, "idle_timeout", idle_timeout),
+        max_connections=_optional(positive, "max_connections", max_connections, whole=True),
+        max_rate=_optional(positive, "max_rate", max_rate),
+        max_burst=_optional(positive, "max_burst", max_burst, whole=True),
     )
+    receiver_type = JSONReceiver if json else Receiver
 
     def decorate(function: WSHandler) -> Handler:
         if inspect.isasyncgenfunction(function):
@@ -144,6 +172,7 @@ def websocket(
             on_connect,
             on_disconnect,
             on_close,
+            receiver_type,
         )
 
         @functools.wraps(function)
@@ -170,7 +199,15 @@ _Options = Limits
 class _Endpoint:
     """What ``@websocket`` fixed once: the function, its name and options, the hooks."""
 
-    __slots__ = ("name", "on_close", "on_connect", "on_disconnect", "options", "start")
+    __slots__ = (
+        "name",
+        "on_close",
+        "on_connect",
+        "on_disconnect",
+        "options",
+        "receiver_type",
+        "start",
+    )
 
     def __init__(
         self,
@@ -180,6 +217,7 @@ class _Endpoint:
         on_connect: ConnectHook | None,
         on_disconnect: Hook | None,
         on_close: Hook | None,
+        receiver_type: type[Receiver] = Receiver,
     ) -> None:
         self.start = start
         self.name = name
@@ -187,6 +225,7 @@ class _Endpoint:
         self.on_connect = on_connect
         self.on_disconnect = on_disconnect
         self.on_close = on_close
+        self.receiver_type = receiver_type
 
 
 class _Takeover(AppTakeover):
@@ -205,6 +244,33 @@ class _Takeover(AppTakeover):
         self.route_args = route_args
 
     def __call__(self, receive: Receive, send: Send) -> Awaitable[None]:
+        app = self.app
+        # max_connections is counted per app; called outside build_server there is none, and
+        # nothing is counted (never a process-global count)
+        if self.endpoint.options.max_connections is not None and app is not None:
+            return self._seated(app.seats, receive, send)
+        return self._run(receive, send)
+
+    async def _seated(self, seats: Seats, receive: Receive, send: Send) -> None:
+        """Runs the connection in one of the endpoint's ``max_connections`` seats of this app,
+        given back however it ends (a refused or cancelled handshake, a failure included); with
+        none free, refuses the handshake (issue 14)."""
+        endpoint = self.endpoint
+        if not seats.take(endpoint, endpoint.options.max_connections or 0):
+            logger.info(
+                "websocket handshake to %s refused: %s has max_connections=%s open",
+                self.request.get("path"),
+                endpoint.name,
+                endpoint.options.max_connections,
+            )
+            await _refuse_when_full(self.request, receive, send)
+            return
+        try:
+            await self._run(receive, send)
+        finally:
+            seats.give_back(endpoint)
+
+    def _run(self, receive: Receive, send: Send) -> Awaitable[None]:
         endpoint, request, app = self.endpoint, self.request, self.app
         limits = endpoint.options
         if app is None:  # called outside build_server: the connection watches itself
@@ -215,10 +281,41 @@ class _Takeover(AppTakeover):
         return connection.run(
             _handshake(request, receive, send, endpoint.on_connect),
             endpoint,
-            Receiver(connection),
+            endpoint.receiver_type(connection),
             self.route_args,
             registry,
         )
+
+
+def _optional(check: Callable[..., Any], name: str, value: Any, **options: Any) -> Any:
+    """Returns ``value`` checked by ``check``, or None: the limit is off."""
+    return None if value is None else check(name, value, **options)
+
+
+async def _refuse_when_full(request: Request, receive: Receive, send: Send) -> None:
+    """Refuses a handshake over ``max_connections``: 503 where the server can answer a
+    handshake with an HTTP response (ASGI ``websocket.http.response``); elsewhere ASGI allows
+    only a 403 before accept, which would tell the client the wrong thing, so the connection is
+    accepted and closed at once with 1013 ("try again later")."""
+    message: Message = await receive()
+    if message["type"] != "websocket.connect":
+        return  # the client left before the handshake
+    try:
+        if "websocket.http.response" in (request.get("extensions") or {}):
+            await deny_handshake(request, send, _FULL)
+        else:
+            await send({"type": "websocket.accept", "subprotocol": None})
+            await send({"type": "websocket.close", "code": TRY_AGAIN_LATER, "reason": _LATER})
+    except OSError:  # ASGI 2.4: the client has gone
+        pass
+
+
+_LATER = "try again later"
+_FULL = text(
+    "Service Unavailable: too many connections, try again later",
+    status=503,
+    headers={"retry-after": "1"},
+)
 
 
 def _takes_scope(hook: Hook | LegacyHook | None) -> Hook | None:

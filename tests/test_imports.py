@@ -96,6 +96,8 @@ def test_shallot_has_no_import_cycle() -> None:
 
 def test_the_websocket_core_imports_one_way() -> None:
     graph = import_graph()
-    assert graph["shallot._ws_state"] <= {"shallot._types", "shallot._ws_messages"}
+    pure = {"shallot._types", "shallot._ws_messages", "shallot._ws_limits"}
+    assert graph["shallot._ws_state"] <= pure
+    assert graph["shallot._ws_limits"] == set()  # pure, and the bottom of the core
     assert "shallot._taskgroup" not in graph["shallot._watch"]
     assert "shallot._taskgroup" not in graph["shallot._merge"]

@@ -335,7 +335,7 @@ async def test_helpers_start_only_while_the_handler_runs_and_cost_nothing_otherw
         start_helper(kept[0]._connection, anyio.sleep_forever)
 
 
-async def test_send_to_a_client_that_reads_nothing_ends_after_the_send_timeout() -> None:
+async def test_send_to_a_client_that_reads_nothing_ends_after_the_send_timeout_with_1008() -> None:
     seen: list[Any] = []
     never = anyio.Event()
 
@@ -359,5 +359,12 @@ async def test_send_to_a_client_that_reads_nothing_ends_after_the_send_timeout()
     with anyio.fail_after(2), to_app_tx, to_app_rx:
         await to_app_tx.send({"type": "websocket.connect"})
         await app(websocket_scope(), to_app_rx.receive, send)
-    assert seen == [1006]
-    assert [m["type"] for m in sent] == ["websocket.accept", "websocket.send"]
+    assert seen == [1006]  # the handler: the client counts as gone
+    assert [m["type"] for m in sent] == ["websocket.accept", "websocket.send", "websocket.close"]
+    # the client, where the socket still lets a frame out: shallot's reason, not the
+    # server's 1011 (issue 13, item 10)
+    assert sent[-1] == {
+        "type": "websocket.close",
+        "code": 1008,
+        "reason": "too slow: a send took over 0.05s",
+    }

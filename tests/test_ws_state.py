@@ -46,8 +46,8 @@ def limits(**overrides: Any) -> Limits:
     return Limits(**settings)
 
 
-def opened(**overrides: Any) -> WSState:
-    state = WSState(limits(**overrides), now=0.0)
+def opened(clock: Any = None, **overrides: Any) -> WSState:
+    state = WSState(limits(**overrides), now=0.0, clock=clock)
     state.opened()
     return state
 
@@ -287,6 +287,107 @@ def test_an_ending_connection_leaves_the_watch() -> None:
     assert state.look(0.1) == LEAVE
 
 
+# -- the limits of issue 14: idle timeout, rate limit; the slow client's close (issue 13) ----------
+
+
+def test_without_limits_a_connection_has_no_meter() -> None:
+    assert opened().meter is None  # no per-message work beyond that check
+    assert opened(idle_timeout=1.0).meter is not None
+    assert opened(max_rate=1.0).meter is not None
+
+
+def test_a_silent_client_is_closed_with_1001_after_idle_timeout() -> None:
+    state = opened(idle_timeout=1.0)
+    state.direct_reading = True  # the handler waits in a read
+    assert state.look(0.5) == KEEP  # the first look: quiet from here
+    assert state.look(1.0) == KEEP
+    assert state.look(1.5) == CLOSE
+    assert state.final_close() == {
+        "type": "websocket.close",
+        "code": 1001,
+        "reason": "idle: nothing received for 1s",
+    }
+    assert state.look(1.6) == KEEP  # decided once
+
+
+def test_a_client_that_sends_is_not_idle() -> None:
+    state = opened(idle_timeout=1.0)
+    for look in range(1, 40):
+        if look % 5 == 0:
+            assert state.received(text("ping")) == "ping"
+        assert state.look(look / 10) != CLOSE, look
+
+
+def test_a_client_held_back_while_the_queue_is_full_is_not_idle() -> None:
+    state = opened(idle_timeout=1.0, max_queue=1)
+    assert state.received(text("a")) == "a"
+    assert state.offer("a", 0.0) == QUEUED  # the handler is away; then the queue is full
+    assert [state.look(n / 2) for n in range(1, 8)].count(CLOSE) == 0
+    assert state.take() == "a"
+    assert state.look(4.0) != CLOSE  # caught up at 3.5 at the latest: quiet from there
+    assert state.look(4.5) == CLOSE
+
+
+def test_an_idle_timeout_keeps_a_parked_reader_in_the_watch() -> None:
+    # a handler sitting in one read would leave the watch, which must keep looking
+    state = opened(idle_timeout=10.0)
+    state.direct_reading = True
+    decisions = [state.look(n / 10) for n in range(1, 3 * LINGER)]
+    assert LEAVE not in decisions
+
+
+def test_a_client_over_the_rate_is_closed_with_1008() -> None:
+    now = [0.0]
+    state = opened(clock=lambda: now[0], max_rate=2.0, max_burst=2)
+    assert state.received(text("a")) == "a"
+    assert state.received(text("b")) == "b"
+    assert state.received(text("c")) == CLOSE  # over: not handed over
+    now[0] = 10.0
+    assert state.received(text("d")) == IGNORE  # nor anything after it
+    assert state.final_close() == {
+        "type": "websocket.close",
+        "code": 1008,
+        "reason": "rate limit exceeded",
+    }
+
+
+def test_a_client_within_the_rate_keeps_its_messages() -> None:
+    now = [0.0]
+    state = opened(clock=lambda: now[0], max_rate=10.0)  # burst: one second's worth
+    assert [state.received(text(str(n))) for n in range(10)] == [str(n) for n in range(10)]
+    for number in range(100):
+        now[0] = 1.0 + number / 10
+        assert state.received(text("x")) == "x"
+
+
+def test_a_stalled_send_parts_with_1008_and_the_handler_sees_1006() -> None:
+    state = opened(send_timeout=2.0)
+    state.send_started()
+    state.send_stalled()
+    assert state.disconnect_code() == 1006
+    assert state.parting_close(cancelled=False) == {
+        "type": "websocket.close",
+        "code": 1008,
+        "reason": "too slow: a send took over 2s",
+    }
+    assert state.parting_close(cancelled=True) is None  # one close at most
+
+
+def test_a_stall_after_the_client_left_parts_with_nothing() -> None:
+    state = opened()
+    state.peer_closed(1000)
+    state.send_stalled()
+    assert state.parting_close(cancelled=False) is None
+
+
+def test_a_cancelled_connection_parts_with_1001() -> None:
+    state = opened()
+    close = state.parting_close(cancelled=True)
+    assert close is not None
+    assert (close["code"], close["reason"]) == (1001, "server shutting down")
+    assert state.parting_close(cancelled=True) is None
+
+
 # -- random event sequences -----------------------------------------------------------------------
 
 SENDABLE = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014}
@@ -439,3 +540,28 @@ class ConnectionMachine(RuleBasedStateMachine):
 
 
 TestConnectionMachine = ConnectionMachine.TestCase
+
+
+class LimitedConnectionMachine(ConnectionMachine):
+    """The same, with a rate limit and an idle timeout read from the machine's own clock: the
+    invariants hold with them, and their closes come at most once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.state = opened(
+            clock=lambda: self.now,
+            max_queue=3,
+            max_queue_bytes=12,
+            push_only_after=1.0,
+            max_rate=4.0,
+            max_burst=2,
+            idle_timeout=1.0,
+        )
+
+    @invariant()
+    def one_close_request_at_most(self) -> None:
+        request = self.state.close_request
+        assert request is None or request["code"] in (1001, 1008)
+
+
+TestLimitedConnectionMachine = LimitedConnectionMachine.TestCase

@@ -11,7 +11,10 @@ Websocket routes (``wrap_routes``, method ``"WS"``), each a small piece of SPEC 
   "ready" and then neither reads nor sends, ``/slow/{count}`` reads ``count`` messages one per
   20 ms (after one pause of 250 ms) and answers how many came and whether in order;
 - ``/flood/{id}`` pushes without awaiting anything, ``/merged/{id}`` pushes a feed merged
-  with the receiver (``send_timeout`` 0.5 s), ``/arity/{id}`` takes no route parameter.
+  with the receiver (``send_timeout`` 0.5 s), ``/arity/{id}`` takes no route parameter;
+- the limits of issue 14, each an echo: ``/idle/{id}`` (``idle_timeout`` 1 s),
+  ``/seats/{id}`` (``max_connections`` 2), ``/rated/{id}`` (``max_rate`` 5, ``max_burst`` 3),
+  and ``/json/{id}``, a ``json=True`` echo (issue 16).
 
 What happens to a connection with an ``{id}`` is recorded under that id: how the handler saw
 the client leave (``disconnect <code>``), its ``finally``, the hooks. The records live in the
@@ -41,6 +44,7 @@ from shallot import (
     ws_accept,
     ws_close,
     ws_send,
+    ws_send_json,
 )
 from shallot._types import Request, Response, Scope
 from shallot.middlewares import wrap_routes
@@ -55,6 +59,10 @@ SLOW_READ = 0.02
 PAUSE = 0.25
 #: ``/merged``'s send_timeout: how long a send to a client that reads nothing may take.
 STALL_TIMEOUT = 0.5
+#: The limits of ``/idle``, ``/seats`` and ``/rated`` (issue 14).
+IDLE_TIMEOUT = 1.0
+SEATS = 2
+RATE, BURST = 5, 3
 
 # Records go to stderr, where the harness collects them into ``server.logs``; shallot's own
 # records (a failing handler) too. ``apps`` may have set this up already in the same process.
@@ -275,6 +283,30 @@ async def wrong_arity(scope: Request, receiver: Receiver) -> AsyncIterator[Any]:
     yield ws_send("unreachable")  # pragma: no cover
 
 
+def _limited_echo(**options: Any) -> Any:
+    """An echo (of JSON values as JSON with ``json=True``) with ``options``, recording how the
+    client left and its ``finally``."""
+
+    @websocket(on_close=_on_close, **options)
+    async def echo(scope: Request, receiver: Receiver, connection_id: str) -> AsyncIterator[Any]:
+        try:
+            async for message in receiver:
+                yield ws_send_json(message) if options.get("json") else ws_send(message)
+        except WSDisconnect as disconnect:
+            _add(scope, f"disconnect {disconnect.code} {disconnect.reason}".rstrip())
+            raise
+        finally:
+            _add(scope, "finally")
+
+    return echo
+
+
+idle = _limited_echo(idle_timeout=IDLE_TIMEOUT)
+seats = _limited_echo(max_connections=SEATS)
+rated = _limited_echo(max_rate=RATE, max_burst=BURST)
+json_echo = _limited_echo(json=True)
+
+
 ROUTES: list[tuple[str, list[str], Any]] = [
     ("/pid", ["GET"], pid),
     ("/events/{id}", ["GET"], events_now),
@@ -292,6 +324,10 @@ ROUTES: list[tuple[str, list[str], Any]] = [
     ("/flood/{id}", ["WS"], flood),
     ("/merged/{id}", ["WS"], merged_push),
     ("/arity/{id}", ["WS"], wrong_arity),
+    ("/idle/{id}", ["WS"], idle),
+    ("/seats/{id}", ["WS"], seats),
+    ("/rated/{id}", ["WS"], rated),
+    ("/json/{id}", ["WS"], json_echo),
 ]
 
 ws_app = build_server(
