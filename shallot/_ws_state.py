@@ -124,9 +124,9 @@ class WSState:
     hooks_decided = _Flag(16)
     is_open = _Flag(32)
     is_finished = _Flag(64)
-    at_yield = _Flag(128)  # the handler's generator is suspended at a yield (the runner's)
 
     __slots__ = (
+        "at_yield",
         "client_code",
         "client_reason",
         "close_request",
@@ -156,6 +156,8 @@ class WSState:
         self.limits = limits
         self.opened_at = now
         self.flags = 0
+        # Written twice per message, so a slot of its own rather than a bit of ``flags``.
+        self.at_yield = False  # the handler's generator is suspended at a yield (the runner's)
         self.client_code: int | None = None  # set when the client's disconnect arrived
         self.client_reason = ""
         self.handler_running = True
