@@ -160,8 +160,9 @@ def measure(args: argparse.Namespace) -> dict[tuple[str, str, str], list[float]]
     samples: dict[tuple[str, str, str], list[float]] = {}
     apps = {contender: build(contender, "ws") for contender in CONTENDERS}
     for backend in args.backends:
-        for contender in CONTENDERS:  # warm-up: imports, caches
-            _run(backend, _measure_echo, contender, apps[contender], 1_000)
+        for contender in CONTENDERS:  # warm-up: imports (trio's first idle run imports
+            _run(backend, _measure_echo, contender, apps[contender], 1_000)  # ~8 KB/conn)
+            _run(backend, _measure_idle, contender, apps[contender], 20, 0.0)
         for repeat in range(args.repeats):
             started = time.perf_counter()
             for contender in interleaved(CONTENDERS, repeat):
