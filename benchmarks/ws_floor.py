@@ -18,7 +18,10 @@ framework's own part is lost in it. Here the peer is as cheap as an ASGI peer ca
   peer (a deque and two bound coroutine functions), the scope and the task are counted for
   everybody: the raw column is that floor. Afterwards every connection echoes once and closes.
 
-Reported per backend: raw, Starlette and shallot side by side, the plain ratio
+Also timed in the echo part: ``shape_app``, shallot's handler shape with nothing around it (an
+async generator over an async iterator, yielding ``ws_send`` dicts that a loop sends): the
+least a framework built on that shape can cost. Reported per backend: raw, Starlette and
+shallot side by side, the plain ratio
 shallot/starlette, and the ratio above the raw floor ``(shallot - raw) / (starlette - raw)``:
 what each framework adds. Contenders interleaved, the order rotating each repeat; medians.
 
@@ -151,6 +154,40 @@ async def _measure_idle(contender: str, app: ASGIApp, connections: int, idle: fl
     return (after - before) / connections
 
 
+class _Messages:
+    """An async iterator over the texts ASGI ``receive`` brings: the least a receiver does."""
+
+    __slots__ = ("receive",)
+
+    def __init__(self, receive: Callable[[], Any]) -> None:
+        self.receive = receive
+
+    def __aiter__(self) -> _Messages:
+        return self
+
+    async def __anext__(self) -> str:
+        message = await self.receive()
+        if message["type"] != "websocket.receive":
+            raise StopAsyncIteration
+        return str(message["text"])
+
+
+async def shape_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The shape of a shallot handler with no framework around it (the ``shape`` row): an
+    async generator over an async iterator of texts, yielding ``ws_send`` dicts that a loop
+    sends. No state, no task group, no checks: what the generator protocol alone costs."""
+    from shallot import ws_send
+
+    async def echo(messages: _Messages) -> Any:
+        async for text in messages:
+            yield ws_send(text)
+
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    async for message in echo(_Messages(receive)):
+        await send(message)
+
+
 def _run(backend: str, function: Callable[..., Any], *args: Any) -> Any:
     return anyio.run(partial(function, *args), backend=backend)
 
@@ -179,6 +216,9 @@ def measure(args: argparse.Namespace) -> dict[tuple[str, str, str], list[float]]
                         args.idle_seconds,
                     )
                     samples.setdefault((backend, "idle", contender), []).append(value)
+            if "echo" in args.parts:
+                value = _run(backend, _measure_echo, "shape", shape_app, args.messages)
+                samples.setdefault((backend, "echo", "shape"), []).append(value)
             print(
                 f"  {backend} repeat {repeat + 1}/{args.repeats} "
                 f"({time.perf_counter() - started:.1f} s)",
@@ -223,7 +263,18 @@ def report(samples: dict[tuple[str, str, str], list[float]], args: argparse.Name
         "shallot/starlette",
         "above raw: shallot/starlette",
     ]
-    return heading + "\n" + table(columns, rows)
+    shapes = [
+        f"{backend} {median(samples[backend, 'echo', 'shape']):.3f}"
+        for backend in args.backends
+        if (backend, "echo", "shape") in samples
+    ]
+    shape = (
+        f"\nThe handler shape alone (shape_app: async generator, async iterator, ws_send; no "
+        f"state), µs/msg: {', '.join(shapes)}"
+        if shapes
+        else ""
+    )
+    return heading + "\n" + table(columns, rows) + shape
 
 
 def main(argv: list[str] | None = None) -> int:
