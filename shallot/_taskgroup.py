@@ -319,13 +319,11 @@ class Connection(WSState):
         reads_at_send = -1
         try:
             async for item in generator:
-                self.at_yield = True
-                message = self.handler_yielded(item)
+                message = self.handler_yielded(item)  # it is at a yield; the send starts
                 if message is None:
                     break  # it yielded a close (the send task sends it), or the end is decided
                 if self.parked < 0:  # left the watch while a helper read: rejoin
                     self.watch.join(self)
-                self.send_started()
                 try:
                     await self.send(message)
                 except OSError:  # ASGI 2.4: the server says the client has gone
@@ -333,7 +331,8 @@ class Connection(WSState):
                     break
                 finally:
                     self.send_finished()
-                    _set(self._ender)
+                    if self._ender is not None:  # the send task waits for the send's end
+                        self._ender.set()
                 if self.reads == reads_at_send:
                     # Nothing read since the last send, so perhaps no checkpoint: a server's
                     # send to a client that left may return at once (issue 12, bug 1).

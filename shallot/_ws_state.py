@@ -5,8 +5,9 @@ answers with decisions; the runner (``_taskgroup``) feeds it and carries the dec
 is its only writer. It can be driven from a plain test without an event loop.
 
 Events in: ``received(message)``, ``offer(payload, now)``/``take()`` (the inbound buffer),
-``handler_yielded(item)``, ``send_started()``/``send_finished()``, ``peer_closed(code, reason)``,
-``handler_ended(failed)``, ``look(now)``. Decisions out: the payload to hand over or what to do
+``handler_yielded(item)`` (which starts the send of what it returns; ``send_started()`` for other
+sends), ``send_finished()``, ``peer_closed(code, reason)``, ``handler_ended(failed)``,
+``look(now)``. Decisions out: the payload to hand over or what to do
 instead (``CLOSE``, ``PEER_LEFT``, ``IGNORE``), whether a message is queued, dropped or must wait
 (``QUEUED``, ``DROPPED``, ``WAIT``), what a look finds (``KEEP``, ``READ_FOR_HANDLER``,
 ``STOP_SEND``, ``LEAVE``), the close to send (``final_close()``) and the hooks to run
@@ -160,10 +161,10 @@ class WSState:
     hooks_decided = _Flag(16)
     is_open = _Flag(32)
     is_finished = _Flag(64)
-    at_yield = _Flag(128)  # the handler's generator is suspended at a yield (the runner's)
-    stalled = _Flag(256)  # a send stalled send_timeout: the client is told 1008 if it can be
+    stalled = _Flag(128)  # a send stalled send_timeout: the client is told 1008 if it can be
 
     __slots__ = (
+        "at_yield",
         "client_code",
         "client_reason",
         "close_request",
@@ -198,6 +199,8 @@ class WSState:
         # None unless an inbound limit is set; ``clock`` tells a rate limit the time.
         self.meter = limits.meter(now, clock or (lambda: now))
         self.flags = 0
+        # Written twice per message, so a slot of its own rather than a bit of ``flags``.
+        self.at_yield = False  # the handler's generator is suspended at a yield (the runner's)
         self.client_code: int | None = None  # set when the client's disconnect arrived
         self.client_reason = ""
         self.handler_running = True
@@ -329,12 +332,14 @@ class WSState:
     # -- what the handler sends ------------------------------------------------------------------
 
     def handler_yielded(self, item: Any) -> Message | None:
-        """Returns the message to send for what the handler yielded, or None when the handler
-        must stop (it yielded a close, which ``final_close`` sends, or the end is decided).
+        """Returns the message to send for what the handler yielded, its send then counting as
+        started (``send_started``: one call less per message), or None when the handler must
+        stop (it yielded a close, which ``final_close`` sends, or the end is decided).
 
         Raises:
             TypeError, ValueError: what it yielded is not a message that may be sent.
         """
+        self.at_yield = True
         if not (
             type(item) is dict
             and len(item) == 2
@@ -348,6 +353,8 @@ class WSState:
                 return None
         if self.client_code is not None or self.server_closed:
             return None
+        self.sending = True
+        self.sends += 1
         return item  # type: ignore[no-any-return]
 
     def send_started(self) -> None:

@@ -172,6 +172,8 @@ def test_a_yielded_message_is_checked_and_sent() -> None:
         "type": "websocket.send",
         "text": "hi",
     }
+    assert state.sending  # the runner sends what it returns: the send has started
+    state.send_finished()
     assert state.handler_yielded({"type": "websocket.send", "bytes": bytearray(b"b")}) == {
         "type": "websocket.send",
         "bytes": b"b",
@@ -479,8 +481,7 @@ class ConnectionMachine(RuleBasedStateMachine):
             else {"type": "websocket.send", "text": "out"}
         )
         message = self.state.handler_yielded(item)
-        if message is not None:
-            self.state.send_started()
+        assert self.state.sending == (message is not None)  # what it returns is being sent
 
     @precondition(lambda self: self.state.sending)
     @rule(failed=st.booleans())
