@@ -286,14 +286,9 @@ class Connection(WSState):
                 self.watch.join(self)
                 if getattr(registry, "closing", False):  # shutdown began during the handshake
                     self.going_away()
-                try:  # a failure to start (a wrong arity, say) is the handler's
-                    generator = endpoint.start(self.scope, receiver, *route_args)
-                except Exception:
-                    self._log_failure(endpoint.name)
-                    self._handler_ended(failed=True)
-                    self.end()
-                else:
-                    del receiver  # the generator holds it
+                generator = self._start_handler(endpoint, receiver, route_args)
+                del receiver  # the generator holds it
+                if generator is not None:
                     await self._drive(generator, endpoint.name)
         except anyio.get_cancelled_exc_class():
             # The server cancels the connection (shutdown): the hooks say 1001. No send task:
@@ -304,15 +299,40 @@ class Connection(WSState):
             raise single_exception(group) from None
         finally:
             self.group = None
-            try:
-                if self.handler_running and generator is not None:  # cut short: cancelled
-                    await self._finish_handler(generator, endpoint.name, stop=not cancelled)
-            finally:
-                self.watch.leave(self)
-                if registry is not None:
-                    registry.discard(self)
-                self.finished()
-                await self._run_hooks(endpoint.on_disconnect, endpoint.on_close, cancelled)
+            # Each step bounds itself: the grace period's scope, then a shielded scope per hook.
+            await self._wrap_up(generator, endpoint, registry, cancelled)  # noqa: ASYNC102
+
+    def _start_handler(
+        self, endpoint: Endpoint, receiver: Any, route_args: tuple[Any, ...]
+    ) -> AsyncGenerator[Any, None] | None:
+        """Calls the handler; a failure to start (a wrong arity, say) is the handler's."""
+        try:
+            return endpoint.start(self.scope, receiver, *route_args)
+        except Exception:
+            self._log_failure(endpoint.name)
+            self._handler_ended(failed=True)
+            self.end()
+            return None
+
+    async def _wrap_up(
+        self,
+        generator: AsyncGenerator[Any, None] | None,
+        endpoint: Endpoint,
+        registry: set[Any] | None,
+        cancelled: bool,
+    ) -> None:
+        """Once the group has ended: the handler's cleanup if it was cut short, then the
+        hooks, whatever happened."""
+        try:
+            if self.handler_running and generator is not None:  # cut short: cancelled
+                await self._finish_handler(generator, endpoint.name, stop=not cancelled)
+        finally:
+            self.watch.leave(self)
+            if registry is not None:
+                registry.discard(self)
+            self.finished()
+            # It shields and bounds each hook itself.
+            await self._run_hooks(endpoint.on_disconnect, endpoint.on_close, cancelled)  # noqa: ASYNC102
 
     async def _drive(self, generator: AsyncGenerator[Any, None], name: str) -> None:
         """Sends what the handler yields until it ends or the end is decided."""
@@ -406,7 +426,9 @@ class Connection(WSState):
     def _grace_scope(self) -> anyio.CancelScope:
         """Returns a scope for the handler's cleanup: bounded by the grace period, cancelled
         already once it is over."""
-        scope = anyio.move_on_after(self.limits.disconnect_timeout)
+        # Made before it is entered: trio >= 0.27 counts the deadline from here, anyio's
+        # asyncio backend from entry, a difference of one method call.
+        scope = anyio.move_on_after(self.limits.disconnect_timeout)  # noqa: ASYNC122
         if self.grace_over:
             scope.cancel()
         return scope
