@@ -25,7 +25,6 @@ not merge pay nothing: no task, no event.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Callable
 from types import TracebackType
 from typing import Any, Protocol
@@ -86,7 +85,7 @@ class Merged:
         self._sources: tuple[AsyncIterable[Any], ...] | None = sources  # None once started
         self._wakeable: list[Wakeable] = []  # read in the host task, until each ends
         self._next = 0  # the wakeable source to look at first (round robin)
-        self._parked: deque[_Parked] = deque()  # what the pumps hand over, in arrival order
+        self._parked: list[_Parked] = []  # what the pumps hand over, in arrival order (few)
         self._scopes: list[anyio.CancelScope] = []
         self._pumps = 0  # running
         self._event: anyio.Event | None = None  # exists only while the handler waits
@@ -137,7 +136,7 @@ class Merged:
         if self._closed:
             return None
         if self._parked:
-            parked = self._parked.popleft()
+            parked = self._parked.pop(0)
             parked.taken.set()
             if parked.error is not None:
                 raise parked.error
