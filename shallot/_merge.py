@@ -32,15 +32,18 @@ from typing import Any, Protocol
 import anyio
 from anyio.lowlevel import checkpoint
 
+#: What ``Wakeable._merge_poll`` returns when it has nothing yet (no exception: this is the
+#: path of every wait).
+NOTHING: Any = object()
+
 
 class Wakeable(Protocol):
     """A source the merge reads in the handler's own task (``Subscription`` is one)."""
 
     def _merge_poll(self) -> Any:
-        """Returns the next item at once.
+        """Returns the next item at once, or ``NOTHING``.
 
         Raises:
-            anyio.WouldBlock: nothing yet.
             StopAsyncIteration: the source has ended.
             Exception: the source's error (then it has ended).
         """
@@ -148,9 +151,9 @@ class Merged:
             source = wakeable[index]
             try:
                 item = source._merge_poll()
-            except anyio.WouldBlock:
-                step += 1
-                continue
+                if item is NOTHING:
+                    step += 1
+                    continue
             except StopAsyncIteration:  # it ended: the others go on
                 self._drop(index)
                 continue

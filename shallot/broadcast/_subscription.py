@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
-from typing import Literal, Protocol, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias
 
 import anyio
 from anyio.lowlevel import checkpoint
 
+from .._merge import NOTHING
 from ._errors import BroadcastError, SlowSubscriber
 from ._history import Position, Published, Recovery, Unrecovered
 from ._presence import Joined, Left, Member
@@ -154,10 +155,9 @@ class Subscription:
         if self._buffer:  # no wait: still a checkpoint, or a busy channel starves the others
             await checkpoint()
         while True:
-            try:
-                return self._merge_poll()
-            except anyio.WouldBlock:
-                pass
+            item = self._merge_poll()
+            if item is not NOTHING:
+                return item  # type: ignore[no-any-return]
             channel = self._channel
             assert channel is not None  # _merge_poll raised otherwise
             wakeup = channel.wakeup
@@ -201,11 +201,11 @@ class Subscription:
             return item  # type: ignore[return-value]  # Published was handled above
         raise anyio.WouldBlock
 
-    def _merge_poll(self) -> str | bytes | Gap | Unrecovered | Joined | Left:
-        """Returns the next item without waiting (``_merge.Wakeable``).
+    def _merge_poll(self) -> Any:
+        """Returns the next item without waiting, or ``NOTHING`` when none is buffered and
+        the subscription is open (``_merge.Wakeable``).
 
         Raises:
-            anyio.WouldBlock: nothing is buffered and the subscription is open.
             StopAsyncIteration: the subscription was left or the hub closed.
             SlowSubscriber: the policy is ``disconnect`` and the buffer overflowed.
             RuntimeError: it was not entered.
@@ -221,7 +221,7 @@ class Subscription:
             raise StopAsyncIteration
         if self._channel is None:
             raise RuntimeError("enter the subscription (async with) before reading it")
-        raise anyio.WouldBlock
+        return NOTHING
 
     def _merge_wake(self, wake: Callable[[], None] | None) -> bool:
         """Has the channel call ``wake`` whenever it wakes its subscribers (None: no more),
