@@ -226,12 +226,15 @@ class Subscription:
     def _merge_wake(self, wake: Callable[[], None] | None) -> bool:
         """Has the channel call ``wake`` whenever it wakes its subscribers (None: no more),
         for a merge that reads this subscription in the handler's task (``_merge``). Returns
-        False when it is not open (the merge then reads it with a task, as any iterable)."""
+        False when it is not open, or another merge reads it so (the merge then reads it with
+        a task, as any iterable)."""
         channel = self._channel
         if channel is None or self._state != _OPEN:
             return False
         if wake is None:
             channel.merged.pop(self, None)
+        elif self in channel.merged:  # merged twice at once: the second one reads it as any
+            return False
         else:
             channel.merged[self] = wake
         return True
