@@ -5,9 +5,19 @@ here, passed down as ``fd://``) serves ``/sub`` (a websocket that subscribes to 
 ``news`` and forwards every message) and ``/pub`` (a websocket whose every message is
 published to ``news``, answered ``ok``). The contenders:
 
-- **shallot**: ``hub_lifespan()`` (in memory), ``hub.subscribe`` merged with the receiver;
+- **shallot merge**: ``hub_lifespan()`` (in memory), ``hub.subscribe`` merged with the
+  receiver: the chat shape (docs/broadcast.md), which also reads what the client sends;
+- **shallot push**: the simplest push-only feed a user writes, ``async for message in
+  messages: yield ws_send(message)``; shallot's runner still notices a client that leaves
+  (its receive task reads on the handler's behalf once it is away from its receiver);
+- **raw ASGI**: the floor, a bare ASGI 3 app on the same hub that sends from the
+  connection's own task and never reads (a client that leaves is noticed at the next send);
 - **broadcaster**: encode/broadcaster's ``Broadcast("memory://")`` on Starlette (asyncio
-  worker only: broadcaster is built on asyncio queues), when the package is installed.
+  worker only: broadcaster is built on asyncio queues), when the package is installed. Like
+  the raw app, its endpoint sends from its own task and does not read the client.
+
+Contenders run one after the other, ``--rounds`` times in turn (so the other load of the
+machine spreads over all of them); each figure is the median over the rounds.
 
 One client process (asyncio, the ``websockets`` library, no compression) opens N subscriber
 websockets, then publishes ``--messages`` messages one at a time, each carrying its send time
@@ -17,7 +27,7 @@ deliveries; the fan-out time (the last subscriber's latency), median over messag
 server's resident memory growth (``/proc/<pid>/status`` VmRSS) per subscriber while the N
 websockets are open, websocket and subscription included.
 
-Run: ``.venv/bin/python benchmarks/fanout_ws.py [--quick] [--sizes 1000 10000]``
+Run: ``.venv/bin/python benchmarks/fanout_ws.py [--quick] [--sizes 1000 10000] [--rounds 3]``
 """
 
 from __future__ import annotations
@@ -35,10 +45,19 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
-CONTENDERS = (("shallot", "asyncio"), ("shallot", "trio"), ("broadcaster", "asyncio"))
+CONTENDERS = (
+    ("raw", "asyncio"),
+    ("shallot", "asyncio"),
+    ("push", "asyncio"),
+    ("broadcaster", "asyncio"),
+    ("raw", "trio"),
+    ("shallot", "trio"),
+    ("push", "trio"),
+)
+NAMES = {"raw": "raw ASGI", "shallot": "shallot merge", "push": "shallot push"}
 
 
-def shallot_app() -> Any:
+def shallot_app(push: bool) -> Any:
     from shallot import Receiver, build_server, standard_not_found, websocket, ws_send
     from shallot.broadcast import hub_lifespan
     from shallot.middlewares import apply_middleware, wrap_routes
@@ -51,14 +70,49 @@ def shallot_app() -> Any:
                     yield ws_send(item)
 
     @websocket
+    async def feed(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        async with scope["config"]["hub"].subscribe("news", max_buffer=256) as messages:
+            async for item in messages:
+                yield ws_send(item)
+
+    @websocket
     async def pub(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
         async for text in receiver:
             await scope["config"]["hub"].publish("news", text)
             yield ws_send("ok")
 
-    routes = [("/sub", ["WS"], sub), ("/pub", ["WS"], pub)]
+    routes = [("/sub", ["WS"], feed if push else sub), ("/pub", ["WS"], pub)]
     handler = apply_middleware(wrap_routes(routes))(standard_not_found)
     return build_server(handler, lifespan=hub_lifespan())
+
+
+def raw_app() -> Any:
+    """A bare ASGI 3 app on shallot's hub: the floor of a websocket subscriber's cost."""
+    from shallot.broadcast import open_hub
+
+    hubs: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            async with open_hub() as hub:
+                hubs.append(hub)
+                await send({"type": "lifespan.startup.complete"})
+                await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        if scope["path"] == "/sub":
+            async with hubs[0].subscribe("news", max_buffer=256) as messages:
+                async for item in messages:
+                    await send({"type": "websocket.send", "text": item})
+        else:
+            while (message := await receive())["type"] == "websocket.receive":
+                await hubs[0].publish("news", message["text"])
+                await send({"type": "websocket.send", "text": "ok"})
+
+    return app
 
 
 def broadcaster_app() -> Any:
@@ -99,7 +153,12 @@ def serve(contender: str, worker: str, fd: int) -> None:
     config.accesslog = None
     config.loglevel = "WARNING"
     config.backlog = 4096
-    app = shallot_app() if contender == "shallot" else broadcaster_app()
+    if contender == "broadcaster":
+        app = broadcaster_app()
+    elif contender == "raw":
+        app = raw_app()
+    else:
+        app = shallot_app(push=contender == "push")
     if worker == "asyncio":
         from hypercorn.asyncio import serve as asyncio_serve
 
@@ -207,31 +266,51 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1,000 subscribers, 10 messages")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000])
     parser.add_argument("--messages", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=3, help="each contender, in turn")
+    parser.add_argument("--only", nargs="+", help="contenders (raw shallot push broadcaster)")
     options = parser.parse_args()
     sizes = [1_000] if options.quick else options.sizes
     messages = 10 if options.quick else options.messages
+    rounds = 1 if options.quick else options.rounds
+    contenders = [
+        (contender, worker)
+        for contender, worker in CONTENDERS
+        if (contender != "broadcaster" or have_broadcaster())
+        and (not options.only or contender in options.only)
+    ]
     rows = []
     for count in sizes:
-        for contender, worker in CONTENDERS:
-            if contender == "broadcaster" and not have_broadcaster():
-                continue
-            result = run(contender, worker, count, messages)
-            rows.append((contender, worker, count, result))
-            print(f"  {contender} {worker} {count}: {result}", file=sys.stderr)
+        results: dict[tuple[str, str], list[dict[str, float]]] = {}
+        for _ in range(rounds):
+            for contender, worker in contenders:
+                result = run(contender, worker, count, messages)
+                results.setdefault((contender, worker), []).append(result)
+                shown = {key: round(value, 1) for key, value in result.items()}
+                print(f"  {contender} {worker} {count}: {shown}", file=sys.stderr)
+        for (contender, worker), found in results.items():
+            median = {key: statistics.median(r[key] for r in found) for key in found[0]}
+            rows.append((NAMES.get(contender, contender), worker, count, median))
     print()
     print(
         f"One publish to N websocket subscribers over hypercorn (Python {sys.version.split()[0]})"
     )
     header = (
-        f"{'contender':11}  {'worker':7}  {'N':>6}  {'p50 ms':>7}  {'p99 ms':>7}"
-        f"  {'fan-out ms':>10}  {'B/subscriber':>12}"
+        f"{'contender':13}  {'worker':7}  {'N':>6}  {'p50 ms':>7}  {'p99 ms':>7}"
+        f"  {'fan-out ms':>10}  {'B/subscriber':>12}  {'fan-out/raw':>11}  {'B/raw':>5}"
     )
     print(header)
     print("-" * len(header))
+    floors = {(worker, count): r for contender, worker, count, r in rows if contender == "raw ASGI"}
     for contender, worker, count, r in rows:
+        floor = floors.get((worker, count))
+        ratios = (
+            f"  {r['fanout'] / floor['fanout']:>11.2f}  {r['bytes'] / floor['bytes']:>5.2f}"
+            if floor
+            else ""
+        )
         print(
-            f"{contender:11}  {worker:7}  {count:>6}  {r['p50']:>7.1f}  {r['p99']:>7.1f}"
-            f"  {r['fanout']:>10.1f}  {r['bytes']:>12,.0f}"
+            f"{contender:13}  {worker:7}  {count:>6}  {r['p50']:>7.1f}  {r['p99']:>7.1f}"
+            f"  {r['fanout']:>10.1f}  {r['bytes']:>12,.0f}{ratios}"
         )
     if not have_broadcaster():
         print("broadcaster: skipped (pip install broadcaster starlette to compare)")

@@ -15,12 +15,14 @@ the seam between recovered and live messages never doubles one.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from types import TracebackType
-from typing import Literal, Protocol, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias
 
 import anyio
 from anyio.lowlevel import checkpoint
 
+from .._merge import NOTHING
 from ._errors import BroadcastError, SlowSubscriber
 from ._history import Position, Published, Recovery, Unrecovered
 from ._presence import Joined, Left, Member
@@ -57,22 +59,27 @@ class Registry(Protocol):
 
 
 class Channel:
-    """A channel's subscriptions in this process, and the event those with nothing to read
-    wait on; how many of them want join and leave items."""
+    """A channel's subscriptions in this process, the event those with nothing to read wait
+    on, and the wake-ups of those a websocket handler merges (``receiver.merge``: the handler
+    waits on its merge, not on the channel); how many want join and leave items."""
 
-    __slots__ = ("subscribers", "wakeup", "watchers")
+    __slots__ = ("merged", "subscribers", "wakeup", "watchers")
 
     def __init__(self) -> None:
         self.subscribers: dict[Subscription, None] = {}
         self.wakeup: anyio.Event | None = None
+        self.merged: dict[Subscription, Callable[[], None]] = {}
         self.watchers = 0
 
     def wake(self) -> None:
-        """Wakes every subscription of the channel that waits."""
+        """Wakes every subscription of the channel that waits, and every merge of one."""
         wakeup = self.wakeup
         if wakeup is not None:
             self.wakeup = None
             wakeup.set()
+        if self.merged:
+            for wake in self.merged.values():
+                wake()
 
 
 class Subscription:
@@ -148,18 +155,11 @@ class Subscription:
         if self._buffer:  # no wait: still a checkpoint, or a busy channel starves the others
             await checkpoint()
         while True:
-            if self._buffer:
-                try:
-                    return self.receive_nowait()
-                except anyio.WouldBlock:  # only duplicates at the history/live seam were left
-                    continue
-            if self._error is not None:
-                raise SlowSubscriber(self.channel, self._error.dropped)
-            if self._state == _CLOSED:
-                raise StopAsyncIteration
+            item = self._merge_poll()
+            if item is not NOTHING:
+                return item  # type: ignore[no-any-return]
             channel = self._channel
-            if channel is None:
-                raise RuntimeError("enter the subscription (async with) before reading it")
+            assert channel is not None  # _merge_poll raised otherwise
             wakeup = channel.wakeup
             if wakeup is None:
                 wakeup = channel.wakeup = anyio.Event()
@@ -200,6 +200,44 @@ class Subscription:
                 self._epoch, self._offset = item.position
             return item  # type: ignore[return-value]  # Published was handled above
         raise anyio.WouldBlock
+
+    def _merge_poll(self) -> Any:
+        """Returns the next item without waiting, or ``NOTHING`` when none is buffered and
+        the subscription is open (``_merge.Wakeable``).
+
+        Raises:
+            StopAsyncIteration: the subscription was left or the hub closed.
+            SlowSubscriber: the policy is ``disconnect`` and the buffer overflowed.
+            RuntimeError: it was not entered.
+        """
+        if self._buffer:
+            try:
+                return self.receive_nowait()
+            except anyio.WouldBlock:  # only duplicates at the history/live seam were left
+                pass
+        if self._error is not None:
+            raise SlowSubscriber(self.channel, self._error.dropped)
+        if self._state == _CLOSED:
+            raise StopAsyncIteration
+        if self._channel is None:
+            raise RuntimeError("enter the subscription (async with) before reading it")
+        return NOTHING
+
+    def _merge_wake(self, wake: Callable[[], None] | None) -> bool:
+        """Has the channel call ``wake`` whenever it wakes its subscribers (None: no more),
+        for a merge that reads this subscription in the handler's task (``_merge``). Returns
+        False when it is not open, or another merge reads it so (the merge then reads it with
+        a task, as any iterable)."""
+        channel = self._channel
+        if channel is None or self._state != _OPEN:
+            return False
+        if wake is None:
+            channel.merged.pop(self, None)
+        elif self in channel.merged:  # merged twice at once: the second one reads it as any
+            return False
+        else:
+            channel.merged[self] = wake
+        return True
 
     @property
     def position(self) -> Position | None:
@@ -278,8 +316,13 @@ class Subscription:
 
     def _close(self) -> None:
         self._state = _CLOSED
-        if self._waiting and self._channel is not None:
-            self._channel.wake()  # the others wake too, find nothing new, and wait again
+        channel = self._channel
+        if channel is not None:
+            wake = channel.merged.pop(self, None)
+            if wake is not None:
+                wake()
+            if self._waiting:
+                channel.wake()  # the others wake too, find nothing new, and wait again
 
 
 def _is_marker(item: object) -> bool:
