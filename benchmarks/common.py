@@ -53,6 +53,15 @@ def verdict(value: float, limit: float, at_most: bool = True) -> str:
     return "met" if ok else "MISSED"
 
 
+def rss(pid: int) -> int:
+    """Returns the resident memory of process ``pid`` in bytes (Linux: ``/proc``)."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
 def environment() -> str:
     """Returns the machine, the versions and the date, as Markdown lines."""
     model = "unknown"

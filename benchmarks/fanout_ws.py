@@ -45,6 +45,8 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
+from common import rss
+
 CONTENDERS = (
     ("raw", "asyncio"),
     ("shallot", "asyncio"),
@@ -168,14 +170,6 @@ def serve(contender: str, worker: str, fd: int) -> None:
         from hypercorn.trio import serve as trio_serve
 
         trio.run(partial(trio_serve, app, config))  # type: ignore[arg-type]
-
-
-def rss(pid: int) -> int:
-    with open(f"/proc/{pid}/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
 
 
 async def measure(port: int, pid: int, count: int, messages: int) -> dict[str, float]:

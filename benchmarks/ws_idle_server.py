@@ -28,20 +28,11 @@ import time
 from typing import Any
 
 from apps import CONTENDERS, WS_PATH
-from common import DASH, cell, environment, interleaved, median, ratio, table
+from common import DASH, cell, environment, interleaved, median, ratio, rss, table
 
 WORKERS = ("asyncio", "trio")
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _CONCURRENT_HANDSHAKES = 100
-
-
-def rss(pid: int) -> int:
-    """Returns the resident memory of process ``pid`` in bytes."""
-    with open(f"/proc/{pid}/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
 
 
 # -- the client process ---------------------------------------------------------------------------

@@ -126,8 +126,10 @@ async def serve(
                 finally:
                     with anyio.CancelScope(shield=True):
                         await _wind_down(app, relay, config, stop, finished, server_scope)
-                        with anyio.move_on_after(config.shutdown_timeout):
+                        with anyio.move_on_after(config.shutdown_timeout) as stopping:
                             failure = await lifespan.stop()  # on_stop, once nothing else runs
+                        if stopping.cancelled_caught:
+                            failure = f"did not finish within {config.shutdown_timeout}s"
             finally:
                 lifespan.close()
                 listener.close()  # unless hypercorn took it over (a failed startup)

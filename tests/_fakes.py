@@ -90,3 +90,15 @@ class FakePeer:
     def close(self) -> None:
         self.to_app.close()
         self.from_app.close()
+
+
+class Seen:
+    """What the handler and the hooks saw, and an event set when ``on_close`` ran."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+        self.closed = anyio.Event()
+
+    async def on_close(self, scope: dict[str, Any]) -> None:
+        self.events.append("on_close")
+        self.closed.set()

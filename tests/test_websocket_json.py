@@ -12,15 +12,7 @@ import pytest
 from shallot import JSONReceiver, Receiver, WSDisconnect, build_server, websocket, ws_send_json
 from shallot.testing import TestClient, WebSocketClosed
 
-
-class Seen:
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-        self.closed = anyio.Event()
-
-    async def on_close(self, scope: dict[str, Any]) -> None:
-        self.events.append("on_close")
-        self.closed.set()
+from ._fakes import Seen
 
 
 def json_echo(seen: Seen, **options: Any) -> Any:

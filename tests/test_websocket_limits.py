@@ -13,23 +13,11 @@ from shallot import Receiver, WSDisconnect, build_server, websocket, ws_close, w
 from shallot._types import Message
 from shallot.testing import TestClient, WebSocketClosed, WebSocketRejected
 
-from ._fakes import websocket_scope
+from ._fakes import Seen, websocket_scope
 
 IDLE = 0.3
 INTERVAL = 0.02
 IDLE_REASON = "idle: nothing received for 0.1s"
-
-
-class Seen:
-    """What the handler and the hooks saw, and an event set when ``on_close`` ran."""
-
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-        self.closed = anyio.Event()
-
-    async def on_close(self, scope: dict[str, Any]) -> None:
-        self.events.append("on_close")
-        self.closed.set()
 
 
 def echo_endpoint(seen: Seen, **options: Any) -> Any:
