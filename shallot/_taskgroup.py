@@ -35,6 +35,7 @@ from anyio.abc import TaskGroup
 from ._errors import WSDisconnect, single_exception
 from ._types import Receive, Request, Send
 from ._watch import Spawn, Watch
+from ._ws_limits import Limits
 from ._ws_messages import GOING_AWAY
 from ._ws_state import (
     _SHUTTING_DOWN,
@@ -44,7 +45,6 @@ from ._ws_state import (
     READ_FOR_HANDLER,
     STOP_SEND,
     WAIT,
-    Limits,
     WSState,
 )
 

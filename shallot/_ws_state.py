@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._types import Message
-from ._ws_limits import RATE_EXCEEDED, Meter, idle_reason, slow_reason
+from ._ws_limits import RATE_EXCEEDED, Limits, idle_reason, slow_reason
 from ._ws_messages import (
     ABNORMAL,
     GOING_AWAY,
@@ -63,72 +63,6 @@ _SHUTTING_DOWN = "server shutting down"
 
 #: Close codes a peer reports but that never go on the wire (RFC 6455 §7.4.1).
 _NOT_SENDABLE = (1005, 1006, 1015)
-
-
-class Limits:
-    """Per-endpoint websocket settings, validated once by ``@websocket``."""
-
-    __slots__ = (
-        "close_timeout",
-        "disconnect_timeout",
-        "idle_timeout",
-        "max_burst",
-        "max_connections",
-        "max_message_size",
-        "max_queue",
-        "max_queue_bytes",
-        "max_rate",
-        "metered",
-        "push_only_after",
-        "send_timeout",
-        "text_limit",
-        "watch_interval",
-    )
-
-    def __init__(
-        self,
-        *,
-        max_queue: int,
-        max_queue_bytes: int,
-        max_message_size: int,
-        disconnect_timeout: float,
-        close_timeout: float,
-        send_timeout: float,
-        watch_interval: float = 0.1,
-        push_only_after: float = 2.0,
-        idle_timeout: float | None = None,
-        max_connections: int | None = None,
-        max_rate: float | None = None,
-        max_burst: int | None = None,
-    ) -> None:
-        self.max_queue = max_queue
-        self.max_queue_bytes = max_queue_bytes
-        self.max_message_size = max_message_size
-        # A text of at most this many characters is at most max_message_size bytes in UTF-8.
-        self.text_limit = max_message_size // 4
-        self.disconnect_timeout = disconnect_timeout
-        self.close_timeout = close_timeout
-        self.send_timeout = send_timeout
-        self.watch_interval = watch_interval
-        self.push_only_after = push_only_after
-        self.idle_timeout = idle_timeout
-        self.max_connections = max_connections
-        self.max_rate = max_rate
-        # A burst of one second's worth by default, at least one message.
-        self.max_burst = max_burst or (None if max_rate is None else max(1, math.ceil(max_rate)))
-        self.metered = idle_timeout is not None or max_rate is not None  # a Meter per connection
-
-    def meter(self, now: float, clock: Callable[[], float]) -> Meter | None:
-        """Returns a connection's meter, or None when no inbound limit is set (issue 14)."""
-        if not self.metered:
-            return None
-        return Meter(
-            now=now,
-            clock=clock,
-            idle_timeout=self.idle_timeout,
-            max_rate=self.max_rate,
-            max_burst=self.max_burst or 1,
-        )
 
 
 def _close(code: int, reason: str = "") -> Message:

@@ -33,9 +33,8 @@ from ._types import (
     WSHandler,
 )
 from ._watch import Watch
-from ._ws_limits import Seats
+from ._ws_limits import Limits, Seats
 from ._ws_messages import TRY_AGAIN_LATER, classify_connect
-from ._ws_state import Limits
 from .response import text
 
 __all__ = ["JSONReceiver", "Receiver", "WSDisconnect", "websocket"]  # WSDisconnect: its 2.0 home

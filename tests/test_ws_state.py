@@ -10,6 +10,7 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from shallot._ws_limits import Limits
 from shallot._ws_state import (
     CLOSE,
     CLOSED,
@@ -26,7 +27,6 @@ from shallot._ws_state import (
     READ_FOR_HANDLER,
     STOP_SEND,
     WAIT,
-    Limits,
     WSState,
 )
 
