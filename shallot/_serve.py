@@ -6,7 +6,7 @@ asyncio and one for trio. The listening socket is bound here, before hypercorn s
 
 ``serve`` runs the app's lifespan itself, around hypercorn (which gets a stand-in), so that it
 can stop hypercorn as soon as the app has nothing left to do and still run the app's shutdown
-last. Shutdown, whether the caller's scope is cancelled or ``shutdown_trigger`` returns, is
+last (``_relay``). Shutdown, whether the caller's scope is cancelled or ``shutdown_trigger`` returns, is
 graceful: the app is told first (a shallot app refuses new websockets with 503 and closes open
 ones with 1001); its calls in flight get ``grace_period`` to finish; then hypercorn stops
 accepting and gets a moment to close its connections (it would otherwise wait for the ping
@@ -37,7 +37,8 @@ from anyio.abc import TaskStatus
 
 from ._errors import single_exception
 from ._lifespan_driver import LifespanDriver, LifespanError
-from ._types import ASGIApp, Receive, Scope, Send
+from ._relay import Relay, wind_down
+from ._types import ASGIApp
 
 if TYPE_CHECKING:
     from hypercorn.config import Config
@@ -47,8 +48,6 @@ if sys.version_info < (3, 11):  # pragma: no cover
 
 logger = logging.getLogger("shallot")
 
-#: How much longer than the grace period hypercorn may take to wind down before it is cancelled.
-_MARGIN = 2.0
 #: Defaults of the liveness options (seconds): uvicorn pings every 20 s too.
 PING_INTERVAL = 20.0
 TCP_USER_TIMEOUT = 40.0
@@ -91,7 +90,7 @@ async def serve(
     config.bind = [f"fd://{listener.fileno()}"]
     hypercorn_serve = _pick_hypercorn()
 
-    relay = _Relay(app)
+    relay = Relay(app)
     lifespan = LifespanDriver(app)
     stop, finished, requested = anyio.Event(), anyio.Event(), anyio.Event()
     server_scope = anyio.CancelScope(shield=True)  # the caller's cancellation starts a shutdown
@@ -125,7 +124,7 @@ async def serve(
                     await requested.wait()
                 finally:
                     with anyio.CancelScope(shield=True):
-                        await _wind_down(app, relay, config, stop, finished, server_scope)
+                        await wind_down(app, relay, config, stop, finished, server_scope)
                         with anyio.move_on_after(config.shutdown_timeout) as stopping:
                             failure = await lifespan.stop()  # on_stop, once nothing else runs
                         if stopping.cancelled_caught:
@@ -168,87 +167,6 @@ async def _start(lifespan: LifespanDriver, tg: anyio.abc.TaskGroup, seconds: flo
         await lifespan.start(tg, shield=True)
     if scope.cancelled_caught:
         raise LifespanError(f"lifespan startup did not finish within {seconds}s")
-
-
-class _Relay:
-    """The app as hypercorn sees it: each HTTP and websocket call is counted, so that a
-    shutdown knows when the app has nothing left to do, and the lifespan is a stand-in,
-    since ``serve`` runs the app's own lifespan around hypercorn.
-
-    hypercorn keeps a closed websocket's ping task until its next ping is due (up to
-    ``websocket_ping_interval``) and waits for such tasks at shutdown; once the count is zero,
-    ``serve`` stops hypercorn instead of waiting for them.
-    """
-
-    __slots__ = ("app", "idle", "lifespan_scope", "running", "state")
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.state: dict[str, Any] = {}
-        self.running = 0
-        self.idle: anyio.Event | None = None
-        self.lifespan_scope = anyio.CancelScope()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(scope, receive, send)
-            return
-        self.running += 1
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.running -= 1
-            if not self.running and self.idle is not None:
-                self.idle.set()
-
-    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        with self.lifespan_scope:  # cancelled when serve stops hypercorn early
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                state = scope.get("state")
-                if state is not None:  # copied into each request's scope by hypercorn
-                    state.update(self.state)
-                await send({"type": "lifespan.startup.complete"})
-                message = await receive()
-            if message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-
-    async def wait_idle(self) -> None:
-        while self.running:
-            self.idle = anyio.Event()
-            await self.idle.wait()
-
-
-#: How long hypercorn has to flush what the app sent and close its connections, once the app
-#: has nothing left running: what is left then is idle keep-alive connections and ping timers.
-_LINGER = 0.25
-
-
-async def _wind_down(
-    app: ASGIApp,
-    relay: _Relay,
-    config: Config,
-    stop: anyio.Event,
-    finished: anyio.Event,
-    server_scope: anyio.CancelScope,
-) -> None:
-    """Stops the app first, then hypercorn: in-flight calls get the grace period to finish,
-    then hypercorn gets ``_LINGER`` to close its connections, and is cancelled after that."""
-    begin = getattr(app, "begin_shutdown", None)
-    if begin is not None:  # a shallot app: refuse new websockets, close open ones (1001)
-        begin()
-    with anyio.move_on_after(config.graceful_timeout):
-        await relay.wait_idle()
-    # hypercorn reads its grace period once stopped: nothing of the app's is left to wait for.
-    config.graceful_timeout = _LINGER
-    stop.set()
-    with anyio.move_on_after(_LINGER + _MARGIN):
-        await finished.wait()
-    if not finished.is_set():  # a call that ignores cancellation, or a stuck connection
-        relay.lifespan_scope.cancel()
-        server_scope.cancel()
-        with anyio.move_on_after(_MARGIN):
-            await finished.wait()
 
 
 def _listen(host: str, port: int, backlog: int, user_timeout: float | None) -> socket.socket:
