@@ -6,11 +6,11 @@ asyncio and one for trio. The listening socket is bound here, before hypercorn s
 
 ``serve`` runs the app's lifespan itself, around hypercorn (which gets a stand-in), so that it
 can stop hypercorn as soon as the app has nothing left to do and still run the app's shutdown
-last (``_relay``). Shutdown, whether the caller's scope is cancelled or ``shutdown_trigger`` returns, is
-graceful: the app is told first (a shallot app refuses new websockets with 503 and closes open
-ones with 1001); its calls in flight get ``grace_period`` to finish; then hypercorn stops
-accepting and gets a moment to close its connections (it would otherwise wait for the ping
-timers of closed websockets), and the app's lifespan shutdown runs.
+last (``_relay``). Shutdown, whether the caller's scope is cancelled or ``shutdown_trigger``
+returns, is graceful: the app is told first (a shallot app refuses new websockets with 503 and
+closes open ones with 1001); its calls in flight get ``grace_period`` to finish; then hypercorn
+stops accepting and gets a moment to close its connections (it would otherwise wait for the
+ping timers of closed websockets), and the app's lifespan shutdown runs.
 
 Dead peers and clients that stop reading (issues 13 and 14): ASGI shows an app no pongs and
 hypercorn has no pong timeout, so ``serve`` combines two things that exist. hypercorn pings

@@ -13,10 +13,8 @@ import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, overload
 
-from ._asgi import deny_handshake
 from ._checks import positive
-from ._errors import ASGIProtocolError, WSDisconnect
-from ._http import INTERNAL_ERROR
+from ._errors import WSDisconnect
 from ._lifespan import AppTakeover
 from ._receiver import JSONReceiver, Receiver
 from ._taskgroup import Connection
@@ -26,15 +24,14 @@ from ._types import (
     HandlerResult,
     Hook,
     LegacyHook,
-    Message,
     Receive,
     Request,
     Send,
     WSHandler,
 )
 from ._watch import Watch
+from ._ws_handshake import handshake, refuse_when_full
 from ._ws_limits import Limits, Seats
-from ._ws_messages import TRY_AGAIN_LATER, classify_connect
 from .response import text
 
 __all__ = ["JSONReceiver", "Receiver", "WSDisconnect", "websocket"]  # WSDisconnect: its 2.0 home
@@ -262,7 +259,7 @@ class _Takeover(AppTakeover):
                 endpoint.name,
                 endpoint.options.max_connections,
             )
-            await _refuse_when_full(self.request, receive, send)
+            await refuse_when_full(self.request, receive, send)
             return
         try:
             await self._run(receive, send)
@@ -278,7 +275,7 @@ class _Takeover(AppTakeover):
             watch, registry = app.watches.watch_for(limits.watch_interval), app.connections
         connection = Connection(request, receive, send, limits, watch)
         return connection.run(
-            _handshake(request, receive, send, endpoint.on_connect),
+            handshake(request, receive, send, endpoint.on_connect),
             endpoint,
             endpoint.receiver_type(connection),
             self.route_args,
@@ -289,32 +286,6 @@ class _Takeover(AppTakeover):
 def _optional(check: Callable[..., Any], name: str, value: Any, **options: Any) -> Any:
     """Returns ``value`` checked by ``check``, or None: the limit is off."""
     return None if value is None else check(name, value, **options)
-
-
-async def _refuse_when_full(request: Request, receive: Receive, send: Send) -> None:
-    """Refuses a handshake over ``max_connections``: 503 where the server can answer a
-    handshake with an HTTP response (ASGI ``websocket.http.response``); elsewhere ASGI allows
-    only a 403 before accept, which would tell the client the wrong thing, so the connection is
-    accepted and closed at once with 1013 ("try again later")."""
-    message: Message = await receive()
-    if message["type"] != "websocket.connect":
-        return  # the client left before the handshake
-    try:
-        if "websocket.http.response" in (request.get("extensions") or {}):
-            await deny_handshake(request, send, _FULL)
-        else:
-            await send({"type": "websocket.accept", "subprotocol": None})
-            await send({"type": "websocket.close", "code": TRY_AGAIN_LATER, "reason": _LATER})
-    except OSError:  # ASGI 2.4: the client has gone
-        pass
-
-
-_LATER = "try again later"
-_FULL = text(
-    "Service Unavailable: too many connections, try again later",
-    status=503,
-    headers={"retry-after": "1"},
-)
 
 
 def _takes_scope(hook: Hook | LegacyHook | None) -> Hook | None:
@@ -344,37 +315,3 @@ async def _coroutine_messages(
     result = await function(scope, receiver, *route_args)
     if result is not None:
         yield result
-
-
-async def _handshake(
-    request: Request, receive: Receive, send: Send, on_connect: ConnectHook | None
-) -> bool:
-    """Performs the opening handshake; returns whether the connection was accepted."""
-    message: Message = await receive()
-    if message["type"] == "websocket.disconnect":
-        return False
-    if message["type"] != "websocket.connect":
-        raise ASGIProtocolError(
-            f"a websocket began with {message['type']!r}, not websocket.connect"
-        )
-    if on_connect is None:
-        await send({"type": "websocket.accept", "subprotocol": None})
-        return True
-    try:
-        result = await on_connect(request)
-    except Exception:
-        logger.exception("websocket on_connect hook failed; handshake refused")
-        await deny_handshake(request, send, INTERNAL_ERROR)
-        return False
-    verdict, answer = classify_connect(result, list(request.get("subprotocols") or ()))
-    if verdict == "accept":
-        await send(answer)  # type: ignore[arg-type]
-        return True
-    if verdict == "close":
-        await send(answer)  # type: ignore[arg-type]
-    elif verdict == "http":
-        await deny_handshake(request, send, answer)
-    else:
-        logger.error("websocket handshake refused: %s", answer)
-        await deny_handshake(request, send, INTERNAL_ERROR)
-    return False
