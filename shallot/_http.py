@@ -1,5 +1,6 @@
-"""One HTTP request end to end: read it (``_request``), call the handler, and turn the
-response dict into ``http.response.*`` messages, a body at once or a stream chunk by chunk.
+"""One HTTP request end to end: read it (``_request``), call the handler, and send the response
+dict (encoded by ``_prepare``) as ``http.response.*`` messages, a body at once or a stream
+chunk by chunk.
 
 The hot path of a plain request (no body announced, a ``body`` response) opens no task group
 and no timeout scope: a request without ``content-length`` or ``transfer-encoding`` has no body
@@ -18,6 +19,7 @@ import anyio
 
 from ._body import BodyStream
 from ._failures import handler_name, log_raised, log_unusable, run_takeover
+from ._prepare import InvalidResponse, prepare
 from ._request import (
     ClientGone,
     Limits,
@@ -37,122 +39,8 @@ logger = logging.getLogger("shallot")
 _SMALL_BODY = 64 * 1024
 
 
-class InvalidResponse(Exception):
-    """A handler returned something shallot cannot send."""
-
-
 INTERNAL_ERROR = plain(500, "Internal Server Error")
 SERVICE_UNAVAILABLE = plain(503, "Service Unavailable")
-
-
-def _encode_headers(headers: Any) -> tuple[list[tuple[bytes, bytes]], bool]:
-    """Returns the headers as ASGI pairs and whether a content-length is among them."""
-    items = headers.items() if isinstance(headers, dict) else headers
-    raw: list[tuple[bytes, bytes]] = []
-    has_length = False
-    for name, value in items:
-        key = name.encode("latin-1") if type(name) is str else bytes(name)
-        if type(value) is str or isinstance(value, str):
-            # latin-1 is what HTTP carries; shallot 2.0 sent UTF-8, which servers pass on as
-            # obs-text (RFC 9110 §5.5), so values latin-1 cannot hold keep working.
-            try:
-                data = value.encode("latin-1")
-            except UnicodeEncodeError:
-                data = value.encode()
-        elif isinstance(value, (bytes, bytearray)):
-            data = bytes(value)
-        elif isinstance(value, int):  # content-length given as a number
-            data = str(value).encode()
-        else:
-            raise InvalidResponse(f"header {name!r} has a {type(value).__name__} value")
-        if len(key) == 14 and key.lower() == b"content-length":
-            has_length = True
-        raw.append((key, data))
-    return raw, has_length
-
-
-#: Response header pairs already encoded, (str name, str value) -> (bytes, bytes): handlers
-#: send the same few (content-type, cache-control, ...) again and again. Bounded; values that
-#: differ per response (etags, locations) simply stop being remembered once it is full.
-_PAIRS: dict[tuple[str, str], tuple[bytes, bytes]] = {}
-_MAX_PAIRS = 256
-_MAX_PAIR_VALUE = 128
-#: The content-length pairs of bodies up to 1 KiB, made on first use.
-_LENGTHS: dict[int, tuple[bytes, bytes]] = {}
-
-
-def _content_length(length: int) -> tuple[bytes, bytes]:
-    pair = _LENGTHS.get(length)
-    if pair is None:
-        pair = (b"content-length", b"%d" % length)
-        if length <= 1024:
-            _LENGTHS[length] = pair
-    return pair
-
-
-def prepare(response: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes | None, Any]:
-    """Returns (status, ASGI headers, body, stream) of a response dict.
-
-    Raises:
-        InvalidResponse: it is not a response shallot can send.
-    """
-    if type(response) is dict:
-        # The common shape (int status, str->str header dict, bytes body) in one pass, with
-        # the header pairs and content-lengths seen before already encoded (issue 18).
-        body, status = response.get("body"), response.get("status")
-        if type(body) is bytes and type(status) is int and 200 <= status <= 999:
-            headers = response.get("headers")
-            if "stream" in response:
-                pass
-            elif headers is None:
-                return status, [_LENGTHS.get(len(body)) or _content_length(len(body))], body, None
-            elif type(headers) is dict:
-                raw = []
-                length = status != 204 and status != 304  # whether to add a content-length
-                pairs = _PAIRS
-                try:
-                    for item in headers.items():
-                        pair = pairs.get(item)
-                        if pair is None:
-                            key, value = item
-                            pair = (key.encode("latin-1"), value.encode("latin-1"))
-                            if len(key) == 14 and key.lower() == "content-length":
-                                length = False  # never remembered: a hit must not hide it
-                            elif len(pairs) < _MAX_PAIRS and len(value) <= _MAX_PAIR_VALUE:
-                                pairs[item] = pair
-                        raw.append(pair)
-                except (AttributeError, TypeError, UnicodeEncodeError):
-                    pass  # not all str, or not latin-1: the general path below
-                else:
-                    if length:
-                        raw.append(_LENGTHS.get(len(body)) or _content_length(len(body)))
-                    return status, raw, body, None
-    if not isinstance(response, dict):
-        raise InvalidResponse(f"returned {response!r}, not a response dict")
-    status = response.get("status")
-    if type(status) is not int or not 100 <= status <= 999:
-        raise InvalidResponse(f"returned status {status!r}; it must be an int from 100 to 999")
-    try:
-        headers, has_length = _encode_headers(response.get("headers") or ())
-    except (UnicodeEncodeError, ValueError, TypeError) as error:
-        raise InvalidResponse(f"returned unusable headers: {error}") from None
-    stream = response.get("stream")
-    if stream is not None:
-        if not hasattr(stream, "__aiter__"):
-            raise InvalidResponse(f"returned a stream that is not async iterable: {stream!r}")
-        return status, headers, None, stream
-    body = response.get("body")
-    if body is None:
-        body = b""
-    elif isinstance(body, str):
-        body = body.encode()
-    elif isinstance(body, (bytearray, memoryview)):
-        body = bytes(body)
-    elif not isinstance(body, bytes):
-        raise InvalidResponse(f"returned a {type(body).__name__} body; it must be bytes")
-    if not has_length and status >= 200 and status not in (204, 304):
-        headers.append((b"content-length", str(len(body)).encode()))
-    return status, headers, body, None
 
 
 async def send_body(
