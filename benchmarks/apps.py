@@ -284,8 +284,29 @@ async def empty_body() -> MutableMapping[str, Any]:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
-async def drop(message: MutableMapping[str, Any]) -> None:
-    """A ``send`` for timing loops: drops what the app sends."""
+def declare_plain_sender(owner: type) -> None:
+    """Declares to shallot that the ``send`` of ``owner`` opens no cancel scope (see ``Sink``)."""
+    from shallot import _sending
+
+    known = getattr(_sending, "PLAIN_SENDERS", None)  # None: a shallot without it (before)
+    if known is not None:
+        known.add(f"{owner.__module__}.{owner.__qualname__}")
+
+
+class Sink:
+    """Stands in for a server in timing loops: its ``send`` drops what the app sends.
+
+    Like hypercorn's and uvicorn's sends, it opens no cancel scope, so it is declared to
+    shallot as a server's own (``shallot._sending.PLAIN_SENDERS``): shallot then takes the path
+    it takes under those servers, and bounds a send by the response timeout only once it waits.
+    """
+
+    async def send(self, message: MutableMapping[str, Any]) -> None:
+        """Drops ``message``."""
+
+
+drop = Sink().send
+declare_plain_sender(Sink)
 
 
 def ws_scope(path: str = WS_PATH) -> dict[str, Any]:

@@ -8,19 +8,23 @@ the app's. So ``e2e.py`` also measures, inside each server process, what the app
   ``every`` (4 by default) from the app's first line to its return, minus the time the app
   spent awaiting the server's ``send`` and ``receive``: what is left is the app's own work (its
   CPU time, plus whatever preempted the process meanwhile). The other requests pass through
-  one extra coroutine frame. Websocket and lifespan scopes pass through untimed.
+  one extra coroutine frame. Websocket and lifespan scopes pass through untimed. The sends are
+  timed inside hypercorn's own ``send`` method, so the app is handed the server's very
+  ``send`` (shallot treats a server's send it knows differently from an unknown wrapper).
 - The samples go to a ring of ``SLOTS`` nanosecond counts in a file the benchmark process
   mapped too (``/dev/shm`` where there is one), with a running count in front, so that process
   reads the samples of exactly one load run (``mark()`` before, ``since(mark)`` after) while
   the server keeps serving: sampled over the whole run, nothing to stop or signal.
 
-The probe's own cost (its frames around ``send``, two clock reads per await) is inside every
-contender's figure alike, so the raw column is the floor *including* the probe, and
+The probe's own cost (a frame inside ``send`` and around ``receive``, two clock reads per
+await) is inside every contender's figure alike, so the raw column is the floor *including*
+the probe, and
 ``shallot - raw`` is the framework's own time per request.
 """
 
 from __future__ import annotations
 
+import contextvars
 import mmap
 import os
 import statistics
@@ -40,6 +44,55 @@ SLOTS = 1 << 18
 _HEAD = struct.Struct("<q")  # the running count of samples
 _SAMPLE = struct.Struct("<I")  # one sample, in ns (clamped to 2**32 - 1)
 _SIZE = _HEAD.size + SLOTS * _SAMPLE.size
+
+
+#: The request being timed in this task, if it is: what ``_time_sends`` adds the sends to.
+_timing: contextvars.ContextVar[Timed | None] = contextvars.ContextVar("timing", default=None)
+
+
+class Timed:
+    """One timed request: the time it spent awaiting the server's ``send`` and ``receive``."""
+
+    __slots__ = ("_receive", "waited")
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.waited = 0
+
+    async def receive(self) -> Message:
+        started = time.perf_counter_ns()
+        try:
+            return await self._receive()
+        finally:
+            self.waited += time.perf_counter_ns() - started
+
+
+def _time_sends() -> None:
+    """Times hypercorn's own ``send`` in place (its class's method), for the request being timed.
+
+    The app keeps the server's very ``send``, a method of hypercorn's stream: shallot knows
+    that one, and bounds it by its response timeout only once it waits (``shallot._sending``);
+    a wrapper of the probe's would be a ``send`` shallot does not know, given a scope up front.
+    """
+    from hypercorn.protocol.http_stream import HTTPStream
+
+    original = HTTPStream.app_send
+    if getattr(original, "timed", False):
+        return
+
+    async def app_send(stream: HTTPStream, message: Any) -> None:
+        timed = _timing.get()
+        if timed is None:
+            await original(stream, message)
+            return
+        started = time.perf_counter_ns()
+        try:
+            await original(stream, message)
+        finally:
+            timed.waited += time.perf_counter_ns() - started
+
+    app_send.timed = True  # type: ignore[attr-defined]
+    HTTPStream.app_send = app_send  # type: ignore[method-assign]
 
 
 class Probe:
@@ -69,6 +122,7 @@ class Probe:
 
     def wrap(self, app: ASGIApp, every: int = 4) -> ASGIApp:
         """Returns ``app`` with one HTTP request in ``every`` timed into the ring."""
+        _time_sends()
         ring, clock = self._map, time.perf_counter_ns
         pack_head, pack_sample = _HEAD.pack_into, _SAMPLE.pack_into
         count = _HEAD.unpack_from(ring, 0)[0]
@@ -84,29 +138,14 @@ class Probe:
                 await app(scope, receive, send)
                 return
             skip = every - 1
-            waited = 0
-
-            async def timed_send(message: Message) -> None:
-                nonlocal waited
-                started = clock()
-                try:
-                    await send(message)
-                finally:
-                    waited += clock() - started
-
-            async def timed_receive() -> Message:
-                nonlocal waited
-                started = clock()
-                try:
-                    return await receive()
-                finally:
-                    waited += clock() - started
-
+            timed = Timed(receive)
+            token = _timing.set(timed)
             started = clock()
             try:
-                await app(scope, timed_receive, timed_send)
+                await app(scope, timed.receive, send)
             finally:
-                spent = clock() - started - waited
+                spent = clock() - started - timed.waited
+                _timing.reset(token)
                 pack_sample(
                     ring, _HEAD.size + (count % SLOTS) * _SAMPLE.size, min(spent, 2**32 - 1)
                 )

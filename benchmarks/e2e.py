@@ -44,7 +44,14 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import anyio
-from apps import CONTENDERS, PLAIN_PATH, WS_PATH, build, expected, routing_path
+from apps import (
+    CONTENDERS,
+    PLAIN_PATH,
+    WS_PATH,
+    build,
+    expected,
+    routing_path,
+)
 from apptime import Probe, summary
 from common import DASH, cell, environment, interleaved, median, ratio, table, verdict
 

@@ -2,11 +2,11 @@
 dict (encoded by ``_prepare``) as ``http.response.*`` messages, a body at once or a stream
 chunk by chunk.
 
-The hot path of a plain request (no body announced, a ``body`` response) opens no task group
-and no timeout scope: a request without ``content-length`` or ``transfer-encoding`` has no body
-(RFC 9112 §6.3), so the server already holds its one ``http.request`` message, and a small
-response body fits the socket buffer. Timeouts and the disconnect watcher are paid only where
-they mean something: a body still arriving, a large body, a ``stream``.
+The hot path of a plain request (no body announced, a ``body`` response) opens no task group:
+a request without ``content-length`` or ``transfer-encoding`` has no body (RFC 9112 §6.3), so
+the server already holds its one ``http.request`` message. Every send of the response is
+bounded by ``response_timeout`` (``_sending``), and the bound costs a timeout scope only when a
+send waits. The disconnect watcher is paid only where it means something: a ``stream``.
 """
 
 from __future__ import annotations
@@ -29,15 +29,20 @@ from ._request import (
     plain,
     read_body,
 )
-from ._sending import send_within
+from ._sending import (
+    SCOPED,
+    STEP,
+    begin,
+    finish_within,
+    in_turn,
+    plan,
+    send_all_within,
+    send_within,
+)
 from ._streams import as_bytes, close_stream
 from ._types import Handler, Message, Receive, Scope, Send
 
 logger = logging.getLogger("shallot")
-
-#: Bodies up to this size are sent without a timeout scope: they fit the socket buffer.
-_SMALL_BODY = 64 * 1024
-
 
 INTERNAL_ERROR = plain(500, "Internal Server Error")
 SERVICE_UNAVAILABLE = plain(503, "Service Unavailable")
@@ -50,14 +55,13 @@ async def send_body(
     body: bytes,
     head: bool,
     limits: Limits,
+    how: int,
 ) -> None:
-    """Sends a whole-body response, each send under the response timeout, so a client that
-    stopped reading cannot hold the task forever."""
-    timeout = limits.response_timeout
+    """Sends a whole-body response within the response timeout, so a client that stopped
+    reading cannot hold the task forever (``how``: ``_sending.plan``'s word on ``send``)."""
     start = {"type": "http.response.start", "status": status, "headers": headers}
-    if await send_within(send, start, timeout):
-        end = {"type": "http.response.body", "body": b"" if head else body, "more_body": False}
-        await send_within(send, end, timeout)
+    end = {"type": "http.response.body", "body": b"" if head else body, "more_body": False}
+    await send_all_within(send, (start, end), limits.response_timeout, how)
 
 
 async def send_stream(
@@ -69,6 +73,7 @@ async def send_stream(
     head: bool,
     limits: Limits,
     handler: Handler,
+    how: int,
 ) -> None:
     """Sends a streamed response chunk by chunk, stopping when the client disconnects.
 
@@ -87,22 +92,22 @@ async def send_stream(
     if not head and hasattr(stream, "__aenter__"):
         opener: Any = stream
         async with opener as opened:
-            await send_stream(send, receive, status, headers, opened, head, limits, handler)
+            await send_stream(send, receive, status, headers, opened, head, limits, handler, how)
         return
     iterator = stream.__aiter__()
     final: Message | None = None
     try:
         if head:
-            await send_body(send, status, headers, b"", True, limits)
+            await send_body(send, status, headers, b"", True, limits, how)
             return
         async with anyio.create_task_group() as tg:
             tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
-            final = await _pump(send, iterator, status, headers, limits, handler)
+            final = await _pump(send, iterator, status, headers, limits, handler, how)
             tg.cancel_scope.cancel()
     finally:
         await close_stream(iterator, "a response stream")  # noqa: ASYNC102  # it shields itself, with a timeout
     if final is not None:
-        await send_within(send, final, limits.response_timeout)
+        await send_within(send, final, limits.response_timeout, how)
 
 
 async def _pump(
@@ -112,6 +117,7 @@ async def _pump(
     headers: list[tuple[bytes, bytes]],
     limits: Limits,
     handler: Handler,
+    how: int,
 ) -> Message | None:
     """Sends the start and the chunks of a stream; returns the final message, to be sent once
     the watcher has stopped, or None when the response is to end without it."""
@@ -125,19 +131,19 @@ async def _pump(
         error_status, error_headers, error_body, _ = prepare(INTERNAL_ERROR)
         start = {"type": "http.response.start", "status": error_status, "headers": error_headers}
         try:
-            if await send_within(send, start, timeout):
+            if await send_within(send, start, timeout, how):
                 return {"type": "http.response.body", "body": error_body, "more_body": False}
         except OSError:  # ASGI 2.4: the client has gone
             pass
         return None
     try:
         start = {"type": "http.response.start", "status": status, "headers": headers}
-        if not await send_within(send, start, timeout):
+        if not await send_within(send, start, timeout, how):
             return None
         while chunk is not None:
             if chunk:
                 message = {"type": "http.response.body", "body": chunk, "more_body": True}
-                if not await send_within(send, message, timeout):
+                if not await send_within(send, message, timeout, how):
                     return None
             try:
                 chunk = await _next_chunk(iterator)
@@ -220,7 +226,7 @@ async def serve_http(
     except Refused as refused:
         status, raw, data, _ = prepare(refused.response)
         try:
-            await send_body(send, status, raw, data or b"", False, limits)
+            await send_body(send, status, raw, data or b"", False, limits, plan(send, scope))
         except Exception:
             # The client left while refused: on trio the server's send can then fail with
             # BusyResourceError rather than OSError (its reader is closing the socket). The
@@ -248,7 +254,7 @@ async def serve_http(
         status, raw, data, _ = prepare(INTERNAL_ERROR)
 
         def refuse(send: Send) -> Any:
-            return send_body(send, status, raw, data or b"", False, limits)
+            return send_body(send, status, raw, data or b"", False, limits, plan(send, scope))
 
         await run_takeover(result, rest, send, scope, handler, refuse)
         return
@@ -257,14 +263,24 @@ async def serve_http(
     except InvalidResponse as error:
         log_unusable(scope, handler, str(error))
         status, raw, data, stream = prepare(INTERNAL_ERROR)
+    how = plan(send, scope)
     try:
         if stream is None:
-            if data is not None and len(data) <= _SMALL_BODY and method != "HEAD":
-                await send({"type": "http.response.start", "status": status, "headers": raw})
-                await send({"type": "http.response.body", "body": data, "more_body": False})
+            if data is not None and method != "HEAD" and how != SCOPED:
+                # send_body, inlined: every plain request takes this path
+                start = {"type": "http.response.start", "status": status, "headers": raw}
+                end = {"type": "http.response.body", "body": data, "more_body": False}
+                if how == STEP:
+                    suspended = begin(in_turn(send, (start, end)))
+                    if suspended is not None:
+                        await finish_within(suspended, limits.response_timeout)
+                else:  # AS_IS
+                    await send(start)
+                    await send(end)
                 return
-            await send_body(send, status, raw, data or b"", method == "HEAD", limits)
+            await send_body(send, status, raw, data or b"", method == "HEAD", limits, how)
         else:
-            await send_stream(send, receive, status, raw, stream, method == "HEAD", limits, handler)
+            head = method == "HEAD"
+            await send_stream(send, receive, status, raw, stream, head, limits, handler, how)
     except OSError:  # ASGI 2.4: send() may raise once the client has gone
         logger.debug("client went away while handler %s answered", _name(handler))

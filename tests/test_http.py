@@ -794,13 +794,15 @@ async def _one_chunk() -> AsyncIterator[bytes]:
         ({"status": 200, "stream": "one chunk"}, "GET", 2),  # a stream's final empty body
         ({"status": 200, "body": b"small"}, "HEAD", 0),  # a HEAD answer's start
         ({"status": 200, "body": b"x" * 100_000}, "GET", 0),  # a large body's start
+        ({"status": 200, "body": b"small"}, "GET", 0),  # a small body's start
+        ({"status": 200, "body": b"small"}, "GET", 1),  # a small body
     ],
-    ids=["stream-start", "stream-end", "head-start", "large-start"],
+    ids=["stream-start", "stream-end", "head-start", "large-start", "small-start", "small-body"],
 )
-async def test_response_timeout_bounds_every_send_outside_the_plain_path(
+async def test_response_timeout_bounds_every_send(
     limit: float, response: Response, method: str, index: int
 ) -> None:
-    # issue 13: the start and a stream's final message were sent without a bound
+    # issue 13: the start, a stream's final message and a small body were sent without a bound
     if response.get("stream") == "one chunk":
         response = {**response, "stream": _one_chunk()}
     app = build_server(reply(response), response_timeout=limit)

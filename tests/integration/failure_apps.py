@@ -21,6 +21,8 @@ from . import apps  # noqa: F401 - its logging setup: shallot's records go to st
 
 #: The response timeout of ``slow_reader_app``.
 RESPONSE_TIMEOUT = 1.0
+#: The size of ``slow_reader_app``'s ``/sized`` body: under 64 KiB, sent at once.
+SIZED = 60_000
 #: The size of the padding header of ``slow_reader_app``'s responses.
 PAD = 60_000
 
@@ -78,6 +80,8 @@ async def padded(request: Request) -> Response:
 
     if request["path"] == "/text":
         return text("small")
+    if request["path"] == "/sized":
+        return text("x" * SIZED)
     return {"status": 200, "headers": {"x-pad": "p" * PAD}, "stream": nothing()}
 
 

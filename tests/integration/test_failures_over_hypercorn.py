@@ -170,21 +170,30 @@ async def test_a_keep_alive_connection_idle_after_a_stream_is_closed(
     assert idle < KEEP_ALIVE + 5
 
 
-# --- item 13: the response timeout bounds a response's start and final sends ------------------
+# --- item 13: the response timeout bounds every send of a response ---------------------------
 
 
 # On the trio worker, hypercorn shields its socket sends from cancellation, so no timeout of
 # the app's can end a stuck send there: that bound is a socket option's (docs/deployment.md).
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_a_client_that_stops_reading_holds_a_start_no_longer_than_the_timeout() -> None:
-    request = b"GET /padded HTTP/1.1\r\nhost: t\r\n\r\n"
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/padded",  # 60 kB of headers and an empty stream: the start's send blocks
+        "/sized",  # a 60 kB body, sent at once: the send of a whole small response blocks
+    ],
+)
+async def test_a_client_that_stops_reading_holds_a_send_no_longer_than_the_timeout(
+    path: str,
+) -> None:
+    request = f"GET {path} HTTP/1.1\r\nhost: t\r\n\r\n".encode()
     app = "tests.integration.failure_apps:slow_reader_app"
     async with run_hypercorn(app, worker_class="asyncio") as server:
         async with await anyio.connect_tcp("127.0.0.1", server.port) as stream:
             raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
             raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            # Pipelined requests whose answers (60 kB of headers each, and an empty stream)
-            # the client never reads: the buffers fill, and a send of a start blocks.
+            # Pipelined requests whose answers (60 kB each) the client never reads: the
+            # buffers fill, and a send blocks.
             await stream.send(request * 1000)  # 60 MB of answers: more than any buffers
             with anyio.fail_after(failure_apps.RESPONSE_TIMEOUT + 30):
                 await server.wait_for_log("client stopped reading; response abandoned")
