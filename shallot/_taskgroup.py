@@ -55,6 +55,11 @@ logger = logging.getLogger("shallot")
 
 Hook = Callable[[Request], Awaitable[Any]]
 
+#: How long a stalled send may take to give way once cancelled, before ``_cut_send`` ends the
+#: handler from its own task: a send that can be cancelled gives way at the next turn of the
+#: event loop.
+_CUT_GRACE = 0.25
+
 
 class Endpoint(Protocol):
     """What ``@websocket`` fixed once (``websocket._Endpoint``): the handler, its name, hooks."""
@@ -79,6 +84,7 @@ class Connection(WSState):
     __slots__ = (
         "_arrived",
         "_ender",
+        "_handler",
         "_room",
         "group",
         "helpers",
@@ -102,6 +108,9 @@ class Connection(WSState):
         self._arrived: anyio.Event | None = None  # the handler waits for the receive task
         self._room: anyio.Event | None = None  # the receive task waits for the handler
         self._ender: anyio.Event | None = None  # the send task waits for a change
+        # The handler's generator and endpoint while the host task drives them; taken by
+        # _cut_send when it ends a handler whose send the server will not let go.
+        self._handler: tuple[AsyncGenerator[Any, None], Endpoint] | None = None
 
     # -- carrying out decisions -----------------------------------------------------------
 
@@ -121,7 +130,8 @@ class Connection(WSState):
         if decision == READ_FOR_HANDLER:
             self.start_reading()
         elif decision == STOP_SEND:
-            self.stop()
+            if self.group is not None:
+                self.group.start_soon(self._cut_send)
         elif decision == LEAVE:
             self.parked = -1
         elif decision == CLOSE:  # an idle timeout (issue 14)
@@ -255,8 +265,32 @@ class Connection(WSState):
 
     async def _until(self, done: Callable[[], bool]) -> None:
         while not done():
-            self._ender = anyio.Event()
-            await self._ender.wait()
+            ender = self._ender
+            if ender is None or ender.is_set():  # else another task waits on it too: share it
+                ender = self._ender = anyio.Event()
+            await ender.wait()
+
+    # -- a stalled send ------------------------------------------------------------------------
+
+    async def _cut_send(self) -> None:
+        """A send has stalled ``send_timeout``: the client counts as gone. Cancels the handler,
+        and with it the send. A server may shield its send from cancellation (hypercorn's trio
+        worker does): if the host task is still in it after ``_CUT_GRACE``, this task ends
+        the handler (at its yield, as the host would) and runs the hooks, so that neither
+        waits for a client that reads nothing. The connection itself ends once the send
+        returns (the client reads, or the kernel's bound drops it), with the 1008 close."""
+        with anyio.CancelScope(shield=True):  # the group is cancelled from here on
+            self.stop()
+            with anyio.move_on_after(_CUT_GRACE):
+                await self._until(lambda: not self.sending)
+            handler = self._handler
+            if not self.sending or handler is None:
+                return  # the host task got the cancellation: it ends the handler itself
+            self._handler = None  # the host task leaves it alone from now on
+            generator, endpoint = handler
+            await self._finish_handler(generator, endpoint.name, stop=True)
+            on_disconnect_due, on_close_due = self.hooks_due()
+            await self._hooks(endpoint, on_disconnect_due, on_close_due)
 
     # -- the handler (host task) ------------------------------------------------------------
 
@@ -289,6 +323,7 @@ class Connection(WSState):
                 generator = self._start_handler(endpoint, receiver, route_args)
                 del receiver  # the generator holds it
                 if generator is not None:
+                    self._handler = generator, endpoint
                     await self._drive(generator, endpoint.name)
         except anyio.get_cancelled_exc_class():
             # The server cancels the connection (shutdown): the hooks say 1001. No send task:
@@ -332,7 +367,7 @@ class Connection(WSState):
                 registry.discard(self)
             self.finished()
             # It shields and bounds each hook itself.
-            await self._run_hooks(endpoint.on_disconnect, endpoint.on_close, cancelled)  # noqa: ASYNC102
+            await self._run_hooks(endpoint, cancelled)  # noqa: ASYNC102
 
     async def _drive(self, generator: AsyncGenerator[Any, None], name: str) -> None:
         """Sends what the handler yields until it ends or the end is decided."""
@@ -353,9 +388,10 @@ class Connection(WSState):
                     self.send_finished()
                     if self._ender is not None:  # the send task waits for the send's end
                         self._ender.set()
-                if self.reads == reads_at_send:
+                if self.reads == reads_at_send or self._handler is None:
                     # Nothing read since the last send, so perhaps no checkpoint: a server's
-                    # send to a client that left may return at once (issue 12, bug 1).
+                    # send to a client that left may return at once (issue 12, bug 1). Or
+                    # _cut_send took the handler over: the group is cancelled, this raises.
                     await anyio.lowlevel.checkpoint()
                 reads_at_send = self.reads
                 self.at_yield = False
@@ -433,9 +469,7 @@ class Connection(WSState):
             scope.cancel()
         return scope
 
-    async def _run_hooks(
-        self, on_disconnect: Hook | None, on_close: Hook | None, cancelled: bool
-    ) -> None:
+    async def _run_hooks(self, endpoint: Endpoint, cancelled: bool) -> None:
         """Runs the hooks the state says are due, shielded and bounded; first tells the
         client why it ends where the state says so (1001 on a server cancellation, 1008 after
         a stalled send), bounded: the frame may be queued behind what the client never read."""
@@ -448,10 +482,13 @@ class Connection(WSState):
                     except OSError:
                         pass
             on_disconnect_due, on_close_due = self.hooks_due()
-            if on_disconnect is not None and on_disconnect_due:
-                await self._hook("on_disconnect", on_disconnect)
-            if on_close is not None and on_close_due:
-                await self._hook("on_close", on_close)
+            await self._hooks(endpoint, on_disconnect_due, on_close_due)
+
+    async def _hooks(self, endpoint: Endpoint, on_disconnect_due: bool, on_close_due: bool) -> None:
+        if endpoint.on_disconnect is not None and on_disconnect_due:
+            await self._hook("on_disconnect", endpoint.on_disconnect)
+        if endpoint.on_close is not None and on_close_due:
+            await self._hook("on_close", endpoint.on_close)
 
     async def _hook(self, name: str, hook: Hook) -> None:
         limits = self.limits

@@ -393,6 +393,7 @@ class WSState:
                 self.stuck = (self.sends, now)
             elif now - stuck[1] >= self.limits.send_timeout:
                 decision = STOP_SEND
+                self.stuck = (self.sends, math.inf)  # decided once for this send
         else:
             self.stuck = None
         if self.receive_task_runs or decision == STOP_SEND:

@@ -50,6 +50,59 @@ async def test_a_stalled_send_is_cut_short_after_send_timeout() -> None:
     assert 10.0 <= after <= 10.0 + 2 * 0.1  # send_timeout, plus at most a look's lag
 
 
+async def test_a_send_the_server_shields_still_ends_the_handler_after_send_timeout() -> None:
+    # hypercorn's trio worker writes in a shielded scope: cancelling the handler cannot cut
+    # the send, so the handler is ended and the hooks run beside it (issue 12, bug 2); the
+    # close follows once the send returns.
+    events: list[tuple[str, float]] = []
+    release, closed = anyio.Event(), anyio.Event()
+
+    async def on_close(scope: dict[str, Any]) -> None:
+        events.append(("on_close", anyio.current_time()))
+        closed.set()
+
+    @websocket(send_timeout=10.0, watch_interval=0.1, on_close=on_close)
+    async def pusher(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        try:
+            yield ws_send("stuck")
+        except WSDisconnect as disconnect:
+            events.append((f"disconnect {disconnect.code}", anyio.current_time()))
+            raise
+        finally:
+            events.append(("finally", anyio.current_time()))
+
+    to_app_tx, to_app_rx = anyio.create_memory_object_stream[Message](10)
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        if message["type"] == "websocket.send":
+            with anyio.CancelScope(shield=True):
+                await release.wait()  # the client reads nothing, until released
+        sent.append(message)
+
+    async def client_reads_again() -> None:
+        with anyio.move_on_after(30.0):  # virtual time; then the send returns in any case
+            await closed.wait()  # on_close ran while the send was still stuck
+        release.set()
+
+    with anyio.fail_after(60), to_app_tx, to_app_rx:
+        await to_app_tx.send({"type": "websocket.connect"})
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client_reads_again)
+            began = anyio.current_time()
+            await build_server(pusher)(websocket_scope(), to_app_rx.receive, send)
+    names = [name for name, _ in events]
+    assert names == ["disconnect 1006", "finally", "on_close"]
+    on_close_after = events[-1][1] - began
+    assert 10.0 <= on_close_after <= 10.0 + 0.25 + 2 * 0.1  # timeout, grace, a look's lag
+    assert [message["type"] for message in sent] == [
+        "websocket.accept",
+        "websocket.send",  # released: the stalled send returns
+        "websocket.close",
+    ]
+    assert sent[-1]["code"] == 1008
+
+
 async def test_a_handler_away_is_cancelled_disconnect_timeout_after_the_client_left() -> None:
     stopped: list[float] = []
 

@@ -339,16 +339,11 @@ async def test_pushing_handler_stops_within_a_second_and_the_worker_serves_on(
 
 
 async def test_merged_push_to_a_client_that_reads_nothing_is_dropped_with_1008(
-    ws_server: HypercornServer, http: httpx.AsyncClient, request: pytest.FixtureRequest
+    ws_server: HypercornServer, http: httpx.AsyncClient
 ) -> None:
-    # Issue 12 bug 2 (the drop) and issue 13 item 10 (what the client is told).
-    if ws_server.worker_class == "trio":
-        # hypercorn's trio worker writes in a shielded scope (send_all), so a send to a
-        # client that reads nothing cannot be cut short by the app, merged or not: it runs,
-        # and must fail, until the runner can end a connection whose send is stuck.
-        request.applymarker(
-            pytest.mark.xfail(reason="hypercorn-trio shields a stalled send", strict=True)
-        )
+    # Issue 12 bug 2 (the drop) and issue 13 item 10 (what the client is told). hypercorn's
+    # trio worker writes in a shielded scope, so there the send stays stuck: the handler is
+    # ended and the hooks run beside it, and the 1008 follows once the client reads.
     connection_id = uuid.uuid4().hex
     with anyio.fail_after(15):
         async with ws_connect(
