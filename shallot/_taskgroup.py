@@ -84,6 +84,7 @@ class Connection(WSState):
     __slots__ = (
         "_arrived",
         "_ender",
+        "_endpoint",
         "_handler",
         "_room",
         "group",
@@ -108,9 +109,11 @@ class Connection(WSState):
         self._arrived: anyio.Event | None = None  # the handler waits for the receive task
         self._room: anyio.Event | None = None  # the receive task waits for the handler
         self._ender: anyio.Event | None = None  # the send task waits for a change
-        # The handler's generator and endpoint while the host task drives them; taken by
-        # _cut_send when it ends a handler whose send the server will not let go.
-        self._handler: tuple[AsyncGenerator[Any, None], Endpoint] | None = None
+        # The handler's generator while the host task drives it; taken by _cut_send when it
+        # ends a handler whose send the server will not let go. Two slots, not a tuple: an
+        # idle connection's bytes count (issue 18).
+        self._handler: AsyncGenerator[Any, None] | None = None
+        self._endpoint: Endpoint | None = None
 
     # -- carrying out decisions -----------------------------------------------------------
 
@@ -283,11 +286,10 @@ class Connection(WSState):
             self.stop()
             with anyio.move_on_after(_CUT_GRACE):
                 await self._until(lambda: not self.sending)
-            handler = self._handler
-            if not self.sending or handler is None:
+            generator, endpoint = self._handler, self._endpoint
+            if not self.sending or generator is None or endpoint is None:
                 return  # the host task got the cancellation: it ends the handler itself
             self._handler = None  # the host task leaves it alone from now on
-            generator, endpoint = handler
             await self._finish_handler(generator, endpoint.name, stop=True)
             on_disconnect_due, on_close_due = self.hooks_due()
             await self._hooks(endpoint, on_disconnect_due, on_close_due)
@@ -323,7 +325,7 @@ class Connection(WSState):
                 generator = self._start_handler(endpoint, receiver, route_args)
                 del receiver  # the generator holds it
                 if generator is not None:
-                    self._handler = generator, endpoint
+                    self._handler, self._endpoint = generator, endpoint
                     await self._drive(generator, endpoint.name)
         except anyio.get_cancelled_exc_class():
             # The server cancels the connection (shutdown): the hooks say 1001. No send task:
