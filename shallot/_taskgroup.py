@@ -385,6 +385,8 @@ class Connection(WSState):
                     await self.send(message)
                 except OSError:  # ASGI 2.4: the server says the client has gone
                     self.send_failed()
+                    if self._handler is None:  # _cut_send has taken the handler over
+                        return
                     break
                 finally:
                     self.send_finished()

@@ -50,7 +50,10 @@ async def test_a_stalled_send_is_cut_short_after_send_timeout() -> None:
     assert 10.0 <= after <= 10.0 + 2 * 0.1  # send_timeout, plus at most a look's lag
 
 
-async def test_a_send_the_server_shields_still_ends_the_handler_after_send_timeout() -> None:
+@pytest.mark.parametrize("then", ["returns", "raises"])
+async def test_a_send_the_server_shields_still_ends_the_handler_after_send_timeout(
+    then: str, caplog: pytest.LogCaptureFixture
+) -> None:
     # hypercorn's trio worker writes in a shielded scope: cancelling the handler cannot cut
     # the send, so the handler is ended and the hooks run beside it (issue 12, bug 2); the
     # close follows once the send returns.
@@ -78,6 +81,8 @@ async def test_a_send_the_server_shields_still_ends_the_handler_after_send_timeo
         if message["type"] == "websocket.send":
             with anyio.CancelScope(shield=True):
                 await release.wait()  # the client reads nothing, until released
+            if then == "raises":
+                raise OSError("the client has gone")  # ASGI 2.4
         sent.append(message)
 
     async def client_reads_again() -> None:
@@ -95,12 +100,14 @@ async def test_a_send_the_server_shields_still_ends_the_handler_after_send_timeo
     assert names == ["disconnect 1006", "finally", "on_close"]
     on_close_after = events[-1][1] - began
     assert 10.0 <= on_close_after <= 10.0 + 0.25 + 2 * 0.1  # timeout, grace, a look's lag
+    released = ["websocket.send"] if then == "returns" else []  # the stalled send's end
     assert [message["type"] for message in sent] == [
         "websocket.accept",
-        "websocket.send",  # released: the stalled send returns
+        *released,
         "websocket.close",
     ]
     assert sent[-1]["code"] == 1008
+    assert "failed" not in caplog.text  # ended once, by the task that took it over
 
 
 async def test_a_handler_away_is_cancelled_disconnect_timeout_after_the_client_left() -> None:
