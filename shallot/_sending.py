@@ -12,12 +12,20 @@ first stepped by hand, up to its first suspension (``begin``). One that finishes
 needed no bound. One that suspends is resumed under a scope entered right there, before the
 event loop sees that it suspended: the same task, the same awaitable handed to the loop, only
 the scope around it is new. The deadline counts from that first suspension, a step after the
-send began. On trio every send suspends at least at a checkpoint, so there the scope is always
-paid, once per response.
+send began.
 
 A scope entered there is correct only if the send has no cancel scope of its own open at that
-suspension (it would be exited inside ours). Servers' sends are known not to; a ``send`` an ASGI
-middleware wrapped around shallot's app is not known, so it gets its scope before it starts.
+suspension (it would be exited inside ours). So ``plan`` tells, once per response, what is
+known of ``send``:
+
+- ``STEP``: a server's own send, known to open no scope before it first suspends (hypercorn's
+  asyncio worker, uvicorn; hypercorn's trio worker over HTTP/2): stepped by hand as above. On
+  trio every send suspends at least at a checkpoint, so there the scope is always paid;
+- ``AS_IS``: hypercorn's trio worker over HTTP/1, whose only wait is a socket write it shields
+  from cancellation: no scope could cut it, so none is paid (the kernel's bound, set by
+  ``serve``, ends such a send);
+- ``SCOPED``: any other ``send`` (an ASGI middleware's wrapper around shallot's app, a test's
+  fake): the scope is entered before it starts, as it may open scopes of its own.
 """
 
 from __future__ import annotations
@@ -113,21 +121,29 @@ def plan(send: Send, scope: Scope) -> int:
     kind = _plans.get(type(owner))
     if kind is None:
         kind = _plans[type(owner)] = _plan_of(type(owner))
-    if kind == AS_IS:  # a hypercorn stream: on which worker?
-        context = type(owner.context)
-        kind = _plans.get(context)
-        if kind is None:
-            kind = _plans[context] = AS_IS if _name(context) == _UNCUTTABLE else STEP
-        if kind == AS_IS and scope.get("http_version") == "2":
-            return STEP  # HTTP/2's flow control waits outside the shield: a scope cuts it
+    if kind == _BY_WORKER:
+        kind = _worker_plan(type(owner.context), scope)
     return kind
+
+
+#: What ``_plan_of`` says of hypercorn's stream: its worker decides (``_worker_plan``).
+_BY_WORKER = 0
 
 
 def _plan_of(owner: type) -> int:
     name = _name(owner)
     if name == _HYPERCORN_STREAM:
-        return AS_IS  # then its worker decides
+        return _BY_WORKER
     return STEP if name in PLAIN_SENDERS else SCOPED
+
+
+def _worker_plan(context: type, scope: Scope) -> int:
+    kind = _plans.get(context)
+    if kind is None:
+        kind = _plans[context] = AS_IS if _name(context) == _UNCUTTABLE else STEP
+    if kind == AS_IS and scope.get("http_version") == "2":
+        return STEP  # HTTP/2's flow control waits outside the shield: a scope cuts it
+    return kind
 
 
 def _name(owner: type) -> str:
