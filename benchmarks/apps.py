@@ -286,9 +286,11 @@ async def empty_body() -> MutableMapping[str, Any]:
 
 def declare_plain_sender(owner: type) -> None:
     """Declares to shallot that the ``send`` of ``owner`` opens no cancel scope (see ``Sink``)."""
-    from shallot import _sending
-
-    known = getattr(_sending, "PLAIN_SENDERS", None)  # None: a shallot without it (before)
+    try:
+        from shallot import _sending
+    except ImportError:  # a shallot from before it (a before/after run)
+        return
+    known = getattr(_sending, "PLAIN_SENDERS", None)
     if known is not None:
         known.add(f"{owner.__module__}.{owner.__qualname__}")
 
