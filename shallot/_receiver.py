@@ -47,7 +47,8 @@ class Receiver:
         """
         connection = self._connection
         while True:
-            if not connection.may_read_directly():
+            # WSState.may_read_directly, field by field (the hot path)
+            if connection.client_code is not None or connection.queue or connection.task_reading:
                 payload = await self._queued(connection)
                 if payload is not None:
                     return payload

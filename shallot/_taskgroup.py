@@ -33,7 +33,7 @@ import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from ._errors import WSDisconnect, single_exception
-from ._types import Receive, Request, Send
+from ._types import Message, Receive, Request, Send
 from ._watch import Spawn, Watch
 from ._ws_limits import Limits
 from ._ws_messages import GOING_AWAY
@@ -376,7 +376,19 @@ class Connection(WSState):
         reads_at_send = -1
         try:
             async for item in generator:
-                message = self.handler_yielded(item)  # it is at a yield; the send starts
+                if (  # WSState.handler_yielded's first case, field by field (the hot path)
+                    type(item) is dict
+                    and len(item) == 2
+                    and type(item.get("text")) is str
+                    and item["type"] == "websocket.send"
+                    and self.client_code is None
+                    and not self.server_closed
+                ):
+                    self.at_yield = self.sending = True
+                    self.sends += 1
+                    message: Message | None = item
+                else:
+                    message = self.handler_yielded(item)  # it is at a yield; the send starts
                 if message is None:
                     break  # it yielded a close (the send task sends it), or the end is decided
                 if self.parked < 0:  # left the watch while a helper read: rejoin
@@ -389,7 +401,7 @@ class Connection(WSState):
                         return
                     break
                 finally:
-                    self.send_finished()
+                    self.sending = False  # WSState.send_finished (the hot path)
                     if self._ender is not None:  # the send task waits for the send's end
                         self._ender.set()
                 if self.reads == reads_at_send or self._handler is None:

@@ -22,6 +22,13 @@ the handler ended, a close was requested); CLOSED once ``finished()``.
 Who reads ASGI ``receive``: the handler directly (``direct_reading``), or the receive task
 (``task_reading``), never both; the handler reads directly only when ``may_read_directly()``
 (nothing buffered, the task holds nothing), so order holds.
+
+Three rules are also tested inline, field by field, on every message of the hot path, because a
+Python call per rule cost 12 % of a message in process (benchmarks/README.md): the receiver's
+``may_read_directly()``, and in the runner ``send_finished()`` and the first case of
+``handler_yielded`` (a ``ws_send(str)`` dict while the connection is open). These methods stay
+the rules' definitions: the runner calls ``handler_yielded`` for every other case, and the
+tests drive them.
 """
 
 from __future__ import annotations
