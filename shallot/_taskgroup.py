@@ -6,6 +6,8 @@ The design's shape (STYLE.md, docs/design.md)::
         [receive task]  ASGI receive -> queue -> Receiver -> handler
         handler (host task): what it yields -> ASGI send
         [send task]     the close, once the end is decided; then it cancels tg
+        [cut task]      a send stalled send_timeout: cancels tg, or ends the handler itself
+                        while a server that shields its send keeps the host task in it
 
 The rules live in ``WSState`` (``_ws_state``, pure); ``Connection`` is that state plus the I/O,
 and only carries out what the state decides. **The hot path** is the shortcut the state allows:
@@ -17,7 +19,9 @@ receiver a whole interval, or while the client's side of the close is awaited; i
 bounded queue, so a disconnect is seen however busy the handler is. The send task is the one
 place that ends the connection: it sends the close the state chose, waits briefly for the
 client's, gives the handler a bounded grace period, then cancels the group. Hooks run after the
-group, shielded and bounded, so they also run when the server cancels the connection.
+group, shielded and bounded, so they also run when the server cancels the connection; or, when a
+stalled send will not give way (hypercorn's trio worker), in the cut task beside it
+(``_cut_send``, docs/design.md).
 """
 
 from __future__ import annotations
