@@ -12,7 +12,8 @@ send waits. The disconnect watcher is paid only where it means something: a ``st
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import anyio
@@ -30,8 +31,10 @@ from ._request import (
     read_body,
 )
 from ._sending import (
+    AS_IS,
     SCOPED,
     STEP,
+    StallWatch,
     begin,
     finish_within,
     in_turn,
@@ -43,6 +46,9 @@ from ._streams import as_bytes, close_stream
 from ._types import Handler, Message, Receive, Scope, Send
 
 logger = logging.getLogger("shallot")
+
+#: One send of a response, bounded by the response timeout: False once it was abandoned.
+Bounded = Callable[[Message], Awaitable[bool]]
 
 INTERNAL_ERROR = plain(500, "Internal Server Error")
 SERVICE_UNAVAILABLE = plain(503, "Service Unavailable")
@@ -102,7 +108,13 @@ async def send_stream(
             return
         async with anyio.create_task_group() as tg:
             tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
-            final = await _pump(send, iterator, status, headers, limits, handler, how)
+            if how == AS_IS:  # no scope can cut a send: a watch ends the stream instead
+                stall = StallWatch(send, iterator, limits.response_timeout)
+                tg.start_soon(stall.watch, tg.cancel_scope)
+                bounded: Bounded = stall.send
+            else:
+                bounded = partial(send_within, send, seconds=limits.response_timeout, how=how)
+            final = await _pump(bounded, iterator, status, headers, handler)
             tg.cancel_scope.cancel()
     finally:
         await close_stream(iterator, "a response stream")  # noqa: ASYNC102  # it shields itself, with a timeout
@@ -111,19 +123,17 @@ async def send_stream(
 
 
 async def _pump(
-    send: Send,
+    bounded: Bounded,
     iterator: AsyncIterator[Any],
     status: int,
     headers: list[tuple[bytes, bytes]],
-    limits: Limits,
     handler: Handler,
-    how: int,
 ) -> Message | None:
-    """Sends the start and the chunks of a stream; returns the final message, to be sent once
-    the watcher has stopped, or None when the response is to end without it."""
+    """Sends the start and the chunks of a stream with ``bounded`` (a send under the response
+    timeout: False once abandoned); returns the final message, to be sent once the watcher has
+    stopped, or None when the response is to end without it."""
     # Runs inside the watcher's task group: nothing may escape as an exception, or it would
     # leave wrapped in an ExceptionGroup, past serve_http's boundary.
-    timeout = limits.response_timeout
     try:
         chunk = await _next_chunk(iterator)
     except Exception:
@@ -131,19 +141,19 @@ async def _pump(
         error_status, error_headers, error_body, _ = prepare(INTERNAL_ERROR)
         start = {"type": "http.response.start", "status": error_status, "headers": error_headers}
         try:
-            if await send_within(send, start, timeout, how):
+            if await bounded(start):
                 return {"type": "http.response.body", "body": error_body, "more_body": False}
         except OSError:  # ASGI 2.4: the client has gone
             pass
         return None
     try:
         start = {"type": "http.response.start", "status": status, "headers": headers}
-        if not await send_within(send, start, timeout, how):
+        if not await bounded(start):
             return None
         while chunk is not None:
             if chunk:
                 message = {"type": "http.response.body", "body": chunk, "more_body": True}
-                if not await send_within(send, message, timeout, how):
+                if not await bounded(message):
                     return None
             try:
                 chunk = await _next_chunk(iterator)

@@ -37,6 +37,7 @@ from typing import Any
 
 import anyio
 
+from ._streams import close_stream
 from ._types import Message, Scope, Send
 
 logger = logging.getLogger("shallot")
@@ -196,3 +197,45 @@ def _sent(scope: anyio.CancelScope, seconds: float) -> bool:
 async def send_within(send: Send, message: Message, seconds: float, how: int) -> bool:
     """Sends ``message``, giving up after ``seconds`` (see ``send_all_within``)."""
     return await send_all_within(send, (message,), seconds, how)
+
+
+class StallWatch:
+    """The bound of a stream's sends where no scope can cut them (``AS_IS``: hypercorn's trio
+    worker over HTTP/1). Once one send has waited ``seconds``, the stream is ended instead of
+    the send: its iterator is closed (its ``finally`` runs, what it holds is let go) beside
+    the send, which returns when the client reads again or the kernel's bound drops the
+    socket; the response then ends unfinished. The watch looks four times per ``seconds``, so
+    a stalled stream ends within 1.25 times the bound, at the price of a timer's wake-up per
+    quarter of it while the stream lasts (no work per chunk but two clock reads)."""
+
+    __slots__ = ("_iterator", "_seconds", "_send", "_since", "cut")
+
+    def __init__(self, send: Send, iterator: Any, seconds: float) -> None:
+        self._send = send
+        self._iterator = iterator
+        self._seconds = seconds
+        self._since: float | None = None  # when the send in progress began
+        self.cut = False
+
+    async def send(self, message: Message) -> bool:
+        """Sends ``message``; returns False once the stream has been ended (see the class)."""
+        self._since = anyio.current_time()
+        try:
+            await self._send(message)
+        finally:
+            self._since = None
+        return not self.cut
+
+    async def watch(self, group: anyio.CancelScope) -> None:
+        """Looks at the send in progress until the stream ends (``group`` is cancelled), and
+        ends the stream, cancelling ``group``, once one has waited ``seconds``."""
+        seconds = self._seconds
+        while True:
+            await anyio.sleep(seconds / 4)
+            since = self._since
+            if since is not None and anyio.current_time() - since >= seconds:
+                break
+        self.cut = True
+        logger.info("client stopped reading; stream ended after a send waited %ss", seconds)
+        group.cancel()
+        await close_stream(self._iterator, "a response stream")  # it shields itself

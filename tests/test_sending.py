@@ -3,7 +3,7 @@ entered only once a send waits (issue 13)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anyio
@@ -14,7 +14,7 @@ from hypercorn.protocol.http_stream import HTTPStream
 from hypercorn.trio.worker_context import WorkerContext as TrioContext
 
 from shallot import _sending
-from shallot._sending import AS_IS, SCOPED, STEP, begin, plan, send_all_within
+from shallot._sending import AS_IS, SCOPED, STEP, StallWatch, begin, plan, send_all_within
 from shallot._types import Message
 
 
@@ -179,3 +179,59 @@ def test_a_send_shallot_does_not_know_gets_a_scope() -> None:
         pass
 
     assert plan(wrapped, {}) == SCOPED
+
+
+# --- StallWatch: where no scope can cut a send, the stream is ended instead ---------------------
+
+
+async def test_a_stream_whose_send_no_scope_can_cut_is_ended_beside_it(limit: float) -> None:
+    released, closed = anyio.Event(), anyio.Event()
+    closed_at: list[float] = []
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            yield b"chunk"
+        finally:
+            closed_at.append(anyio.current_time())
+            closed.set()
+
+    async def shielded_send(message: Message) -> None:  # hypercorn's trio worker, in short
+        with anyio.CancelScope(shield=True):
+            await released.wait()
+
+    iterator = chunks()
+    watch = StallWatch(shielded_send, iterator, limit)
+    with anyio.fail_after(limit * 4):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch.watch, tg.cancel_scope)
+            assert await iterator.__anext__() == b"chunk"  # suspended at its yield
+            started = anyio.current_time()
+
+            async def client_reads_again() -> None:  # once the stream is closed
+                # shielded: the watch cancels the group when it ends the stream
+                with anyio.CancelScope(shield=True), anyio.move_on_after(limit * 2):
+                    await closed.wait()
+                released.set()
+
+            tg.start_soon(client_reads_again)
+            sent = await watch.send(START)
+    assert not sent
+    assert watch.cut
+    assert limit <= closed_at[0] - started <= limit * 1.25 + 0.1  # closed while the send waited
+
+
+async def test_a_stream_whose_sends_return_is_not_ended(limit: float) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"chunk"
+
+    async def prompt_send(message: Message) -> None:
+        await anyio.sleep(limit / 2)  # slow, but each send within the bound
+
+    watch = StallWatch(prompt_send, chunks(), limit)
+    with anyio.fail_after(limit * 8):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch.watch, tg.cancel_scope)
+            results = [await watch.send(BODY) for _ in range(6)]  # 3 timeouts in all
+            tg.cancel_scope.cancel()
+    assert results == [True] * 6
+    assert not watch.cut
