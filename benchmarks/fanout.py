@@ -11,6 +11,9 @@ For each broker (in memory; Redis when a server is at hand) and each backend (as
   and each subscriber drains what has queued in one wake-up
   (``receive`` once, then ``receive_nowait`` while ``buffered``); the next batch goes once every
   subscriber has the last. Deliveries per second are what counts here.
+- **the floor** (broker ``floor``): no hub at all, each subscriber a task woken through a
+  semaphore of its own, one wake-up per delivery: what a waiting fan-out cannot beat on that
+  backend.
 - **the peer**: encode/broadcaster (``Broadcast("memory://")``, asyncio only: it is built on
   asyncio queues) doing the same, each subscriber a task iterating its subscription, when the
   ``broadcaster`` package is installed.
@@ -171,6 +174,26 @@ async def fanout_seconds(hub: Hub, count: int, messages: int) -> float:
     return elapsed
 
 
+async def floor_seconds(count: int, messages: int) -> float:
+    """The least a waiting fan-out can cost on this backend: no hub, each subscriber a task
+    woken through a semaphore of its own, one wake-up per delivery."""
+    bells: list[anyio.Semaphore] = []
+
+    async def subscriber(tally: Tally) -> None:
+        bell = anyio.Semaphore(0, fast_acquire=True)
+        bells.append(bell)
+        tally.enter()
+        while True:
+            await bell.acquire()
+            tally.got(1)
+
+    async def publish(message: str) -> None:
+        for bell in bells:
+            bell.release()
+
+    return await timed(Tally(count, 1), subscriber, publish, messages)
+
+
 async def pipelined_seconds(hub: Hub, count: int, messages: int) -> float:
     """Batches of ``BATCH``; each subscriber drains what queued in one wake-up."""
 
@@ -228,6 +251,12 @@ async def measure_peer(backend: str, count: int, messages: int, mode: str) -> Re
     seconds = await broadcaster_seconds(count, messages, pipelined)
     done = messages // BATCH * BATCH if pipelined else messages
     return Result(mode, "broadcaster", backend, count, done, seconds, 0.0, 0.0)
+
+
+async def measure_floor(backend: str, count: int, messages: int) -> Result:
+    await floor_seconds(count, max(1, messages // 10))  # warm up
+    seconds = await floor_seconds(count, messages)
+    return Result("waiting", "floor", backend, count, messages, seconds, 0.0, 0.0)
 
 
 async def measure_pipelined(url: str | None, broker: str, backend: str, count: int,
@@ -324,6 +353,9 @@ def main() -> None:
                             f" {result.per_second * count:11,.0f} deliveries/s",
                             file=sys.stderr,
                         )
+                    if broker == "memory":  # the floor: one task wake-up per delivery
+                        floor = anyio.run(measure_floor, backend, count, messages, backend=backend)
+                        results.append(floor)
         if have_broadcaster():
             for count in sizes:
                 messages = max(10 if options.quick else 20, 200_000 // count // 4)
