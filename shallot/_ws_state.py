@@ -5,16 +5,16 @@ answers with decisions; the runner (``_taskgroup``) feeds it and carries the dec
 is its only writer. It can be driven from a plain test without an event loop.
 
 Events in: ``received(message)``, ``offer(payload, now)``/``take()`` (the inbound buffer),
-``handler_yielded(item)`` (which starts the send of what it returns; ``send_started()`` for other
-sends), ``send_finished()``, ``peer_closed(code, reason)``, ``handler_ended(failed)``,
-``look(now)``. Decisions out: the payload to hand over or what to do
-instead (``CLOSE``, ``PEER_LEFT``, ``IGNORE``), whether a message is queued, dropped or must wait
-(``QUEUED``, ``DROPPED``, ``WAIT``), what a look finds (``KEEP``, ``READ_FOR_HANDLER``,
-``STOP_SEND``, ``LEAVE``), the close to send (``final_close()``) and the hooks to run
-(``hooks_due()``, decided once), and the close after the group (``parting_close()``). A new
-rule is one more event or one more answer of ``look``: the idle timeout is an answer of
-``look`` (``CLOSE``, 1001), the rate limit one of ``received`` (``CLOSE``, 1008), both counted
-by a ``Meter`` (``_ws_limits``) that exists only when the endpoint sets them.
+``handler_yielded(item)`` (which starts the send of what it returns), ``send_finished()``,
+``peer_closed(code, reason)``, ``handler_ended(failed)``, ``look(now)``. Decisions out: the
+payload to hand over or what to do instead (``CLOSE``, ``PEER_LEFT``, ``IGNORE``), whether a
+message is queued, dropped or must wait (``QUEUED``, ``DROPPED``, ``WAIT``), what a look finds
+(``KEEP``, ``READ_FOR_HANDLER``, ``STOP_SEND``, ``LEAVE``), the close to send
+(``final_close()``) and the hooks to run (``hooks_due()``, decided once), and the close after
+the group (``parting_close()``). A new rule is one more event or one more answer of ``look``:
+the idle timeout is an answer of ``look`` (``CLOSE``, 1001), the rate limit one of
+``received`` (``CLOSE``, 1008), both counted by a ``Meter`` (``_ws_limits``) that exists only
+when the endpoint sets them.
 
 Phases: HANDSHAKE until ``opened()``; OPEN; CLOSING once the end is decided (the client left,
 the handler ended, a close was requested); CLOSED once ``finished()``.
@@ -274,8 +274,8 @@ class WSState:
 
     def handler_yielded(self, item: Any) -> Message | None:
         """Returns the message to send for what the handler yielded, its send then counting as
-        started (``send_started``: one call less per message), or None when the handler must
-        stop (it yielded a close, which ``final_close`` sends, or the end is decided).
+        started, or None when the handler must stop (it yielded a close, which ``final_close``
+        sends, or the end is decided).
 
         Raises:
             TypeError, ValueError: what it yielded is not a message that may be sent.
@@ -297,10 +297,6 @@ class WSState:
         self.sending = True
         self.sends += 1
         return item  # type: ignore[no-any-return]
-
-    def send_started(self) -> None:
-        self.sending = True
-        self.sends += 1
 
     def send_finished(self) -> None:
         self.sending = False

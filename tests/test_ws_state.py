@@ -46,6 +46,10 @@ def limits(**overrides: Any) -> Limits:
     return Limits(**settings)
 
 
+#: What a handler yields most: its send starts once ``handler_yielded`` returns it.
+SEND = {"type": "websocket.send", "text": "x"}
+
+
 def opened(clock: Any = None, **overrides: Any) -> WSState:
     state = WSState(limits(**overrides), now=0.0, clock=clock)
     state.opened()
@@ -211,7 +215,7 @@ def test_a_handler_that_ends_closes_with_1000_or_1011(failed: bool, code: int) -
 
 def test_a_failed_send_counts_as_the_client_gone_without_on_disconnect() -> None:
     state = opened()
-    state.send_started()
+    state.handler_yielded(SEND)
     state.send_failed()
     assert state.client_code == 1006
     state.handler_ended()
@@ -259,7 +263,7 @@ def test_a_handler_sitting_in_one_read_leaves_the_watch_after_linger_looks() -> 
 
 def test_a_send_stalled_for_send_timeout_is_stopped() -> None:
     state = opened(send_timeout=1.0)
-    state.send_started()
+    state.handler_yielded(SEND)
     assert state.look(0.0) == KEEP
     assert state.look(0.9) == READ_FOR_HANDLER  # away from its receiver, not stalled yet
     assert state.look(1.0) == STOP_SEND
@@ -269,7 +273,7 @@ def test_a_stalled_send_is_stopped_once() -> None:
     # a send the server will not let go stays stalled: the watch must not decide it again
     state = opened(send_timeout=1.0)
     state.direct_reading = True
-    state.send_started()
+    state.handler_yielded(SEND)
     decisions = [state.look(n * 0.5) for n in range(20)]
     assert decisions.count(STOP_SEND) == 1
 
@@ -278,7 +282,7 @@ def test_a_send_that_progresses_is_not_stopped() -> None:
     state = opened(send_timeout=1.0)
     for n in range(5):
         state.send_finished()
-        state.send_started()
+        state.handler_yielded(SEND)
         assert state.look(n * 0.6) != STOP_SEND
 
 
@@ -286,7 +290,7 @@ def test_a_sending_connection_whose_helper_reads_stays_watched() -> None:
     # issue 12, bug 2: a merge's pump sits in a read while the handler's send stalls
     state = opened(send_timeout=1.0)
     state.direct_reading = True
-    state.send_started()
+    state.handler_yielded(SEND)
     decisions = [state.look(n * 0.25) for n in range(LINGER + 2)]
     assert LEAVE not in decisions
     assert decisions.count(STOP_SEND) == 1
@@ -373,7 +377,7 @@ def test_a_client_within_the_rate_keeps_its_messages() -> None:
 
 def test_a_stalled_send_parts_with_1008_and_the_handler_sees_1006() -> None:
     state = opened(send_timeout=2.0)
-    state.send_started()
+    state.handler_yielded(SEND)
     state.send_stalled()
     assert state.disconnect_code() == 1006
     assert state.parting_close(cancelled=False) == {
