@@ -31,8 +31,7 @@ known of ``send``:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Generator
-from types import CoroutineType
+from collections.abc import Coroutine, Generator
 from typing import Any
 
 import anyio
@@ -77,17 +76,13 @@ class _Suspended:
                     return stop.value
 
 
-def begin(awaitable: Awaitable[Any]) -> _Suspended | None:
-    """Runs ``awaitable`` up to its first suspension; returns None when it finished without
+def begin(coroutine: Coroutine[Any, Any, Any]) -> _Suspended | None:
+    """Runs ``coroutine`` up to its first suspension; returns None when it finished without
     one, else what to await to finish it.
 
     Raises:
         Exception: whatever it raised in that first step.
     """
-    if type(awaitable) is CoroutineType:
-        coroutine: Any = awaitable
-    else:  # a future, or any object with __await__: its iterator steps alike
-        coroutine = awaitable.__await__()
     try:
         yielded = coroutine.send(None)
     except StopIteration:
@@ -100,10 +95,10 @@ def begin(awaitable: Awaitable[Any]) -> _Suspended | None:
 STEP, AS_IS, SCOPED = 1, 2, 3
 
 #: Classes whose ``send`` (their method, or they themselves called) opens no cancel scope before
-#: it first suspends: hypercorn's, on both workers (its trio worker shields the socket write,
-#: entered after the connection's send lock, so after that first suspension), and uvicorn's.
+#: it first suspends: uvicorn's, and hypercorn's stream on both workers (its trio worker shields
+#: the socket write, entered after the connection's send lock, so after that first suspension),
+#: which ``_worker_plan`` looks at further.
 PLAIN_SENDERS = {
-    "hypercorn.protocol.http_stream.HTTPStream",
     "uvicorn.protocols.http.h11_impl.RequestResponseCycle",
     "uvicorn.protocols.http.httptools_impl.RequestResponseCycle",
 }
