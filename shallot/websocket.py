@@ -188,10 +188,6 @@ def websocket(
     return decorate
 
 
-#: The settings ``@websocket`` validated (the state machine's limits), under its old name.
-_Options = Limits
-
-
 class _Endpoint:
     """What ``@websocket`` fixed once: the function, its name and options, the hooks."""
 

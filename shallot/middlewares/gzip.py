@@ -16,7 +16,7 @@ from typing import Any
 
 import anyio
 
-from .._streams import CLEANUP_TIMEOUT, as_bytes
+from .._streams import as_bytes, close_stream
 from .._types import Handler, HandlerResult, Middleware, Next, Request, Response
 from ._headers import add_vary, get_header, split_list, with_headers
 
@@ -93,10 +93,8 @@ async def _compress_stream(stream: AsyncIterable[Any], level: int) -> AsyncItera
                 yield compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
         yield compressor.flush()
     finally:
-        aclose = getattr(iterator, "aclose", None)
-        if aclose is not None:
-            with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True):
-                await aclose()
+        # It shields itself, with a timeout.
+        await close_stream(iterator, "a stream under wrap_gzip")  # noqa: ASYNC102
 
 
 def wrap_gzip(
