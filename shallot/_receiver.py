@@ -3,7 +3,8 @@
 The handler's side of reading (SPEC §4). While it may (``WSState.may_read_directly``: nothing
 queued, the receive task holds nothing) the handler calls ASGI ``receive`` itself: the hot path.
 Otherwise it takes what the runner's receive task queued, waiting for it while the task reads.
-Every message goes through ``WSState.received``, the one place that interprets it.
+Every message is interpreted by ``WSState.received``'s rules; its first case (a text within every
+limit) is tested inline here, field by field, as ``may_read_directly`` is (``_ws_state``).
 """
 
 from __future__ import annotations
@@ -59,10 +60,21 @@ class Receiver:
             finally:
                 connection.direct_reading = False
                 connection.reads += 1
-            data = connection.received(message)
-            if type(data) is int:
-                connection.carry_out(data)
-                continue
+            # WSState.received's first case, field by field (the hot path): a text within
+            # every limit while the handler runs
+            data = message.get("text")
+            if not (
+                type(data) is str
+                and message["type"] == "websocket.receive"
+                and len(data) <= connection.limits.text_limit
+                and connection.meter is None
+                and connection.handler_running
+                and not connection.server_closed
+            ):
+                data = connection.received(message)
+                if type(data) is int:
+                    connection.carry_out(data)
+                    continue
             if connection.parked < 0:  # it left the watch while it sat in this read
                 connection.watch.join(connection)
             return data  # type: ignore[return-value]

@@ -82,6 +82,16 @@ def _set(event: anyio.Event | None) -> None:
         event.set()
 
 
+def _at_yield(generator: AsyncGenerator[Any, None]) -> bool:
+    """Whether the handler's generator is suspended at a yield (not finished, not in an await
+    of its own): asked of the generator once it is to be ended, not tracked per message."""
+    return (
+        generator.ag_frame is not None
+        and generator.ag_await is None
+        and not generator.ag_running
+    )
+
+
 class Connection(WSState):
     """One accepted websocket connection: its state (``WSState``) and its I/O."""
 
@@ -378,6 +388,7 @@ class Connection(WSState):
     async def _drive(self, generator: AsyncGenerator[Any, None], name: str) -> None:
         """Sends what the handler yields until it ends or the end is decided."""
         reads_at_send = -1
+        stop = True  # tell it why at its yield, if it is at one
         try:
             async for item in generator:
                 if (  # WSState.handler_yielded's first case, field by field (the hot path)
@@ -388,7 +399,7 @@ class Connection(WSState):
                     and self.client_code is None
                     and not self.server_closed
                 ):
-                    self.at_yield = self.sending = True
+                    self.sending = True
                     self.sends += 1
                     message: Message | None = item
                 else:
@@ -414,16 +425,13 @@ class Connection(WSState):
                     # _cut_send took the handler over: the group is cancelled, this raises.
                     await anyio.lowlevel.checkpoint()
                 reads_at_send = self.reads
-                self.at_yield = False
-            else:
-                self.at_yield = False
         except (WSDisconnect, StopAsyncIteration):
-            self.at_yield = False  # the client left: an ordinary end
+            pass  # the client left: an ordinary end
         except Exception:  # it raised, or yielded what cannot be sent
-            self.at_yield = False
             self._log_failure(name)
             self.handler_failed = True
-        await self._finish_handler(generator, name, stop=True)
+            stop = False  # it failed: closed, not told why
+        await self._finish_handler(generator, name, stop=stop)
         self.end()
 
     async def _finish_handler(
@@ -432,7 +440,7 @@ class Connection(WSState):
         """Ends the handler's generator: at its yield it is told why (``WSDisconnect``, SPEC
         §4) when ``stop``; its cleanup runs bounded by the grace period."""
         try:
-            if stop and self.at_yield and self.handler_close is None:
+            if stop and _at_yield(generator) and self.handler_close is None:
                 if self.client_code is None and not self.server_closed:  # cut off mid-send:
                     # the client is there and no close was on its way, so the send stalled
                     logger.info(
@@ -448,7 +456,6 @@ class Connection(WSState):
             self._log_failure(name)
             self.handler_failed = True
         finally:
-            self.at_yield = False
             try:
                 with self._grace_scope():
                     await generator.aclose()  # its finally blocks run, bounded by the grace

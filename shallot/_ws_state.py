@@ -23,12 +23,12 @@ Who reads ASGI ``receive``: the handler directly (``direct_reading``), or the re
 (``task_reading``), never both; the handler reads directly only when ``may_read_directly()``
 (nothing buffered, the task holds nothing), so order holds.
 
-Three rules are also tested inline, field by field, on every message of the hot path, because a
-Python call per rule cost 12 % of a message in process (benchmarks/README.md): the receiver's
-``may_read_directly()``, and in the runner ``send_finished()`` and the first case of
-``handler_yielded`` (a ``ws_send(str)`` dict while the connection is open). These methods stay
-the rules' definitions: the runner calls ``handler_yielded`` for every other case, and the
-tests drive them.
+Four rules are also tested inline, field by field, on every message of the hot path, because a
+Python call per rule cost 12 % of a message in process (benchmarks/README.md): in the receiver
+``may_read_directly()`` and the first case of ``received`` (a text within every limit, no
+meter), and in the runner ``send_finished()`` and the first case of ``handler_yielded`` (a
+``ws_send(str)`` dict while the connection is open). These methods stay the rules'
+definitions: the runner calls them for every other case, and the tests drive them.
 """
 
 from __future__ import annotations
@@ -105,7 +105,6 @@ class WSState:
     stalled = _Flag(128)  # a send stalled send_timeout: the client is told 1008 if it can be
 
     __slots__ = (
-        "at_yield",
         "client_code",
         "client_reason",
         "close_request",
@@ -140,8 +139,6 @@ class WSState:
         # None unless an inbound limit is set; ``clock`` tells a rate limit the time.
         self.meter = limits.meter(now, clock or (lambda: now))
         self.flags = 0
-        # Written twice per message, so a slot of its own rather than a bit of ``flags``.
-        self.at_yield = False  # the handler's generator is suspended at a yield (the runner's)
         self.client_code: int | None = None  # set when the client's disconnect arrived
         self.client_reason = ""
         self.handler_running = True
@@ -280,7 +277,6 @@ class WSState:
         Raises:
             TypeError, ValueError: what it yielded is not a message that may be sent.
         """
-        self.at_yield = True
         if not (
             type(item) is dict
             and len(item) == 2
