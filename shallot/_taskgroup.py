@@ -86,9 +86,7 @@ def _at_yield(generator: AsyncGenerator[Any, None]) -> bool:
     """Whether the handler's generator is suspended at a yield (not finished, not in an await
     of its own): asked of the generator once it is to be ended, not tracked per message."""
     return (
-        generator.ag_frame is not None
-        and generator.ag_await is None
-        and not generator.ag_running
+        generator.ag_frame is not None and generator.ag_await is None and not generator.ag_running
     )
 
 
