@@ -82,7 +82,7 @@ def _set(event: anyio.Event | None) -> None:
         event.set()
 
 
-def _at_yield(generator: AsyncGenerator[Any, None]) -> bool:
+def _at_yield(generator: Any) -> bool:  # a native async generator: ag_frame, ag_await
     """Whether the handler's generator is suspended at a yield (not finished, not in an await
     of its own): asked of the generator once it is to be ended, not tracked per message."""
     return (
