@@ -3,8 +3,8 @@
 The handler's side of reading (SPEC §4). While it may (``WSState.may_read_directly``: nothing
 queued, the receive task holds nothing) the handler calls ASGI ``receive`` itself: the hot path.
 Otherwise it takes what the runner's receive task queued, waiting for it while the task reads.
-Every message is interpreted by ``WSState.received``'s rules; its first case (a text within every
-limit) is tested inline here, field by field, as ``may_read_directly`` is (``_ws_state``).
+Every message is interpreted by ``WSState.received``'s rules; on the hot path, a text within every
+limit while the state is ``calm`` is handed over with no call (``_ws_state`` says why).
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ class Receiver:
         """
         connection = self._connection
         while True:
-            # WSState.may_read_directly, field by field (the hot path)
-            if connection.client_code is not None or connection.queue or connection.task_reading:
+            # calm implies WSState.may_read_directly (the hot path reads one field)
+            if not connection.calm and not connection.may_read_directly():
                 payload = await self._queued(connection)
                 if payload is not None:
                     return payload
@@ -60,16 +60,14 @@ class Receiver:
             finally:
                 connection.direct_reading = False
                 connection.reads += 1
-            # WSState.received's first case, field by field (the hot path): a text within
-            # every limit while the handler runs
+            # WSState.received's first case (the hot path): a text within every limit, with
+            # no meter to count it, while the connection is calm
             data = message.get("text")
             if not (
                 type(data) is str
                 and message["type"] == "websocket.receive"
-                and len(data) <= connection.limits.text_limit
-                and connection.meter is None
-                and connection.handler_running
-                and not connection.server_closed
+                and len(data) <= connection.limits.unmetered_text_limit
+                and connection.calm
             ):
                 data = connection.received(message)
                 if type(data) is int:

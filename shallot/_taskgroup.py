@@ -230,7 +230,7 @@ class Connection(WSState):
                 reads = self.reads
                 # From receive() until the message is queued, the handler must not read
                 # directly, or it would overtake the message in hand.
-                self.task_reading = True
+                self.task_reads(True)
                 try:
                     data = self.received(await self.receive())
                     if isinstance(data, int):
@@ -239,7 +239,7 @@ class Connection(WSState):
                         while self.offer(data, anyio.current_time()) == WAIT:
                             await self._wait_for_room()
                 finally:
-                    self.task_reading = False
+                    self.task_reads(False)
                     _set(self._arrived)
                 if self.handler_running and (self.handler_waiting or self.reads != reads):
                     return  # the handler reads again: let it read directly
@@ -389,13 +389,12 @@ class Connection(WSState):
         stop = True  # tell it why at its yield, if it is at one
         try:
             async for item in generator:
-                if (  # WSState.handler_yielded's first case, field by field (the hot path)
+                if (  # WSState.handler_yielded's first case, read from calm (the hot path)
                     type(item) is dict
                     and len(item) == 2
                     and type(item.get("text")) is str
                     and item["type"] == "websocket.send"
-                    and self.client_code is None
-                    and not self.server_closed
+                    and self.calm
                 ):
                     self.sending = True
                     self.sends += 1

@@ -53,6 +53,7 @@ class Limits:
         "push_only_after",
         "send_timeout",
         "text_limit",
+        "unmetered_text_limit",
         "watch_interval",
     )
 
@@ -88,6 +89,8 @@ class Limits:
         # A burst of one second's worth by default, at least one message.
         self.max_burst = max_burst or (None if max_rate is None else max(1, math.ceil(max_rate)))
         self.metered = idle_timeout is not None or max_rate is not None  # a Meter per connection
+        # The receiver's hot path hands over a text this long with no check: none when metered.
+        self.unmetered_text_limit = -1 if self.metered else self.text_limit
 
     def meter(self, now: float, clock: Callable[[], float]) -> Meter | None:
         """Returns a connection's meter, or None when no inbound limit is set (issue 14)."""

@@ -23,12 +23,14 @@ Who reads ASGI ``receive``: the handler directly (``direct_reading``), or the re
 (``task_reading``), never both; the handler reads directly only when ``may_read_directly()``
 (nothing buffered, the task holds nothing), so order holds.
 
-Four rules are also tested inline, field by field, on every message of the hot path, because a
-Python call per rule cost 12 % of a message in process (benchmarks/README.md): in the receiver
-``may_read_directly()`` and the first case of ``received`` (a text within every limit, no
-meter), and in the runner ``send_finished()`` and the first case of ``handler_yielded`` (a
-``ws_send(str)`` dict while the connection is open). These methods stay the rules'
-definitions: the runner calls them for every other case, and the tests drive them.
+The hot path reads the state rather than calling it, because a Python call per rule cost 12 %
+of a message in process (benchmarks/README.md): ``calm`` sums up in one field whether the
+handler may read directly and a text may pass with no check but its shape (kept by
+``settle()``, which every writer of its five fields calls). The receiver reads it in place of
+``may_read_directly()`` and ``received``'s first case, the runner in place of
+``handler_yielded``'s first case (a ``ws_send(str)`` dict), and it clears ``sending`` in place
+of ``send_finished()``. These methods stay the rules' definitions: every other case calls them,
+and the tests drive them.
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ class WSState:
     stalled = _Flag(128)  # a send stalled send_timeout: the client is told 1008 if it can be
 
     __slots__ = (
+        "calm",
         "client_code",
         "client_reason",
         "close_request",
@@ -159,6 +162,7 @@ class WSState:
         self.queue: deque[str | bytes] | None = None  # made when the handler is first away
         self.queued_bytes = 0
         self.dropped = 0
+        self.calm = True  # see settle()
 
     # -- phases ------------------------------------------------------------------------------
 
@@ -180,6 +184,25 @@ class WSState:
         self.is_finished = True
         self.server_closed = True
         self.handler_running = False
+        self.settle()
+
+    def settle(self) -> None:
+        """Sums up in ``calm`` whether the hot path may run: the handler may read ASGI receive
+        directly (``may_read_directly``), and a text it receives or yields needs no check but
+        its shape, for the client is there, no close is decided and the handler runs. Every
+        writer of those fields calls this, so the hot path reads one field, not five."""
+        self.calm = (
+            self.client_code is None
+            and not self.server_closed
+            and self.handler_running
+            and not self.queue
+            and not self.task_reading
+        )
+
+    def task_reads(self, reading: bool) -> None:
+        """The receive task starts holding a message (or reading) for the handler, or stops."""
+        self.task_reading = reading
+        self.settle()
 
     # -- what the client sends -----------------------------------------------------------------
 
@@ -216,6 +239,7 @@ class WSState:
             self.client_code, self.client_reason = code, reason
             if self.handler_running and not self.server_closed:
                 self.client_initiated = True
+            self.calm = False
         return PEER_LEFT
 
     def request_close(self, code: int, reason: str) -> bool:
@@ -245,6 +269,7 @@ class WSState:
             self.dropped += 1
             return DROPPED
         queue.append(payload)
+        self.calm = False
         self.queued_bytes += size
         return QUEUED
 
@@ -263,6 +288,8 @@ class WSState:
         if not queue:
             return None
         payload = queue.popleft()
+        if not queue:
+            self.settle()
         self.queued_bytes -= size_of(payload)
         self.reads += 1
         return payload
@@ -301,6 +328,7 @@ class WSState:
         """The server says the client has gone (ASGI 2.4: ``OSError`` from send)."""
         if self.client_code is None:
             self.client_code = ABNORMAL
+            self.calm = False
 
     def send_stalled(self) -> None:
         """A send was cut short after ``send_timeout``: the client counts as gone (the
@@ -315,6 +343,7 @@ class WSState:
         if self.close_sent or self.client_code is not None:
             return False
         self.server_closed = self.close_sent = True
+        self.calm = False
         return True
 
     def parting_close(self, cancelled: bool) -> Message | None:
@@ -324,6 +353,7 @@ class WSState:
         if self.stalled and not self.close_sent:
             self.stalled = False
             self.server_closed = self.close_sent = True
+            self.calm = False
             return _close(POLICY_VIOLATION, slow_reason(self.limits.send_timeout))
         if cancelled and self.cancel_close():
             return _close(GOING_AWAY, _SHUTTING_DOWN)
@@ -334,6 +364,7 @@ class WSState:
         if failed:
             self.handler_failed = True
         self.handler_running = False
+        self.calm = False
         self.parked = -1
         if self.queue:
             self.queue.clear()
@@ -357,6 +388,7 @@ class WSState:
             final = _close(INTERNAL_ERROR if self.handler_failed else NORMAL)
         if final is not None:
             self.server_closed = True
+            self.calm = False
         return final
 
     def disconnect_code(self) -> int:

@@ -118,12 +118,42 @@ def test_a_disconnect_without_a_code_is_1005() -> None:
     assert state.client_code == 1005
 
 
+def test_calm_says_in_one_field_when_the_hot_path_may_run() -> None:
+    state = opened()
+    assert state.calm
+    state.task_reads(True)
+    assert not state.calm
+    state.task_reads(False)
+    assert state.offer("a", now=0.0) == QUEUED
+    assert not state.calm
+    assert state.take() == "a"
+    assert state.calm
+    assert state.request_close(1008, "no")  # requested: not yet decided on the wire
+    assert state.calm
+    assert state.final_close() is not None
+    assert not state.calm
+
+
+@pytest.mark.parametrize("end", ["peer", "send failed", "handler", "finished"])
+def test_calm_ends_with_the_connection(end: str) -> None:
+    state = opened()
+    if end == "peer":
+        state.received({"type": "websocket.disconnect", "code": 1000})
+    elif end == "send failed":
+        state.send_failed()
+    elif end == "handler":
+        state.handler_ended()
+    else:
+        state.finished()
+    assert not state.calm
+
+
 def test_the_handler_reads_directly_only_when_nothing_is_queued_or_in_hand() -> None:
     state = opened()
     assert state.may_read_directly()
-    state.task_reading = True
+    state.task_reads(True)
     assert not state.may_read_directly()
-    state.task_reading = False
+    state.task_reads(False)
     assert state.offer("a", now=0.0) == QUEUED
     assert not state.may_read_directly()
     assert state.take() == "a"
@@ -458,14 +488,14 @@ class ConnectionMachine(RuleBasedStateMachine):
 
     def _offer(self) -> None:
         assert self.in_hand is not None
-        self.state.task_reading = True
+        self.state.task_reads(True)
         decision = self.state.offer(self.in_hand, self.now)
         if decision == WAIT:
             return
         if decision == DROPPED:
             self.sent.remove(self.in_hand)  # dropped by policy: not owed to the handler
         self.in_hand = None
-        self.state.task_reading = False
+        self.state.task_reads(False)
 
     @precondition(lambda self: self.in_hand is not None)
     @rule()
@@ -509,7 +539,7 @@ class ConnectionMachine(RuleBasedStateMachine):
         self.state.send_finished()
         self.state.handler_ended(failed)
         self.in_hand = None
-        self.state.task_reading = False
+        self.state.task_reads(False)
         close = self.state.final_close()
         if close is not None:
             self.closes.append(close)
@@ -522,6 +552,19 @@ class ConnectionMachine(RuleBasedStateMachine):
     def hooks(self) -> None:
         _, on_close = self.state.hooks_due()
         self.hook_decisions += on_close
+
+    @invariant()
+    def calm_sums_up_its_fields(self) -> None:
+        state = self.state
+        assert state.calm == (
+            state.client_code is None
+            and not state.server_closed
+            and state.handler_running
+            and not state.queue
+            and not state.task_reading
+        )
+        if state.calm:
+            assert state.may_read_directly()
 
     @invariant()
     def at_most_one_reader(self) -> None:
