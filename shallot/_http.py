@@ -22,11 +22,13 @@ from ._body import BodyStream
 from ._failures import handler_name, log_raised, log_unusable, run_takeover
 from ._prepare import InvalidResponse, prepare
 from ._request import (
+    BodyEnd,
     ClientGone,
     Limits,
     Refused,
     bodiless,
     build_request,
+    ends_one_stream,
     plain,
     read_body,
 )
@@ -219,6 +221,7 @@ async def serve_http(
     """
     headers = limits.decode_headers(scope.get("headers", ()))
     streamed = None
+    body_end = None
     try:
         if bodiless(scope, headers):
             # Nothing to receive, not even the one empty http.request message: fetching it
@@ -226,14 +229,18 @@ async def serve_http(
             # a stream's disconnect watch skips it later.
             body = b""
             unread = True
-        elif limits.streams_body is not None and limits.streams_body(scope, headers):
-            body = b""  # the handler reads it from request["body_stream"] (issue 15)
-            unread = False
-            streamed = BodyStream(receive, headers, limits.max_body_size, limits.body_timeout)
         else:
-            body = await read_body(scope, headers, receive, limits)
             unread = False
+            if ends_one_stream(scope):  # HTTP/2: the body is read to its end before answering
+                receive = body_end = BodyEnd(receive)
+            if limits.streams_body is not None and limits.streams_body(scope, headers):
+                body = b""  # the handler reads it from request["body_stream"] (issue 15)
+                streamed = BodyStream(receive, headers, limits.max_body_size, limits.body_timeout)
+            else:
+                body = await read_body(scope, headers, receive, limits)
     except Refused as refused:
+        if body_end is not None:
+            await body_end.discard_rest(limits.body_timeout)
         status, raw, data, _ = prepare(refused.response)
         try:
             await send_body(send, status, raw, data or b"", False, limits, plan(send, scope))
@@ -258,6 +265,8 @@ async def serve_http(
     except Exception as error:
         log_raised(scope, handler, error)
         result = INTERNAL_ERROR
+    if body_end is not None and not body_end.ended and type(result) is dict:
+        await body_end.discard_rest(limits.body_timeout)  # a streamed body, refused or unread
     if type(result) is not dict and callable(result):
         # raw takeover (SPEC §1): the body is always read by then, left unread or not
         rest = _after_body(receive) if unread else receive

@@ -47,6 +47,43 @@ class ClientGone(Exception):
     """The client disconnected before its request was read."""
 
 
+class BodyEnd:
+    """ASGI ``receive`` of a request whose response ends one stream of a connection (HTTP/2,
+    HTTP/3), which notes whether the body has ended; ``discard_rest`` reads what is left.
+
+    On such a connection the client goes on sending a body the app refused (413), or left
+    unread, after the response is complete; hypercorn 0.18 then fails on DATA for a stream it
+    has forgotten (a ``KeyError``, which takes down its trio worker). Reading the rest of the
+    body first keeps that from happening, within a bound: no HTTP/1 request needs it, since
+    its refusal closes the connection.
+    """
+
+    __slots__ = ("ended", "receive")
+
+    def __init__(self, receive: Receive) -> None:
+        self.receive = receive
+        #: The last ``http.request`` message (or ``http.disconnect``) has been received.
+        self.ended = False
+
+    async def __call__(self) -> Message:
+        message = await self.receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self.ended = True
+        return message
+
+    async def discard_rest(self, seconds: float) -> None:
+        """Reads and drops the rest of the body, for at most ``seconds``."""
+        with anyio.move_on_after(seconds):
+            while not self.ended:
+                await self()
+
+
+def ends_one_stream(scope: Scope) -> bool:
+    """Whether the response ends one stream of the connection (HTTP/2 or HTTP/3), not the
+    connection, so that a refused body may still be on its way (``BodyEnd``)."""
+    return scope.get("http_version") not in _NO_BODY_VERSIONS
+
+
 def plain(status: int, text: str, *, close: bool = False) -> Response:
     """Returns a short plain-text response; ``close`` when the rest of the request is unread."""
     body = text.encode()

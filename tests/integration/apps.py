@@ -5,7 +5,8 @@ events, an error. Its endless streams report on ``/stream-state/<id>``, and
 ``/stream-closed/<id>`` answers once the stream's ``finally`` has run (events kept in the
 lifespan config, not module state), which lets a test see, without polling, that an abandoned
 stream was closed.
-``limits_app`` has small limits, so that slow and oversized bodies can be tried quickly.
+``limits_app`` has small limits, so that slow and oversized bodies can be tried quickly; its
+``/first`` reads a streamed body's first chunk and answers, leaving the rest unread.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Any
 
 import anyio
 
-from shallot import build_server
+from shallot import apply_middleware, build_server, stream_body
 from shallot._types import Request, Response, Scope
+from shallot.middlewares import wrap_routes
 from shallot.response import json, respond404, sse, text
 
 #: The limits of ``limits_app``.
@@ -90,4 +92,18 @@ async def echo_length(request: Request) -> Response:
 
 
 core_app = build_server(core, on_start=_start)
-limits_app = build_server(echo_length, body_timeout=BODY_TIMEOUT, max_body_size=MAX_BODY_SIZE)
+
+
+@stream_body(max_size=64 * MAX_BODY_SIZE)
+async def first_chunk(request: Request) -> Response:
+    """Answers once the first chunk of the body has come, leaving the rest unread."""
+    async for chunk in request["body_stream"]:
+        return text(f"first chunk of {len(chunk)} bytes")
+    return text("no body")
+
+
+limits_app = build_server(
+    apply_middleware(wrap_routes([("/first", ["POST"], first_chunk)]))(echo_length),
+    body_timeout=BODY_TIMEOUT,
+    max_body_size=MAX_BODY_SIZE,
+)
