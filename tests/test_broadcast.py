@@ -413,6 +413,27 @@ async def test_hub_lifespan_puts_the_hub_in_the_config() -> None:
     assert not seen[0].connected  # closed with the app
 
 
+async def test_the_chat_demo_closes_on_a_binary_message_and_relays_none() -> None:
+    from examples.chat.app import app
+
+    with anyio.fail_after(5):
+        async with TestClient(app) as client:
+            async with client.websocket("/rooms/lobby?nick=ada") as ada:
+                assert json.loads(await ada.receive())["type"] == "welcome"
+                async with client.websocket("/rooms/lobby?nick=bob") as bob:
+                    assert json.loads(await bob.receive())["type"] == "welcome"
+                    assert json.loads(await ada.receive())["type"] == "joined"
+                    await bob.send(b"\xff\xfe")
+                    with pytest.raises(WebSocketClosed) as closed:
+                        await bob.receive()
+                    assert (closed.value.code, closed.value.reason) == (
+                        1003,
+                        "the chat takes text messages, not binary ones",
+                    )
+                after = json.loads(await ada.receive())  # nothing of the binary frame
+                assert (after["type"], after["nick"]) == ("left", "bob")
+
+
 async def test_the_chat_demo_in_memory() -> None:
     """examples/chat (in memory): nicknames are checked (a refusal is a close with a reason, which
     a browser can show), members are welcomed with the id of their process, hear each other,

@@ -114,7 +114,10 @@ async def room(scope: Request, receiver: Receiver, name: str) -> AsyncIterator[W
             if message == joined:
                 continue  # the welcome told this member already
             if source is receiver:
-                text = str(message)[:MAX_TEXT]
+                if not isinstance(message, str):  # the page sends text; say so and leave
+                    yield ws_close(1003, "the chat takes text messages, not binary ones")
+                    return
+                text = message[:MAX_TEXT]
                 try:
                     await hub.publish(channel, event("message", nick=nick, text=text))
                 except BroadcastError as error:
