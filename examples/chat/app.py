@@ -115,7 +115,8 @@ async def room(scope: Request, receiver: Receiver, name: str) -> AsyncIterator[W
                 continue  # the welcome told this member already
             if source is receiver:
                 if not isinstance(message, str):  # the page sends text; say so and leave
-                    yield ws_close(1003, "the chat takes text messages, not binary ones")
+                    reason = "the chat takes text messages, not binary ones"
+                    yield ws_close(1003, reason)  # noqa: ASYNC119
                     return
                 text = message[:MAX_TEXT]
                 try:
