@@ -27,6 +27,8 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _PAGE_SCHEME = {"ws": "http", "wss": "https", "http": "http", "https": "https"}
 _HOST = re.compile(r"(\[[0-9a-fA-F:.]+\]|[^\s:/?#\[\]@]+)(?::(\d{1,5}))?")
 _NAME = re.compile(r"(\*\.)?[a-z0-9_\-]+(\.[a-z0-9_\-]+)*\.?|\[[0-9a-f:.]+\]")
+#: What a ``*.`` pattern's star stands for: one or more labels, none of them empty.
+_SUBDOMAIN = re.compile(r"[a-z0-9_\-]+(\.[a-z0-9_\-]+)*")
 _ORIGIN = re.compile(r"([a-z][a-z0-9+.\-]*)://(.+)")
 _ORIGIN_ENTRY = re.compile(
     r"([a-z][a-z0-9+.\-]*)://((?:\*\.)?[^\s:/?#\[\]@*]+|\[[0-9a-f:.]+\])(?::(\d{1,5}))?"
@@ -43,14 +45,16 @@ class Origin(NamedTuple):
 
 def parse_host(value: str) -> tuple[str, int | None] | None:
     """Returns ``(host, port)`` of a ``Host`` value (``"example.com:8000"``, ``"[::1]"``),
-    the host lower-cased and without a trailing dot; ``None`` when it is malformed."""
+    the host lower-cased and without its one trailing dot; ``None`` when it is malformed."""
     match = _HOST.fullmatch(value.strip())
     if match is None:
         return None
     port = match.group(2)
     if port is not None and int(port) > 65535:
         return None
-    return match.group(1).lower().rstrip("."), None if port is None else int(port)
+    name = match.group(1).lower()
+    name = name[:-1] if name.endswith(".") else name  # the root's dot, once: "a.." is malformed
+    return name, None if port is None else int(port)
 
 
 def parse_origin(value: str) -> Origin | None:
@@ -87,7 +91,9 @@ def _name_pattern(option: str, entry: str) -> Callable[[str], bool]:
         raise ValueError(f"{option}: {entry!r} is not a host name or a *.example.com pattern")
     if name.startswith("*."):
         suffix = name[1:]  # ".example.com"
-        return lambda host: host.endswith(suffix)
+        return lambda host: (
+            host.endswith(suffix) and _SUBDOMAIN.fullmatch(host[: -len(suffix)]) is not None
+        )
     return lambda host: host == name
 
 

@@ -171,6 +171,45 @@ def test_host_matcher(host: str, allowed: bool) -> None:
     assert matches(host) is allowed
 
 
+@pytest.mark.parametrize(
+    "host",
+    [
+        ".internal.test",
+        "..internal.test",
+        "a..internal.test",
+        ".a.internal.test",
+        "a!.internal.test",
+        "a b.internal.test",
+        "a\x00.internal.test",
+        "\u00e9.internal.test",
+        "a.internal.test.",
+    ],
+)
+def test_a_pattern_refuses_malformed_subdomains(host: str) -> None:
+    matches = host_matcher("hosts", "*.internal.test")
+    assert matches is not None
+    assert not matches(host)
+    for valid in ["a.internal.test", "xn--bcher-kva.internal.test", "a-1.b_2.internal.test"]:
+        assert matches(valid)
+
+
+@pytest.mark.parametrize("value", [".example.com", "a..example.com", "a.example.com.."])
+def test_malformed_hosts_do_not_match_a_pattern(value: str) -> None:
+    matches = host_matcher("hosts", "*.example.com")
+    assert matches is not None
+    host = parse_host(value)
+    assert host is None or not matches(host[0])
+    check = origin_check(["https://*.example.com"])
+    assert check is not None
+    origin = f"https://{value}"
+    assert check.refuses(handshake(origin)) == origin
+
+
+def test_only_one_trailing_dot_is_dropped() -> None:
+    assert parse_host("example.com.") == ("example.com", None)
+    assert parse_host("example.com..:80") == ("example.com.", 80)
+
+
 def test_host_matcher_star_and_errors() -> None:
     assert host_matcher("hosts", "*") is None
     with pytest.raises(ValueError, match="hosts"):

@@ -7,7 +7,14 @@ is a trusted address. Each proxy appends the address it received the request fro
 from the right, trusted proxies are skipped and the first other address is the client. The
 scheme and host come from the same hop: in ``Forwarded`` from that element, in
 ``X-Forwarded-Proto``/``-Host`` from the entry at the same position from the right (or the
-only entry, when a proxy overwrote the list).
+only entry, when a proxy overwrote the list). Each header counts on its own: without
+``X-Forwarded-For`` the peer is the only hop, and the rightmost ``-Proto``/``-Host`` entry its.
+
+A node that is no IP address (``unknown``, an ``_obfuscated`` name or garbage, RFC 7239 §6;
+an element without ``for=``; a port above 65535) ends the walk like an untrusted one, but
+never becomes the client: ``client`` is then the nearest address known, the trusted proxy
+right of it or the peer itself, while the scheme and host of its hop are still taken. An
+obfuscated port (``1.2.3.4:_abc``) gives port ``0``.
 """
 
 from __future__ import annotations
@@ -28,6 +35,9 @@ _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _PAIR = re.compile(r'\s*([!#$%&\'*+\-.^_`|~0-9A-Za-z]+)=("(?:[^"\\]|\\.)*"|[^;,"\s]*)\s*')
 _WS_SCHEME = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
 _HTTP_SCHEME = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
+_PORT = re.compile(r"[0-9]{1,5}")
+#: RFC 7239 §6.3: a port a proxy hides behind an ``_``-prefixed identifier.
+_OBFUSCATED_PORT = re.compile(r"_[0-9A-Za-z._\-]+")
 
 
 def _networks(trusted: str | Iterable[str]) -> list[_Network] | None:
@@ -88,24 +98,39 @@ def _parse_forwarded(value: str) -> list[dict[str, str]] | None:
         position += 1
 
 
-def _node(value: str) -> tuple[str, int]:
-    """Returns (address, port) of a ``for=`` node or ``X-Forwarded-For`` entry."""
+def _node(value: str) -> tuple[str, int] | None:
+    """Returns (address, port) of a ``for=`` node or ``X-Forwarded-For`` entry, port ``0``
+    when none or an obfuscated one is given; ``None`` when the node is no IP address (RFC
+    7239 §6: ``unknown``, an ``_obfuscated`` name, garbage) or its port is out of range."""
     value = value.strip()
     if value.startswith("["):  # [IPv6]:port
-        address, _, rest = value[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else ""
+        address, bracket, rest = value[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            return None
+        port: str | None = rest[1:] if rest else None
     elif value.count(":") == 1:  # IPv4:port
         address, _, port = value.partition(":")
-    else:  # an address without a port (a bare IPv6 one included), or a name
-        address, port = value, ""
-    return address, int(port) if port.isdigit() and len(port) <= 5 else 0
+    else:  # an address without a port, a bare IPv6 one included
+        address, port = value, None
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    if value.startswith("[") and ip.version != 6:  # brackets are for IPv6 only
+        return None
+    if port is None or _OBFUSCATED_PORT.fullmatch(port):
+        return address, 0
+    if _PORT.fullmatch(port) and int(port) <= 65535:
+        return address, int(port)
+    return None
 
 
-def _pick(chain: list[str], is_trusted: Callable[[str], bool]) -> int:
-    """Returns the index of the client: from the right, the first entry not trusted, or the
-    leftmost one when every proxy in the chain is trusted."""
-    for index in range(len(chain) - 1, 0, -1):
-        if not is_trusted(_node(chain[index])[0]):
+def _pick(nodes: list[tuple[str, int] | None], is_trusted: Callable[[str], bool]) -> int:
+    """Returns the index of the client's hop: from the right, the first node that is not a
+    trusted proxy or no address at all, or the leftmost one when every other is trusted."""
+    for index in range(len(nodes) - 1, 0, -1):
+        node = nodes[index]
+        if node is None or not is_trusted(node[0]):
             return index
     return 0
 
@@ -121,21 +146,25 @@ def _changes(request: Request, is_trusted: Callable[[str], bool]) -> dict[str, A
     forwarded = headers.get("forwarded")
     if forwarded is not None:
         elements = _parse_forwarded(forwarded)
-        if not elements or any("for" not in element for element in elements):
-            return {}  # malformed, or a proxy that hides its clients: nothing to take
-        index = _pick([element["for"] for element in elements], is_trusted)
-        hop = elements[index]
-        client, proto, host = hop["for"], hop.get("proto"), hop.get("host")
+        if not elements:
+            return {}  # malformed: nothing in it can be told from what a client wrote
+        # An element without for= hides its client, as for=unknown does (RFC 7239 §5.2).
+        nodes = [_node(element.get("for", "")) for element in elements]
+        index = _pick(nodes, is_trusted)
+        proto, host = elements[index].get("proto"), elements[index].get("host")
     else:
-        chain = split_list(headers.get("x-forwarded-for"))
-        if not chain:
-            return {}
-        index = _pick(chain, is_trusted)
-        hops = len(chain) - index
-        client = chain[index]
+        nodes = [_node(entry) for entry in split_list(headers.get("x-forwarded-for"))]
+        # Without X-Forwarded-For the peer is the only hop known: its entry is the rightmost.
+        index = _pick(nodes, is_trusted) if nodes else 0
+        hops = len(nodes) - index if nodes else 1
         proto = _same_hop(split_list(headers.get("x-forwarded-proto")), hops)
         host = _same_hop(split_list(headers.get("x-forwarded-host")), hops)
-    changes: dict[str, Any] = {"client": _node(client)}
+    changes: dict[str, Any] = {}
+    # A hop that names no address leaves the client the nearest one known: the trusted
+    # proxy right of it, or the peer itself.
+    client = next((node for node in nodes[index:] if node is not None), None)
+    if client is not None:
+        changes["client"] = client
     schemes = _WS_SCHEME if request.get("type") == "websocket" else _HTTP_SCHEME
     if proto is not None and proto.lower() in schemes:
         changes["scheme"] = schemes[proto.lower()]

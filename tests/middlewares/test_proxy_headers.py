@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from shallot._types import Request
 from shallot.middlewares import apply_middleware, wrap_proxy_headers
-from shallot.middlewares.proxy_headers import _parse_forwarded
+from shallot.middlewares.proxy_headers import _node, _parse_forwarded
 
 PROXY = ("10.0.0.5", 40000)
 
@@ -93,13 +93,106 @@ async def test_forwarded_rfc_7239() -> None:
     assert request["headers"]["host"] == "app.example"
 
 
-@pytest.mark.parametrize(
-    "forwarded", ['for="1.2.3.4', "for=1.2.3.4;", "proto=https", "for=1.2.3.4 for=5", "=x"]
-)
+@pytest.mark.parametrize("forwarded", ['for="1.2.3.4', "for=1.2.3.4;", "for=1.2.3.4 for=5", "=x"])
 async def test_a_malformed_forwarded_header_changes_nothing(forwarded: str) -> None:
     request = await through("10.0.0.5", forwarded=forwarded)
     assert request["client"] == PROXY
     assert request["scheme"] == "http"
+
+
+@pytest.mark.parametrize("kind", ["http", "websocket"])
+async def test_x_forwarded_proto_and_host_are_read_without_x_forwarded_for(kind: str) -> None:
+    request = await through("10.0.0.5", kind=kind, x_forwarded_proto="https")
+    assert request["client"] == PROXY
+    assert request["scheme"] == ("wss" if kind == "websocket" else "https")
+    assert request["headers"]["host"] == "backend:8000"
+    request = await through("10.0.0.5", kind=kind, x_forwarded_host="app.example")
+    assert request["scheme"] == ("ws" if kind == "websocket" else "http")
+    assert request["headers"]["host"] == "app.example"
+    # Without X-Forwarded-For the peer is the only hop known: its own entry, the rightmost.
+    request = await through(
+        "10.0.0.5", x_forwarded_proto="https, http", x_forwarded_host="evil.example, app.example"
+    )
+    assert request["client"] == PROXY
+    assert request["scheme"] == "http"
+    assert request["headers"]["host"] == "app.example"
+    request = await through("10.0.0.5", x_forwarded_for=" , ", x_forwarded_proto="https")
+    assert (request["client"], request["scheme"]) == (PROXY, "https")
+
+
+@pytest.mark.parametrize(
+    ("trusted", "headers", "client"),
+    [
+        ("10.0.0.5", {"x_forwarded_for": "garbage"}, PROXY),
+        ("10.0.0.5", {"x_forwarded_for": "1.2.3.4:99999"}, PROXY),
+        ("10.0.0.5", {"x_forwarded_for": "[1.2.3.4]"}, PROXY),
+        ("10.0.0.5", {"x_forwarded_for": "unknown"}, PROXY),
+        ("10.0.0.0/8", {"x_forwarded_for": "1.2.3.4, garbage, 10.0.0.9"}, ("10.0.0.9", 0)),
+        ("10.0.0.0/8", {"x_forwarded_for": "1.2.3.4, 10.0.0.9:70000"}, PROXY),
+        ("*", {"x_forwarded_for": "garbage, 1.2.3.4"}, ("1.2.3.4", 0)),
+        ("*", {"x_forwarded_for": "1.2.3.4, garbage"}, PROXY),
+        ("10.0.0.5", {"forwarded": "for=_hidden"}, PROXY),
+        ("10.0.0.5", {"forwarded": "for=unknown"}, PROXY),
+        ("10.0.0.5", {"forwarded": 'for="[2001:db8::1]:99999"'}, PROXY),
+        ("10.0.0.5", {"forwarded": 'for="1.2.3.4:_port"'}, ("1.2.3.4", 0)),
+        ("10.0.0.0/8", {"forwarded": "for=1.2.3.4, for=unknown, for=10.0.0.9"}, ("10.0.0.9", 0)),
+        ("10.0.0.0/8", {"forwarded": "for=1.2.3.4, proto=http, for=10.0.0.9"}, ("10.0.0.9", 0)),
+    ],
+)
+async def test_an_unusable_forwarded_address_leaves_the_hop_before_it(
+    trusted: str, headers: dict[str, str], client: tuple[str, int]
+) -> None:
+    request = await through(trusted, **headers)
+    assert request["client"] == client
+
+
+async def test_a_hidden_client_still_gives_scheme_and_host() -> None:
+    # RFC 7239 §6: "unknown" and "_obfuscated" nodes hide the client, not the hop's proto/host.
+    request = await through("10.0.0.5", forwarded="for=unknown;proto=HTTPS;host=app.example")
+    assert request["client"] == PROXY
+    assert request["scheme"] == "https"
+    assert request["headers"]["host"] == "app.example"
+    request = await through("10.0.0.5", forwarded="proto=https")  # no for=: the same
+    assert (request["client"], request["scheme"]) == (PROXY, "https")
+    request = await through("10.0.0.5", x_forwarded_for="garbage", x_forwarded_proto="https")
+    assert (request["client"], request["scheme"]) == (PROXY, "https")
+
+
+@pytest.mark.parametrize(
+    ("value", "node"),
+    [
+        ("1.2.3.4", ("1.2.3.4", 0)),
+        (" 1.2.3.4:8080 ", ("1.2.3.4", 8080)),
+        ("1.2.3.4:65535", ("1.2.3.4", 65535)),
+        ("[2001:db8::1]:4711", ("2001:db8::1", 4711)),
+        ("[2001:db8::1]", ("2001:db8::1", 0)),
+        ("2001:db8::1", ("2001:db8::1", 0)),
+        ("1.2.3.4:_obf", ("1.2.3.4", 0)),  # an obfuscated port hides the port only
+        ("garbage", None),
+        ("unknown", None),
+        ("_hidden", None),
+        ("", None),
+        ("1.2.3.4:65536", None),
+        ("1.2.3.4:99999", None),
+        ("1.2.3.4:", None),
+        ("1.2.3.4:abc", None),
+        ("1.2.3.4:\u00b2", None),
+        ("1.2.3", None),
+        ("[1.2.3.4]:80", None),
+        ("[2001:db8::1", None),
+        ("[2001:db8::1]x", None),
+        ("[::1]:_", None),
+    ],
+)
+def test_node(value: str, node: tuple[str, int] | None) -> None:
+    assert _node(value) == node
+
+
+@given(st.text(max_size=40))
+def test_node_never_raises_and_gives_only_addresses(value: str) -> None:
+    node = _node(value)
+    if node is not None:
+        assert 0 <= node[1] <= 65535
 
 
 async def test_websockets_get_ws_schemes() -> None:
