@@ -1,7 +1,8 @@
 """Websocket message rules, pure and synchronous: no I/O, no event loop.
 
 Turns what a handler yields into ASGI ``websocket.send`` / ``websocket.close`` messages (and
-refuses anything else), ASGI ``websocket.receive`` messages into ``str | bytes``, and classifies
+refuses anything else), ASGI ``websocket.receive`` messages into ``str | bytes``, text into the
+JSON value it holds (``wrap_json`` parses request bodies with the same rule), and classifies
 what ``on_connect`` returned. The close-code rules are RFC 6455 §7.4.
 """
 
@@ -101,17 +102,29 @@ def incoming(message: Message) -> str | bytes:
     raise ValueError("websocket.receive carried neither 'text' nor 'bytes'")
 
 
+def _not_json(constant: str) -> Any:
+    # Python's parser takes these by default; RFC 8259 §6 does not, nor does JSON.parse.
+    raise ValueError(f"{constant} is not JSON")
+
+
+#: The one JSON parser for what clients send (websocket messages, ``wrap_json`` bodies): the
+#: standard library's, refusing ``NaN``, ``Infinity`` and ``-Infinity``. Made once: ``json.loads``
+#: with an option builds a decoder per call.
+_DECODER = json.JSONDecoder(parse_constant=_not_json)
+
+
 def json_value(payload: str | bytes) -> Any:
-    """Returns the JSON value a text message holds (``receiver.json()``, issue 16).
+    """Returns the JSON value a text holds: a websocket text message (``receiver.json()``,
+    issue 16) or a decoded request body (``wrap_json``).
 
     Raises:
-        ValueError: it is a binary frame, or not JSON; the message is a close reason (at
-            most 123 bytes in UTF-8).
+        ValueError: it is a binary frame, or not JSON (RFC 8259: ``NaN`` and ``Infinity`` are
+            not); the message is a close reason (at most 123 bytes in UTF-8).
     """
     if not isinstance(payload, str):
         raise ValueError("expected JSON text, got a binary frame")
     try:
-        return json.loads(payload)
+        return _DECODER.decode(payload)
     except ValueError as error:  # JSONDecodeError; RecursionError is not a ValueError
         reason = f"invalid JSON: {getattr(error, 'msg', error)}"
     except RecursionError:

@@ -45,17 +45,20 @@ logger = logging.getLogger("shallot")
 _TEXT_UTF8 = "text/plain; charset=utf-8"
 _JSON = "application/json"
 #: One encoder for every json() call: json.dumps builds a new one per call for these options.
-_ENCODER = _json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+#: ``allow_nan=False``: ``NaN`` and ``Infinity`` are not JSON (RFC 8259 §6) and ``JSON.parse``
+#: refuses them, so a handler that sends one fails here, as for any value JSON cannot hold.
+_ENCODER = _json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 #: CPython's C encoder, made once: ``JSONEncoder.encode`` makes one per call (with a dict for
 #: spotting circular references), which costs more than encoding a small object does. Without
 #: that dict, an object that contains itself ends in a RecursionError, turned into the
-#: ValueError the standard library raises.
+#: ValueError the standard library raises. Its arguments: markers, default, encoder, indent,
+#: key and item separators, sort_keys, skipkeys and allow_nan (False, as for ``_ENCODER``).
 _make_c_encoder: Any = getattr(_json.encoder, "c_make_encoder", None)
 _C_ENCODE: Any = (
     None
     if _make_c_encoder is None
     else _make_c_encoder(
-        None, _ENCODER.default, _json.encoder.encode_basestring, None, ":", ",", False, False, True
+        None, _ENCODER.default, _json.encoder.encode_basestring, None, ":", ",", False, False, False
     )
 )
 
@@ -112,7 +115,8 @@ def json_response(
 
     Raises:
         TypeError: ``data`` is not JSON serializable.
-        ValueError: ``data`` contains itself (or nests too deeply).
+        ValueError: ``data`` holds ``NaN`` or an infinity, or contains itself (or nests too
+            deeply).
     """
     encoded = _to_json(data)
     try:
@@ -182,7 +186,8 @@ def ws_send_json(data: Any) -> WSSend:
 
     Raises:
         TypeError: ``data`` is not JSON serializable.
-        ValueError: ``data`` contains itself (or nests too deeply).
+        ValueError: ``data`` holds ``NaN`` or an infinity, or contains itself (or nests too
+            deeply).
     """
     return {"type": "websocket.send", "text": _to_json(data)}
 

@@ -79,7 +79,11 @@ def format_event(event: Event) -> bytes:
         lines.append(f"event: {_one_line('event', event['event'])}")
     if "data" in event:
         data = event["data"]
-        text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+        text = (
+            data
+            if isinstance(data, str)
+            else json.dumps(data, separators=(",", ":"), allow_nan=False)
+        )
         lines.extend(f"data: {line}" for line in _LINES.split(text))
     if event.get("id") is not None:
         lines.append(f"id: {_one_line('id', event['id'])}")

@@ -141,7 +141,11 @@ def test_json_rejects_what_it_cannot_serialize() -> None:
 
 @given(
     st.recursive(
-        st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(),
         lambda children: st.lists(children) | st.dictionaries(st.text(), children),
         max_leaves=20,
     )
@@ -149,6 +153,33 @@ def test_json_rejects_what_it_cannot_serialize() -> None:
 def test_json_writes_what_the_standard_library_writes(data: Any) -> None:
     expected = std_json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     assert json(data)["body"] == expected.encode()
+
+
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), float("-inf")])
+def test_json_refuses_nan_and_infinity(number: float) -> None:
+    # Python writes them as NaN and Infinity, which are not JSON (RFC 8259 §6): JSON.parse
+    # in a browser refuses the whole body.
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        json({"value": [1.5, number]})
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        ws_send_json(number)
+
+
+async def test_a_handler_answering_nan_gets_500_and_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def mean(request: Request) -> Response:
+        numbers = std_json.loads(request["body"])
+        return json({"mean": sum(numbers) / len(numbers) if numbers else float("nan")})
+
+    async with TestClient(build_server(mean)) as client:
+        assert (await client.post("/", json=[1, 2])).json() == {"mean": 1.5}
+        response = await client.post("/", json=[])
+    assert (response.status_code, response.text) == (500, "Internal Server Error")
+    errors = [r for r in caplog.records if r.name == "shallot" and r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert errors[0].exc_info is not None
+    assert isinstance(errors[0].exc_info[1], ValueError)
 
 
 def test_json_refuses_data_that_contains_itself() -> None:

@@ -52,6 +52,8 @@ def test_format_event(event: Any, wire: bytes) -> None:
         ({"retry": "soon"}, ValueError),
         ({"event": 3}, TypeError),
         ({"comment": 3}, TypeError),
+        ({"data": {"x": float("nan")}}, ValueError),  # JSON.parse takes no NaN
+        ({"data": [float("inf")]}, ValueError),
         (b"bytes", TypeError),
     ],
 )

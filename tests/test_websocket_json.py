@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -55,8 +56,10 @@ async def test_json_values_are_handed_over_parsed(options: dict[str, Any]) -> No
         ("", "invalid JSON: Expecting value"),
         ('{"a": 1} trailing', "invalid JSON: Extra data"),
         (b'{"a": 1}', "expected JSON text, got a binary frame"),
+        ("Infinity", "invalid JSON: Infinity is not JSON"),  # RFC 8259 §6; Python takes it
+        ('{"a": NaN}', "invalid JSON: NaN is not JSON"),
     ],
-    ids=["single-quotes", "empty", "extra-data", "binary"],
+    ids=["single-quotes", "empty", "extra-data", "binary", "infinity", "nan"],
 )
 async def test_what_is_not_json_text_closes_with_1007(
     options: dict[str, Any], frame: str | bytes, reason: str
@@ -104,3 +107,22 @@ async def test_a_json_handler_sees_the_client_leave_as_usual() -> None:
             await ws.close(1001)
         await seen.closed.wait()
     assert seen.events == [("disconnect", 1001, ""), "on_close"]
+
+
+async def test_sending_nan_closes_with_1011_and_logs_once(caplog: pytest.LogCaptureFixture) -> None:
+    # JSON.parse refuses NaN: ws_send_json fails as for any value JSON cannot hold.
+    @websocket(json=True)
+    async def average(scope: dict[str, Any], receiver: JSONReceiver) -> AsyncIterator[Any]:
+        async for numbers in receiver:
+            yield ws_send_json({"mean": sum(numbers) / len(numbers) if numbers else float("nan")})
+
+    with anyio.fail_after(2):
+        async with TestClient(build_server(average)) as client, client.websocket("/") as ws:
+            await ws.send_json([1, 2])
+            assert await ws.receive_json() == {"mean": 1.5}
+            await ws.send_json([])
+            assert await ws.wait_closed() == 1011
+    errors = [r for r in caplog.records if r.name == "shallot" and r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert errors[0].exc_info is not None
+    assert isinstance(errors[0].exc_info[1], ValueError)

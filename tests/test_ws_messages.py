@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from shallot._ws_messages import classify_connect, incoming, outgoing, sendable_code, size_of
+from shallot._ws_messages import (
+    classify_connect,
+    incoming,
+    json_value,
+    outgoing,
+    sendable_code,
+    size_of,
+)
 from shallot.response import ws_accept, ws_close, ws_send
 
 
@@ -71,6 +78,20 @@ def test_incoming_payloads() -> None:
     assert incoming({"type": "websocket.receive", "bytes": b"x", "text": None}) == b"x"
     with pytest.raises(ValueError, match="neither"):
         incoming({"type": "websocket.receive"})
+
+
+def test_json_value_parses_json_text() -> None:
+    assert json_value('{"a": [1, 2.5e3, -0.5, null, "é"]}') == {"a": [1, 2500.0, -0.5, None, "é"]}
+
+
+@pytest.mark.parametrize(
+    ("text", "constant"),
+    [("NaN", "NaN"), ("Infinity", "Infinity"), ("[1, -Infinity]", "-Infinity")],
+)
+def test_json_value_refuses_nan_and_infinity(text: str, constant: str) -> None:
+    # Python's parser takes them; RFC 8259 §6 and JSON.parse do not.
+    with pytest.raises(ValueError, match=f"^invalid JSON: {constant} is not JSON$"):
+        json_value(text)
 
 
 def test_size_counts_utf8_bytes() -> None:

@@ -2,18 +2,20 @@
 
 A body counts as JSON when its content type is ``application/json`` or any
 ``application/<name>+json`` (RFC 6839 §3.1), parameters such as ``charset`` tolerated. The body
-is read as UTF-8 (RFC 8259 §8.1). A body that is not valid JSON, including invalid UTF-8 and
-nesting too deep to parse, is the client's mistake: 400 ``Malformed JSON``, never a 500.
+is read as UTF-8 (RFC 8259 §8.1) and parsed by the rule websocket messages follow
+(``_ws_messages.json_value``). A body that is not valid JSON, including invalid UTF-8, ``NaN``
+or ``Infinity`` (which Python's parser takes and RFC 8259 does not), and nesting too deep to
+parse, is the client's mistake: 400 ``Malformed JSON``, never a 500.
 ``wrap_json`` works both bare, as in shallot 2.0 (``apply_middleware(wrap_json)``), and as the
 factory SPEC §6 describes (``wrap_json(fail_on_missing_body=True)``).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any, overload
 
 from .._types import Handler, HandlerResult, Middleware, Next, Request
+from .._ws_messages import json_value
 from ..response import respond400
 
 __all__ = ["wrap_json"]
@@ -34,12 +36,10 @@ def _parse(body: bytes) -> Any:
     """Returns the JSON value of ``body``.
 
     Raises:
-        ValueError: the body is not UTF-8 JSON (``RecursionError`` is turned into it).
+        ValueError: the body is not UTF-8 JSON (``NaN``, ``Infinity`` and nesting too deep
+            to parse included).
     """
-    try:
-        return json.loads(body.decode("utf-8-sig"))  # RFC 8259 §8.1 lets a parser skip a BOM
-    except RecursionError:  # nesting deeper than the interpreter's stack
-        raise ValueError("JSON nested too deeply") from None
+    return json_value(body.decode("utf-8-sig"))  # RFC 8259 §8.1 lets a parser skip a BOM
 
 
 def _build(fail_on_missing_body: bool) -> Middleware:

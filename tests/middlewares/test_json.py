@@ -77,6 +77,15 @@ async def test_malformed_json_is_400(body: bytes) -> None:
     assert (response["status"], response["body"]) == (400, b"Malformed JSON")
 
 
+@pytest.mark.parametrize(
+    "body", [b"NaN", b'{"a": Infinity}', b"[1, -Infinity]"], ids=["NaN", "Infinity", "-Infinity"]
+)
+async def test_nan_and_infinity_are_malformed_json(body: bytes) -> None:
+    # Python's parser takes them; RFC 8259 §6 and JSON.parse do not.
+    response = await call(wrap_json(), "application/json", body)
+    assert (response["status"], response["body"]) == (400, b"Malformed JSON")
+
+
 async def test_empty_body() -> None:
     lenient = await call(wrap_json(), "application/json", b"")
     assert lenient["request"]["json"] is None
