@@ -152,10 +152,9 @@ def classify_connect(result: Any, offered: list[str]) -> tuple[Verdict, Message 
     if kind == "websocket.accept":
         subprotocol = result.get("subprotocol")
         if subprotocol is not None and subprotocol not in offered:
-            return "invalid", (
-                f"on_connect chose subprotocol {subprotocol!r}, which the client "
-                f"did not offer (offered: {offered!r})"
-            )
+            # RFC 6455 §4.2.2: a server that agrees to none of the client's subprotocols
+            # answers without one, and the client decides whether that will do.
+            subprotocol = None
         accept: Message = {"type": "websocket.accept", "subprotocol": subprotocol}
         headers = result.get("headers")
         if headers:

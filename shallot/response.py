@@ -208,7 +208,8 @@ def ws_accept(
     subprotocol: str | None = None, headers: Mapping[str, str] | list[tuple[str, str]] | None = None
 ) -> WSAccept:
     """Returns the message that accepts a websocket handshake, with an optional
-    ``subprotocol`` (one the client offered) and extra response ``headers``."""
+    ``subprotocol`` (agreed to when the client offered it, else the connection opens without
+    one) and extra response ``headers``."""
     message: WSAccept = {"type": "websocket.accept", "subprotocol": subprotocol}
     if headers:
         items = headers.items() if isinstance(headers, Mapping) else headers

@@ -114,13 +114,14 @@ async def handle_ws_echo_3(scope, receiver):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("accepted", [True, False])
-async def test_connection_accept(accepted: bool) -> None:
+@pytest.mark.parametrize("offered", [["sub-123"], [], ["other"]])
+async def test_connection_accept(accepted: bool, offered: list[str]) -> None:
     allow["value"] = accepted
     with anyio.fail_after(2):
         async with TestClient(build_server(handle_ws_echo_3)) as client:
-            if accepted:
-                async with client.websocket("/", subprotocols=["sub-123"]) as ws:
-                    assert ws.subprotocol == "sub-123"
+            if accepted:  # sub-123 when offered; else none (RFC 6455 §4.2.2), never a 500
+                async with client.websocket("/", subprotocols=offered) as ws:
+                    assert ws.subprotocol == ("sub-123" if offered == ["sub-123"] else None)
                     await ws.send("ok")
                     assert await ws.receive() == "@ECHO: ok"
             else:
