@@ -6,19 +6,22 @@ compressed also depends on the request's ``accept-encoding`` (RFC 9110 §12.5.3)
 response worth compressing gets ``Vary: Accept-Encoding``. Streams are compressed chunk by chunk
 and flushed after each chunk, so a slow stream stays incremental. A compressed response has no
 byte ranges of its own, so its ``accept-ranges`` is dropped and a strong ``etag`` becomes weak.
+A ``304`` carries the ``etag`` and ``vary`` of the ``200`` it stands for (RFC 9110 §15.4.5),
+judged by its ``representation`` key (``wrap_static`` sets it); a ``206`` of a file worth
+compressing gets ``vary`` too.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from typing import Any
 
 import anyio
 
 from .._streams import as_bytes, close_stream
 from .._types import Handler, HandlerResult, Middleware, Next, Request, Response
-from ._headers import add_vary, get_header, split_list, with_headers
+from ._headers import Headers, add_vary, get_header, split_list, with_headers
 
 __all__ = ["DEFAULT_SKIP_CONTENT_TYPES", "wrap_gzip"]
 
@@ -58,9 +61,15 @@ def _accepts_gzip(accept_encoding: str | None) -> bool:
     return False
 
 
-def _media_type(response: Response) -> str:
-    content_type = get_header(response.get("headers"), "content-type") or ""
+def _media_type(headers: Headers) -> str:
+    content_type = get_header(headers, "content-type") or ""
     return content_type.partition(";")[0].strip().lower()
+
+
+def _size(value: str | None) -> int:
+    """Returns the size a ``content-length`` (or a ``content-range``'s complete length) states,
+    ``-1`` when it states none."""
+    return int(value) if value is not None and value.isdigit() else -1
 
 
 def _weak(etag: str | None) -> str | None:
@@ -112,7 +121,10 @@ def wrap_gzip(
     ``content-encoding``, a ``content-range`` (a part of a file) or ``cache-control:
     no-transform``, ``text/event-stream``, and media types in ``skip_content_types`` (exact
     types or ``"type/*"``; ``DEFAULT_SKIP_CONTENT_TYPES`` lists compressed formats). HEAD
-    responses are left uncompressed: their headers describe the identity encoding.
+    responses are left uncompressed: their headers describe the identity encoding. A 304
+    whose ``representation`` (the 200's ``content-type`` and ``content-length``) is worth
+    compressing, and a 206 of such a file, get ``vary``; the 304 also gets the weak ``etag``
+    when the client's 200 would be compressed.
 
     Returns:
         The middleware.
@@ -138,35 +150,55 @@ def wrap_gzip(
         if not (kind and slash and sub) or "*" in kind:
             raise ValueError(f"wrap_gzip: {media_type!r} in skip_content_types is not type/subtype")
 
-    def worth_compressing(response: Response, head: bool = False) -> bool:
-        status = response.get("status")
-        headers = response.get("headers")
-        if not isinstance(status, int) or status < 200 or status in (204, 304):
-            return False
+    def compressible(headers: Headers) -> bool:
+        """Returns whether a 200 with these headers may be compressed, whatever its size."""
         encoding = get_header(headers, "content-encoding")
         if encoding is not None and encoding.strip().lower() != "identity":
-            return False
-        if get_header(headers, "content-range") is not None:
             return False
         cache_control = split_list(get_header(headers, "cache-control"))
         if "no-transform" in (directive.lower() for directive in cache_control):
             return False  # RFC 9111 §5.2.2.6
-        media_type = _media_type(response)
+        media_type = _media_type(headers)
         if media_type == "text/event-stream" or media_type in skipped:
             return False
-        if media_type.partition("/")[0] + "/*" in skipped:
+        return media_type.partition("/")[0] + "/*" not in skipped
+
+    def worth_compressing(response: Response, head: bool = False) -> bool:
+        status = response.get("status")
+        headers = response.get("headers")
+        if not isinstance(status, int) or status < 200 or status in (204, 206, 304):
+            return False  # 206 and 304 are judged by stands_for_compressed, never compressed
+        if get_header(headers, "content-range") is not None or not compressible(headers):
             return False
         if response.get("stream") is not None:
-            length = get_header(headers, "content-length")
-            return not (length is not None and length.isdigit() and int(length) < minimum_size)
+            size = _size(get_header(headers, "content-length"))
+            return not 0 <= size < minimum_size  # unknown, or not known to be short
         body = response.get("body", b"")
         sized = isinstance(body, (bytes, bytearray, memoryview, str))
         if head and sized and not body:
             # A HEAD answer without its body (wrap_static's) states GET's size: judge by that,
             # so HEAD gets the Vary that GET gets (RFC 9110 §9.3.2: the same header fields).
-            length = get_header(headers, "content-length")
-            return length is not None and length.isdigit() and int(length) >= max(minimum_size, 1)
+            return _size(get_header(headers, "content-length")) >= max(minimum_size, 1)
         return sized and len(body) >= max(minimum_size, 1)  # nothing to gain on an empty body
+
+    def stands_for_compressed(response: Response, status: int) -> bool:
+        """Returns whether the 200 that a 304 stands for, or that a 206 is a part of, is worth
+        compressing: judged by the 304's ``representation`` (the 200's ``content-type`` and
+        ``content-length``), or by the 206's type and the complete length in its
+        ``content-range``."""
+        headers = response.get("headers")
+        if status == 304:
+            representation = response.get("representation")
+            if not isinstance(representation, Mapping):
+                return False  # a 304 that does not say what it stands for stays as it is
+            headers = with_headers(headers, representation)
+            size = _size(get_header(headers, "content-length"))
+        else:
+            content_range = get_header(headers, "content-range")
+            if content_range is None:
+                return False
+            size = _size(content_range.rpartition("/")[2].strip())
+        return size >= max(minimum_size, 1) and compressible(headers)
 
     async def compress(response: Response) -> Response:
         headers = response.get("headers")
@@ -199,6 +231,17 @@ def wrap_gzip(
             method = request.get("method")
             if method == "WS" or not isinstance(response, dict):
                 return response
+            status = response.get("status")
+            if status == 304 or status == 206:
+                if not stands_for_compressed(response, status):
+                    return response
+                headers = add_vary(response.get("headers"), "Accept-Encoding")
+                accept_encoding = (request.get("headers") or {}).get("accept-encoding")
+                if status == 304 and method != "HEAD" and _accepts_gzip(accept_encoding):
+                    # the validators of the compressed 200 this client would have got
+                    changes = {"etag": _weak(get_header(headers, "etag")), "accept-ranges": None}
+                    headers = with_headers(headers, changes)
+                return {**response, "headers": headers}
             if not worth_compressing(response, method == "HEAD"):
                 return response
             headers = request.get("headers") or {}

@@ -3,11 +3,11 @@
 The request path (below an optional URL ``prefix``) names a file relative to the folder, mapped
 by ``_static_files`` so that no path, however encoded, leaves the folder. A folder is answered
 with its index file (``index.html``), and a folder path without its trailing slash is
-redirected to the path with it, so that the page's relative links resolve. Requests that name
-nothing there go on to the next middleware. Files are answered with ``etag`` and
-``last-modified``, ``304`` for a matching ``if-none-match`` / ``if-modified-since`` (RFC 9110
-§13), single byte ranges (RFC 9110 §14), an optional ``cache-control``, and a stream that reads
-the file with anyio.
+redirected to the path with it, so that the page's relative links resolve; a file answers only
+without one. Requests that name nothing there go on to the next middleware. Files are answered
+with ``etag`` and ``last-modified``, ``304`` for a matching ``if-none-match`` /
+``if-modified-since`` (RFC 9110 §13), single byte ranges (RFC 9110 §14), an optional
+``cache-control``, and a stream that reads the file with anyio.
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ def wrap_static(
     the folder: ``GET /css/site.css`` reads ``<folder>/css/site.css``; with ``prefix="/static"``
     only paths under ``/static`` are looked at, and ``/static/css/site.css`` reads the same file.
     A folder holding ``index`` is answered with that file when its path ends in ``/``, and
-    redirected there (``301``) when it does not (``index=None`` turns both off).
+    redirected there (``301``) when it does not (``index=None`` turns both off). A file's path
+    with a trailing slash, and a path starting with ``//``, name nothing.
     ``cache_control`` is set on every file answer; files whose name matches ``fingerprinted``
     (``True`` for ``FINGERPRINT``, or a regex str searched in the name) get ``IMMUTABLE``
     instead. Requests that name nothing to serve, and every other method, go on to the next
@@ -98,7 +99,9 @@ def wrap_static(
     Returns:
         The middleware. It answers ``200`` (a stream, or no body for HEAD), ``206`` for a
         single byte range, ``301`` to add a folder's slash, ``304`` when the client's copy is
-        current and ``416`` for a range past the end of the file.
+        current (its ``representation`` key holds the 200's ``content-type`` and
+        ``content-length``, for ``wrap_gzip``) and ``416`` for a range past the end of the
+        file.
 
     Raises:
         NotADirectoryError: the folder does not exist or is not a directory.
@@ -132,9 +135,13 @@ def wrap_static(
             validators["cache-control"] = IMMUTABLE
         elif cache_control is not None:
             validators["cache-control"] = cache_control
+        media_type = content_type(mimes, name)
         if not_modified(headers, etag, info.st_mtime):
-            return respond_not_modified(validators)
-        response_headers = {**validators, "content-type": content_type(mimes, name)}
+            # what the 200 would hold, which a 304 must not state (RFC 9110 §15.4.5), for
+            # wrap_gzip to give the 304 the vary and etag of that 200
+            representation = {"content-type": media_type, "content-length": str(size)}
+            return {**respond_not_modified(validators), "representation": representation}
+        response_headers = {**validators, "content-type": media_type}
         if request["method"] == "HEAD":  # Range is defined for GET only (RFC 9110 §14.2)
             return {
                 "status": 200,
@@ -170,7 +177,9 @@ def wrap_static(
 
     async def lookup(request: Request) -> Response | None:
         path = request.get("path")
-        if not isinstance(path, str):
+        if not isinstance(path, str) or path.startswith("//"):
+            # As a link, "//name" is the host "name" (RFC 3986 §4.2): neither a file nor a folder
+            # redirect (location "//name/") may answer it.
             return None
         if prefix:
             if not path.startswith(prefix) or path[len(prefix) : len(prefix) + 1] not in ("", "/"):
@@ -179,19 +188,22 @@ def wrap_static(
         segments = safe_segments(path)
         if segments is None:
             return None
+        # a path ending in a slash (or "/.", the same once dot segments are removed) names a
+        # folder: a file has one URL, without it, so caches and relative links see one file
+        slashed = path.endswith(("/", "/."))
         if segments:  # no segments: the folder itself, a directory (checked at startup)
             found = await find_file(real_folder, segments)
             if found is None:
                 return None
             real, info = found
             if stat.S_ISREG(info.st_mode):
-                return respond(request, segments[-1], real, info)
+                return None if slashed else respond(request, segments[-1], real, info)
         if index is None:
             return None
         found = await find_file(real_folder, [*segments, index])
         if found is None or not stat.S_ISREG(found[1].st_mode):
             return None
-        if not path.endswith("/"):
+        if not slashed:
             return add_slash(request)
         return respond(request, index, *found)
 

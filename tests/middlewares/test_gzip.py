@@ -361,3 +361,105 @@ async def test_head_of_a_static_file_gets_the_vary_its_get_gets(tmp_path: Path) 
     assert "content-encoding" not in head.headers  # HEAD still describes the identity body
     assert head.headers["content-length"] == str(len(TEXT))
     assert "vary" not in tiny.headers  # under minimum_size, as its GET would be
+
+
+# --- 304s and 206s carry the Vary and etag of the 200 they stand for (RFC 9110 §15.4.5)
+
+
+def not_modified(**representation: str) -> Response:
+    """A 304 as wrap_static gives it: validators, and the 200's type and size beside them."""
+    headers = {"etag": '"v1"', "accept-ranges": "bytes", "cache-control": "no-cache"}
+    return {"status": 304, "headers": headers, "representation": representation}
+
+
+async def test_a_304_gets_the_vary_and_etag_of_the_200_it_stands_for() -> None:
+    response = not_modified(**{"content-type": "text/css", "content-length": str(len(TEXT))})
+    gzipped = await call(gz(response))
+    assert gzipped["status"] == 304
+    assert gzipped["headers"] == {
+        "cache-control": "no-cache",  # what the compressed 200 has, and no accept-ranges
+        "etag": 'W/"v1"',
+        "vary": "Accept-Encoding",
+    }
+    for req in (request(accept="identity"), request("HEAD")):  # their 200 is not compressed
+        plain = await call(gz(response), req)
+        assert plain["headers"] == {**response["headers"], "vary": "Accept-Encoding"}
+    assert response["headers"]["etag"] == '"v1"'  # the handler's response is not mutated
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        not_modified(**{"content-type": "text/css", "content-length": "499"}),
+        not_modified(**{"content-type": "image/png", "content-length": "5000"}),
+        not_modified(**{"content-type": "text/css"}),  # a size it does not know
+        not_modified(),
+        {"status": 304, "headers": {"etag": '"v1"'}},  # no representation: nothing to judge
+        {**text_response(**{"content-range": "bytes 0-9/499"}), "status": 206},
+        {**text_response(**{"content-range": "bytes 0-9/*"}), "status": 206},
+        {**text_response(**{"content-type": "video/mp4", "content-range": "bytes 0-9/5000"}),
+         "status": 206},
+        {**text_response(**{"content-type": "multipart/byteranges; boundary=x"}), "status": 206},
+    ],
+    ids=["small-304", "png-304", "unsized-304", "empty-304", "bare-304", "small-206",
+         "unsized-206", "video-206", "multipart-206"],
+)  # fmt: skip
+async def test_304s_and_206s_of_what_is_never_compressed_pass_through(
+    response: Response,
+) -> None:
+    assert await call(gz(response)) is response
+
+
+async def test_a_206_of_a_compressible_file_gets_vary() -> None:
+    part = {**text_response(etag='"v1"', **{"content-range": "bytes 0-9/5000"}), "status": 206}
+    for req in (request(), request(accept=None)):
+        result = await call(gz(part), req)
+        assert result["body"] == TEXT  # a part of the identity bytes, never compressed
+        assert result["headers"]["vary"] == "Accept-Encoding"
+        assert result["headers"]["etag"] == '"v1"'  # if-range compares it strongly
+
+
+async def test_conditional_requests_through_static_files(tmp_path: Path) -> None:
+    (tmp_path / "site.css").write_bytes(TEXT)
+    (tmp_path / "tiny.css").write_bytes(b"x" * 10)
+    pile = apply_middleware(wrap_gzip(), wrap_static("", str(tmp_path)))
+    zipped = {"accept-encoding": "gzip"}
+    plain = {"accept-encoding": "identity"}
+    async with TestClient(build_server(pile(answering(text_response())))) as client:
+        full = await client.get("/site.css", headers=zipped)
+        weak = full.headers["etag"]
+        strong = weak.removeprefix("W/")
+        # the weak etag the client holds matches (weak comparison, RFC 9110 §13.1.2), and so
+        # does the strong one: each 304 names what this client's 200 would have been
+        answers = [
+            await client.get("/site.css", headers={**zipped, "if-none-match": weak}),
+            await client.get("/site.css", headers={**zipped, "if-none-match": strong}),
+            await client.get("/site.css", headers={**plain, "if-none-match": weak}),
+            await client.get("/site.css", headers={**plain, "if-none-match": strong}),
+            await client.head("/site.css", headers={**zipped, "if-none-match": weak}),
+        ]
+        part = await client.get("/site.css", headers={**zipped, "range": "bytes=0-9"})
+        by_strong = await client.get(
+            "/site.css", headers={**zipped, "range": "bytes=0-9", "if-range": strong}
+        )
+        by_weak = await client.get(
+            "/site.css", headers={**zipped, "range": "bytes=0-9", "if-range": weak}
+        )
+        tiny = await client.get("/tiny.css", headers=zipped)
+        tiny_304 = await client.get(
+            "/tiny.css", headers={**zipped, "if-none-match": tiny.headers["etag"]}
+        )
+    assert (full.headers["content-encoding"], full.headers["vary"]) == ("gzip", "Accept-Encoding")
+    assert weak.startswith('W/"')
+    etags = [weak, weak, strong, strong, strong]  # HEAD describes the identity body
+    for answer, etag in zip(answers, etags, strict=True):
+        assert answer.status_code == 304
+        assert (answer.headers["etag"], answer.headers["vary"]) == (etag, "Accept-Encoding")
+    assert "accept-ranges" not in answers[0].headers  # as on the compressed 200
+    assert (part.status_code, part.content, part.headers["etag"]) == (206, TEXT[:10], strong)
+    assert part.headers["vary"] == "Accept-Encoding"
+    assert (by_strong.status_code, by_strong.headers["vary"]) == (206, "Accept-Encoding")
+    # if-range compares strongly: the weak etag gets the whole (compressed) file
+    assert (by_weak.status_code, by_weak.headers["content-encoding"]) == (200, "gzip")
+    assert (tiny_304.status_code, tiny_304.headers["etag"]) == (304, tiny.headers["etag"])
+    assert "vary" not in tiny_304.headers  # under minimum_size, as its 200 is

@@ -704,3 +704,56 @@ async def test_cache_control_for_every_file_and_immutable_for_fingerprinted_ones
 def test_site_options_are_checked_once(site: Path, options: dict[str, Any], error: type) -> None:
     with pytest.raises(error):
         wrap_static(str(site), **options)
+
+
+# --- one URL per file: no trailing slash, no leading "//"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/hello.txt/",
+        "/sub/nested.txt/",
+        "/hello.txt//",
+        "/hello.txt/.",  # what "/hello.txt/" is once its dot segments are removed (RFC 3986)
+        "//hello.txt",  # as a link, "//hello.txt" is the host hello.txt (RFC 3986 §4.2)
+        "//sub/nested.txt",
+        "///hello.txt",
+    ],
+)
+async def test_a_file_has_one_url(root: Path, path: str) -> None:
+    # a second URL for a file is a second cache key, and its relative links resolve elsewhere
+    response = await direct(root)(get(path))
+    assert isinstance(response, dict)
+    assert response["headers"] == {"x-fallback": "yes"}
+
+
+async def test_a_folder_keeps_its_slash_and_never_redirects_off_site(site: Path) -> None:
+    pile = apply_middleware(wrap_static(str(site)))(fallback)
+
+    async def answer(path: str) -> Response:
+        # the exact path a server delivers: httpx would remove the dot segments, and read
+        # "//docs" as a host
+        response = await pile(get(path))
+        assert isinstance(response, dict)
+        return response
+
+    assert (await answer("/docs/index.html/"))["headers"] == {"x-fallback": "yes"}
+    assert await body_of(await answer("/docs/")) == b"<h1>docs</h1>"
+    assert await body_of(await answer("/docs/.")) == b"<h1>docs</h1>"  # not a 301 to "/docs/./"
+    moved = await answer("/docs")
+    assert (moved["status"], moved["headers"]["location"]) == (301, "/docs/")
+    # a 301 to "//docs/" would send the browser to the host "docs"
+    assert (await answer("//docs"))["headers"] == {"x-fallback": "yes"}
+
+
+async def test_a_304_says_what_its_200_holds_for_wrap_gzip(root: Path) -> None:
+    etag, _ = await validators(root)
+    response = await direct(root)(get("/hello.txt", **{"if-none-match": etag}))
+    assert isinstance(response, dict)
+    assert response["status"] == 304
+    assert "content-type" not in response["headers"]  # not on the 304 (RFC 9110 §15.4.5)
+    assert response["representation"] == {
+        "content-type": "text/plain; charset=utf-8",
+        "content-length": str(len(HELLO)),
+    }
