@@ -98,11 +98,19 @@ async def join(stack: AsyncExitStack, server: HypercornServer, room: str, nick: 
 async def join_two_workers(
     stack: AsyncExitStack, server: HypercornServer, room: str
 ) -> list[Member]:
-    """Opens connections to ``room`` until two workers serve some (at least three members)."""
+    """Opens connections to ``room`` until two workers serve some (at least three members),
+    a few at once: one after the other, the worker that just accepted one tends to win the
+    next accept too on a busy machine."""
     members: list[Member] = []
+
+    async def one(nick: str) -> None:
+        members.append(await join(stack, server, room, nick))
+
     while len({member.pid for member in members}) < 2 or len(members) < 3:
         assert len(members) < MAX_CONNECTIONS, "every connection landed on one worker"
-        members.append(await join(stack, server, room, f"m{len(members)}"))
+        async with anyio.create_task_group() as group:
+            for _ in range(4):
+                group.start_soon(one, f"m{len(members)}-{_}")
     return members
 
 

@@ -124,6 +124,10 @@ async def test_static_file_with_etag_and_revalidation(client: httpx.AsyncClient)
             f"/{pile_app.STATIC_FILE}",
             headers={"if-modified-since": plain.headers["last-modified"]},
         )
+        fresh_plain = await client.get(
+            f"/{pile_app.STATIC_FILE}",
+            headers={"if-none-match": etag, "accept-encoding": "identity"},
+        )
     assert plain.status_code == 200
     assert plain.content == expected
     assert plain.headers["content-length"] == str(len(expected))
@@ -133,10 +137,18 @@ async def test_static_file_with_etag_and_revalidation(client: httpx.AsyncClient)
     assert zipped.content == expected
     assert zipped.headers["content-encoding"] == "gzip"
     assert zipped.headers["etag"] == f"W/{etag}"
-    for not_modified in (fresh, fresh_weak, since):
+    # A 304 carries the etag and vary of the 200 it stands for (RFC 9110 §15.4.5): the
+    # gzipped one's for a client that takes gzip, the plain one's for one that does not.
+    for not_modified, tag in (
+        (fresh, f"W/{etag}"),
+        (fresh_weak, f"W/{etag}"),
+        (since, f"W/{etag}"),
+        (fresh_plain, etag),
+    ):
         assert not_modified.status_code == 304
         assert not_modified.content == b""
-        assert not_modified.headers["etag"] == etag
+        assert not_modified.headers["etag"] == tag
+        assert "accept-encoding" in not_modified.headers["vary"].lower()
 
 
 async def test_static_byte_range(client: httpx.AsyncClient) -> None:
