@@ -109,8 +109,8 @@ async def join_two_workers(
     while len({member.pid for member in members}) < 2 or len(members) < 3:
         assert len(members) < MAX_CONNECTIONS, "every connection landed on one worker"
         async with anyio.create_task_group() as group:
-            for _ in range(4):
-                group.start_soon(one, f"m{len(members)}-{_}")
+            for number in range(4):
+                group.start_soon(one, f"m{len(members)}-{number}")
     return members
 
 
