@@ -73,8 +73,8 @@ class Receiver:
                 if type(data) is int:
                     connection.carry_out(data)
                     continue
-            if connection.parked < 0:  # it left the watch while it sat in this read
-                connection.watch.join(connection)
+                if connection.parked < 0:  # it left the watch while it sat in this read
+                    connection.watch.join(connection)
             return data  # type: ignore[return-value]
 
     async def _queued(self, connection: Connection) -> str | bytes | None:

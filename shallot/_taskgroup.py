@@ -148,7 +148,7 @@ class Connection(WSState):
             if self.group is not None:
                 self.group.start_soon(self._cut_send)
         elif decision == LEAVE:
-            self.parked = -1
+            self.left_watch()
         elif decision == CLOSE:  # an idle timeout (issue 14)
             self.end()
 
@@ -398,13 +398,14 @@ class Connection(WSState):
                 ):
                     self.sending = True
                     self.sends += 1
-                    message: Message | None = item
-                else:
-                    message = self.handler_yielded(item)  # it is at a yield; the send starts
-                if message is None:
-                    break  # it yielded a close (the send task sends it), or the end is decided
-                if self.parked < 0:  # left the watch while a helper read: rejoin
-                    self.watch.join(self)
+                    message: Message = item
+                else:  # not calm: every rule applies
+                    next_message = self.handler_yielded(item)  # the send counts as started
+                    if next_message is None:
+                        break  # it yielded a close (the send task sends it), or the end
+                    message = next_message
+                    if self.parked < 0:  # it left the watch while a helper read: rejoin
+                        self.watch.join(self)
                 try:
                     await self.send(message)
                 except OSError:  # ASGI 2.4: the server says the client has gone

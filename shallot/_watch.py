@@ -34,9 +34,12 @@ class Watched(Protocol):
     """What the watch needs of a connection (``_taskgroup.Connection``)."""
 
     parked: int
-    seen: int
 
     def look(self, now: float) -> int: ...
+
+    def joined_watch(self) -> None: ...
+
+    def left_watch(self) -> None: ...
 
     def act(self, decision: int) -> None: ...
 
@@ -56,8 +59,7 @@ class Watch:
 
     def join(self, connection: Watched) -> None:
         """Looks at ``connection`` from the next look on (its handler runs)."""
-        connection.seen = -1  # the first look sees progress: away takes a whole interval
-        connection.parked = 0
+        connection.joined_watch()
         if self.members is _NONE:
             self.members = set()
         self.members.add(connection)
@@ -75,7 +77,7 @@ class Watch:
 
     def leave(self, connection: Watched) -> None:
         """Stops looking at ``connection``."""
-        connection.parked = -1
+        connection.left_watch()
         self.members.discard(connection)
 
     async def _run(self) -> None:

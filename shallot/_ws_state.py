@@ -26,7 +26,7 @@ Who reads ASGI ``receive``: the handler directly (``direct_reading``), or the re
 The hot path reads the state rather than calling it, because a Python call per rule cost 12 %
 of a message in process (benchmarks/README.md): ``calm`` sums up in one field whether the
 handler may read directly and a text may pass with no check but its shape (kept by
-``settle()``, which every writer of its five fields calls). The receiver reads it in place of
+``settle()``, which every writer of its six fields calls). The receiver reads it in place of
 ``may_read_directly()`` and ``received``'s first case, the runner in place of
 ``handler_yielded``'s first case (a ``ws_send(str)`` dict), and it clears ``sending`` in place
 of ``send_finished()``. These methods stay the rules' definitions: every other case calls them,
@@ -158,7 +158,9 @@ class WSState:
         self.sends = 0  # sends begun, for the check of stalled sends
         self.stuck: tuple[int, float] | None = None  # (sends, when) of a send in progress
         self.seen = -1  # reads at the last look
-        self.parked = -1  # looks the same direct read has lasted; -1: not in the watch
+        # looks the same direct read has lasted; -1: it left the watch (the hot path, not calm
+        # then, takes the slower way, which rejoins)
+        self.parked = 0
         self.queue: deque[str | bytes] | None = None  # made when the handler is first away
         self.queued_bytes = 0
         self.dropped = 0
@@ -189,15 +191,28 @@ class WSState:
     def settle(self) -> None:
         """Sums up in ``calm`` whether the hot path may run: the handler may read ASGI receive
         directly (``may_read_directly``), and a text it receives or yields needs no check but
-        its shape, for the client is there, no close is decided and the handler runs. Every
-        writer of those fields calls this, so the hot path reads one field, not five."""
+        its shape, for the client is there, no close is decided and the handler runs; and the
+        connection is in its watch, so there is nothing to rejoin. Every writer of those fields
+        calls this, so the hot path reads one field, not six."""
         self.calm = (
             self.client_code is None
             and not self.server_closed
             and self.handler_running
             and not self.queue
             and not self.task_reading
+            and self.parked >= 0
         )
+
+    def joined_watch(self) -> None:
+        """The watch looks at the connection from its next look on."""
+        self.seen = -1  # the first look sees progress: away takes a whole interval
+        self.parked = 0
+        self.settle()
+
+    def left_watch(self) -> None:
+        """The watch looks no more (``LEAVE``, or the end): not calm until it rejoins."""
+        self.parked = -1
+        self.calm = False
 
     def task_reads(self, reading: bool) -> None:
         """The receive task starts holding a message (or reading) for the handler, or stops."""

@@ -134,6 +134,19 @@ def test_calm_says_in_one_field_when_the_hot_path_may_run() -> None:
     assert not state.calm
 
 
+def test_a_reader_that_left_the_watch_is_not_calm_until_it_rejoins() -> None:
+    # the hot path then takes the slower way, which rejoins the watch
+    state = opened()
+    state.direct_reading = True
+    decisions = [state.look(n / 10) for n in range(1, 3 * LINGER)]
+    assert LEAVE in decisions
+    state.left_watch()
+    assert not state.calm
+    state.direct_reading = False
+    state.joined_watch()
+    assert state.calm
+
+
 @pytest.mark.parametrize("end", ["peer", "send failed", "handler", "finished"])
 def test_calm_ends_with_the_connection(end: str) -> None:
     state = opened()
@@ -546,7 +559,13 @@ class ConnectionMachine(RuleBasedStateMachine):
 
     @rule()
     def watch_looks(self) -> None:
-        self.state.look(self.now)
+        if self.state.look(self.now) == LEAVE:
+            self.state.left_watch()
+
+    @precondition(lambda self: self.state.parked < 0 and self.state.handler_running)
+    @rule()
+    def handler_rejoins_the_watch(self) -> None:
+        self.state.joined_watch()
 
     @rule()
     def hooks(self) -> None:
@@ -562,6 +581,7 @@ class ConnectionMachine(RuleBasedStateMachine):
             and state.handler_running
             and not state.queue
             and not state.task_reading
+            and state.parked >= 0
         )
         if state.calm:
             assert state.may_read_directly()
