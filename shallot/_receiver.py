@@ -28,10 +28,12 @@ class Receiver:
     ``WSDisconnect`` (with the client's close code).
     """
 
-    __slots__ = ("_connection",)
+    __slots__ = ("_connection", "_text_limit")
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
+        # the longest text that passes with no call (the hot path): -1 when a meter counts
+        self._text_limit = connection.limits.unmetered_text_limit
 
     def __repr__(self) -> str:
         return f"<Receiver of {self._connection.scope.get('path', '?')!r}>"
@@ -66,7 +68,7 @@ class Receiver:
             if not (
                 type(data) is str
                 and message["type"] == "websocket.receive"
-                and len(data) <= connection.limits.unmetered_text_limit
+                and len(data) <= self._text_limit
                 and connection.calm
             ):
                 data = connection.received(message)

@@ -417,12 +417,13 @@ class Connection(WSState):
                     self.sending = False  # WSState.send_finished (the hot path)
                     if self._ender is not None:  # the send task waits for the send's end
                         self._ender.set()
-                if self.reads == reads_at_send or self._handler is None:
+                reads = self.reads
+                if reads == reads_at_send or self._handler is None:
                     # Nothing read since the last send, so perhaps no checkpoint: a server's
                     # send to a client that left may return at once (issue 12, bug 1). Or
                     # _cut_send took the handler over: the group is cancelled, this raises.
                     await anyio.lowlevel.checkpoint()
-                reads_at_send = self.reads
+                reads_at_send = reads
         except (WSDisconnect, StopAsyncIteration):
             pass  # the client left: an ordinary end
         except Exception:  # it raised, or yielded what cannot be sent
