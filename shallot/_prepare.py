@@ -10,9 +10,26 @@ from __future__ import annotations
 
 from typing import Any
 
+#: What a header name may hold: a token (RFC 9110 §5.6.2).
+_TOKEN = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
 
 class InvalidResponse(Exception):
     """A handler returned something shallot cannot send."""
+
+
+def check_header(key: bytes, data: bytes) -> None:
+    """Refuses a header that would not go out as one header: a name that is no token, a
+    value with CR, LF or NUL (RFC 9110 §5.5). HTTP/1's h11 would raise past shallot; HTTP/2
+    would send it, and whatever turns it into HTTP/1 further on would split it.
+
+    Raises:
+        ValueError: what is wrong with it.
+    """
+    if not key or key.translate(None, _TOKEN):
+        raise ValueError(f"header name {key!r} is not a token (RFC 9110 §5.6.2)")
+    if b"\r" in data or b"\n" in data or b"\0" in data:
+        raise ValueError(f"header {key!r} has a CR, LF or NUL in its value {data!r}")
 
 
 def _encode_headers(headers: Any) -> tuple[list[tuple[bytes, bytes]], bool]:
@@ -35,6 +52,7 @@ def _encode_headers(headers: Any) -> tuple[list[tuple[bytes, bytes]], bool]:
             data = str(value).encode()
         else:
             raise InvalidResponse(f"header {name!r} has a {type(value).__name__} value")
+        check_header(key, data)
         if len(key) == 14 and key.lower() == b"content-length":
             has_length = True
         raw.append((key, data))
@@ -86,13 +104,14 @@ def prepare(response: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes | None
                         if pair is None:
                             key, value = item
                             pair = (key.encode("latin-1"), value.encode("latin-1"))
+                            check_header(*pair)  # once: then remembered, or not at all
                             if len(key) == 14 and key.lower() == "content-length":
                                 length = False  # never remembered: a hit must not hide it
                             elif len(pairs) < _MAX_PAIRS and len(value) <= _MAX_PAIR_VALUE:
                                 pairs[item] = pair
                         raw.append(pair)
-                except (AttributeError, TypeError, UnicodeEncodeError):
-                    pass  # not all str, or not latin-1: the general path below
+                except (AttributeError, TypeError, UnicodeEncodeError, ValueError):
+                    pass  # not all str, not latin-1, or unusable: the general path says which
                 else:
                     if length:
                         raw.append(_LENGTHS.get(len(body)) or _content_length(len(body)))

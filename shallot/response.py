@@ -17,6 +17,7 @@ import anyio
 
 from ._errors import WSDisconnect
 from ._pages import html, redirect
+from ._prepare import check_header
 from ._types import Response, Scope, WSAccept, WSClose, WSSend
 from ._ws_messages import check_close
 from .sse import sse
@@ -209,11 +210,19 @@ def ws_accept(
 ) -> WSAccept:
     """Returns the message that accepts a websocket handshake, with an optional
     ``subprotocol`` (agreed to when the client offered it, else the connection opens without
-    one) and extra response ``headers``."""
+    one) and extra response ``headers``.
+
+    Raises:
+        ValueError: a header name is not a token, or a value holds CR, LF or NUL.
+    """
     message: WSAccept = {"type": "websocket.accept", "subprotocol": subprotocol}
     if headers:
         items = headers.items() if isinstance(headers, Mapping) else headers
-        message["headers"] = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in items]
+        message["headers"] = pairs = [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in items
+        ]
+        for pair in pairs:
+            check_header(*pair)
     return message
 
 

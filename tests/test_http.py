@@ -430,6 +430,47 @@ async def test_handler_returning_a_non_response_gets_500_and_is_logged_once(
     assert "confused" in record.getMessage()
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"content-disposition": 'attachment; filename="x"\r\nset-cookie: admin=1'},
+        {"x-note": "line\nbreak"},
+        {"x-note": "nul\x00"},
+        {"bad name": "value"},
+        {"x-split:": "value"},
+        {"": "value"},
+        [(b"x-bytes", b"a\r\nb")],
+        {"location": "/x\r\n"},
+    ],
+)
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_header_that_would_not_go_out_as_one_header_gets_500(
+    headers: Any, stream: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a value from user input with CR/LF must never split into headers of its own
+    async def download(request: Request) -> Any:
+        if stream:
+            return {"status": 200, "headers": headers, "stream": _chunks(b"secret")}
+        return {"status": 200, "headers": headers, "body": b"secret"}
+
+    with FakeServer(chunk(b"")) as server, watchdog():
+        await serve(build_server(download), server)
+    assert server.status == 500
+    assert server.body == b"Internal Server Error"
+    (record,) = shallot_records(caplog)
+    assert "download" in record.getMessage()
+    assert "header" in record.getMessage()
+
+    with FakeServer(chunk(b"")) as server, watchdog():  # the same shape, usable, goes out
+        await serve(build_server(reply(text("fine", headers={"x-note": "one line"}))), server)
+    assert server.status == 200
+
+
+async def _chunks(*chunks: bytes) -> AsyncIterator[bytes]:
+    for piece in chunks:
+        yield piece
+
+
 async def test_stream_failing_before_its_first_chunk_gets_500(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

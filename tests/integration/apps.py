@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import parse_qs
 
 import anyio
 
@@ -84,6 +85,9 @@ async def core(request: Request) -> Response:
         raise RuntimeError(f"boom {path.removeprefix('/boom/')}")
     if path == "/echo":
         return text(f"{len(request['body'])} bytes")
+    if path == "/download":  # a header built from user input
+        name = parse_qs(request["query_string"].decode()).get("name", ["report.txt"])[0]
+        return text("data", headers={"content-disposition": f'attachment; filename="{name}"'})
     return respond404()
 
 

@@ -99,6 +99,29 @@ async def test_handler_error_is_500_logged_once_and_the_server_keeps_serving(
     assert "Error in ASGI" not in s.logs
 
 
+@pytest.mark.parametrize("http2", [False, True])
+async def test_a_header_value_with_a_line_break_is_a_logged_500_never_a_split_header(
+    core_server: HypercornServer, http2: bool
+) -> None:
+    # h11 would raise past shallot (hypercorn's own 500); h2 would send the header as it is
+    token = uuid.uuid4().hex
+    async with httpx.AsyncClient(
+        base_url=core_server.url, http1=not http2, http2=http2, timeout=10
+    ) as client:
+        with anyio.fail_after(10):
+            injected = await client.get(
+                "/download", params={"name": f'x"\r\nset-cookie: admin={token}\r\nx: "'}
+            )
+            fine = await client.get("/download", params={"name": "report.txt"})
+            await core_server.wait_for_log("GET /download: the handler core returned unusable")
+    assert injected.status_code == 500
+    assert "set-cookie" not in injected.headers
+    assert "content-disposition" not in injected.headers
+    assert fine.status_code == 200
+    assert fine.headers["content-disposition"] == 'attachment; filename="report.txt"'
+    assert "Error in ASGI" not in core_server.logs
+
+
 async def test_body_too_slow_gets_408(limits_server: HypercornServer) -> None:
     # A raw socket, so the client can announce a body and then stall in the middle of it.
     with anyio.fail_after(10):
