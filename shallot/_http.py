@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 
 from ._body import BodyStream
-from ._failures import handler_name, log_raised, log_unusable, run_takeover
+from ._failures import handler_name, log_raised, log_stream_failed, log_unusable, run_takeover
 from ._prepare import InvalidResponse, prepare
 from ._request import (
     BodyEnd,
@@ -75,6 +75,7 @@ async def send_body(
 async def send_stream(
     send: Send,
     receive: Receive,
+    scope: Scope,
     status: int,
     headers: list[tuple[bytes, bytes]],
     stream: AsyncIterable[Any],
@@ -90,7 +91,9 @@ async def send_stream(
     first chunk is stopped too. Each send is bounded by the response timeout, never the
     stream's whole life. Whatever happens, the stream is closed (its ``finally`` runs) before
     this returns. A stream that is also an async context manager (``shallot.sse``) is entered
-    around the sending, so the tasks it runs end with the response.
+    around the sending, so the tasks it runs end with the response; an error it raises as it
+    exits is logged as a failure of the stream. Failures are logged naming the route's handler
+    (``handler`` is the pile), the method and the path of ``scope``.
 
     The final message is sent after the watcher has stopped: in it the server ends the
     response, and may close the connection (``Connection: close``, HTTP/1.0) or make it idle,
@@ -99,8 +102,17 @@ async def send_stream(
     """
     if not head and hasattr(stream, "__aenter__"):
         opener: Any = stream
-        async with opener as opened:
-            await send_stream(send, receive, status, headers, opened, head, limits, handler, how)
+        sent = False
+        try:
+            async with opener as opened:
+                await send_stream(
+                    send, receive, scope, status, headers, opened, head, limits, handler, how
+                )
+                sent = True
+        except Exception as error:
+            if not sent:  # the sending's own error (the client left, say): not the stream's
+                raise
+            log_stream_failed(scope, handler, "as the response ended", error)
         return
     iterator = stream.__aiter__()
     final: Message | None = None
@@ -116,7 +128,7 @@ async def send_stream(
                 bounded: Bounded = stall.send
             else:
                 bounded = partial(send_within, send, seconds=limits.response_timeout, how=how)
-            final = await _pump(bounded, iterator, status, headers, handler)
+            final = await _pump(bounded, iterator, scope, status, headers, handler)
             tg.cancel_scope.cancel()
     finally:
         await close_stream(iterator, "a response stream")  # noqa: ASYNC102  # it shields itself, with a timeout
@@ -127,6 +139,7 @@ async def send_stream(
 async def _pump(
     bounded: Bounded,
     iterator: AsyncIterator[Any],
+    scope: Scope,
     status: int,
     headers: list[tuple[bytes, bytes]],
     handler: Handler,
@@ -138,8 +151,8 @@ async def _pump(
     # leave wrapped in an ExceptionGroup, past serve_http's boundary.
     try:
         chunk = await _next_chunk(iterator)
-    except Exception:
-        logger.exception("stream of handler %s failed before its first chunk", _name(handler))
+    except Exception as error:
+        log_stream_failed(scope, handler, "before its first chunk", error)
         error_status, error_headers, error_body, _ = prepare(INTERNAL_ERROR)
         start = {"type": "http.response.start", "status": error_status, "headers": error_headers}
         try:
@@ -159,10 +172,10 @@ async def _pump(
                     return None
             try:
                 chunk = await _next_chunk(iterator)
-            except Exception:
+            except Exception as error:
                 # The response has started: ending without the final message aborts it, so the
                 # client sees a truncated response rather than a complete-looking one.
-                logger.exception("stream of handler %s failed mid-response", _name(handler))
+                log_stream_failed(scope, handler, "mid-response", error)
                 return None
         return {"type": "http.response.body", "body": b"", "more_body": False}
     except OSError:  # ASGI 2.4: send() may raise once the client has gone
@@ -300,6 +313,6 @@ async def serve_http(
             await send_body(send, status, raw, data or b"", method == "HEAD", limits, how)
         else:
             head = method == "HEAD"
-            await send_stream(send, receive, status, raw, stream, head, limits, handler, how)
+            await send_stream(send, receive, scope, status, raw, stream, head, limits, handler, how)
     except OSError:  # ASGI 2.4: send() may raise once the client has gone
         logger.debug("client went away while handler %s answered", _name(handler))

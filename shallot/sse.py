@@ -5,14 +5,15 @@
 ``EventStream``: when shallot sends it, it enters it as an async context manager, which runs
 the events in a task of its own, so that a comment can keep the connection alive while the
 events are quiet, and stops that task when the response ends (the client left, the events
-ended, or they failed). Iterated without entering it (a middleware that wraps the stream),
-it gives the same bytes without keep-alive comments.
+ended, or they failed). An error of the events that the response did not see (it had ended)
+is raised as the context exits, for the sender to log with the request it answered.
+Iterated without entering it (a middleware that wraps the stream), it gives the same bytes
+without keep-alive comments.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import math
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
@@ -27,8 +28,6 @@ from ._streams import close_stream
 from ._types import Request, Response
 
 __all__ = ["Event", "EventStream", "format_event", "last_event_id", "sse"]
-
-logger = logging.getLogger("shallot")
 
 #: One event: a dict with any of ``data``, ``event``, ``id``, ``retry``, ``comment``, or a str
 #: (the data alone).
@@ -99,7 +98,10 @@ def format_event(event: Event) -> bytes:
 
 class EventStream:
     """The ``stream`` of an ``sse`` response: the encoded events, with keep-alive comments
-    when it is entered as an async context manager (as shallot does when it sends it)."""
+    when it is entered as an async context manager (as shallot does when it sends it).
+
+    Raises (from ``__aexit__``): an error of the events that came once the stream it gave
+    was no longer read (one that comes while it is read is raised by that stream)."""
 
     def __init__(self, events: AsyncIterable[Event], keepalive: float | None) -> None:
         self._events = events
@@ -154,16 +156,20 @@ class EventStream:
                 yield self._read(receive)
             finally:
                 tg.cancel_scope.cancel()  # the response is over: stop reading events
-        if self._error is not None:  # raised after the reader had stopped: say it here
+        if self._error is not None:  # raised after the reader had stopped: the sender logs it
             error, self._error = self._error, None
-            logger.error("the events of an sse() response failed", exc_info=error)
+            raise error
 
     async def _produce(self, send: MemoryObjectSendStream[bytes]) -> None:
         with send:  # closing it tells the reader the events have ended
             iterator = self._events.__aiter__()
             try:
                 async for event in iterator:
-                    await send.send(format_event(event))
+                    data = format_event(event)
+                    try:
+                        await send.send(data)
+                    except anyio.BrokenResourceError:
+                        return  # the reader stopped first: the response is over, nothing failed
             except Exception as error:  # handed to the reader, which fails the response
                 self._error = error
             finally:
@@ -230,4 +236,8 @@ def last_event_id(request: Request) -> str | None:
     value = (request.get("headers") or {}).get("last-event-id")
     if not value or "\x00" in value:
         return None
+    try:  # browsers send it as UTF-8 (HTML §9.2.4); headers are decoded as latin-1
+        value = value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        pass
     return str(value).strip() or None

@@ -5,18 +5,21 @@ never an exception out to the server."""
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 from shallot import apply_middleware, build_server, standard_not_found
+from shallot._failures import culprit
 from shallot._types import Receive, Request, Response, Send
 from shallot.middlewares import wrap_routes
 from shallot.response import respond404, text
 from shallot.testing import TestClient, WebSocketRejected
 
-from ._fakes import FakePeer, websocket_scope
+from ._fakes import FakePeer, http_scope, websocket_scope
 
 
 def errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -31,11 +34,30 @@ async def inner_page(request: Request) -> Response:
     raise KeyError("inner")
 
 
+async def failing_chunks(at_once: bool) -> AsyncIterator[bytes]:
+    if not at_once:
+        yield b"the first chunk went out"
+    raise RuntimeError("the feed broke")
+
+
+async def feed(request: Request, name: str) -> Response:
+    # ?at-once: the stream fails before its first chunk
+    return {"status": 200, "stream": failing_chunks(request["query_string"] == b"at-once")}
+
+
+async def inner_feed(request: Request) -> Response:
+    return await feed(request, "inner")
+
+
 def routed(*extra: Any) -> Any:
-    inner = apply_middleware(wrap_routes([("/inner/page", ["GET"], inner_page)]))(
-        standard_not_found
-    )
-    routes = [("/users/{user}", ["GET"], show), ("/inner/{rest}", ["GET"], inner), *extra]
+    inner_routes = [("/inner/page", ["GET"], inner_page), ("/inner/feed", ["GET"], inner_feed)]
+    inner = apply_middleware(wrap_routes(inner_routes))(standard_not_found)
+    routes = [
+        ("/users/{user}", ["GET"], show),
+        ("/inner/{rest}", ["GET"], inner),
+        ("/feeds/{name}", ["GET"], feed),
+        *extra,
+    ]
     return build_server(apply_middleware(wrap_routes(routes))(standard_not_found))
 
 
@@ -167,3 +189,56 @@ async def test_an_inner_route_handler_is_named_in_a_nested_pile(
     assert response.status_code == 500
     (record,) = errors(caplog)
     assert record.getMessage() == "handler inner_page raised on GET /inner/page"
+
+
+#: A path whose route's handler answers with ``failing_chunks``, and that handler's name.
+STREAM_ROUTES = [("/feeds/ada", "feed"), ("/inner/feed", "inner_feed")]
+
+
+@pytest.mark.parametrize(("path", "handler"), STREAM_ROUTES)
+async def test_a_stream_failing_before_its_first_chunk_names_the_route_handler(
+    path: str, handler: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with anyio.fail_after(5):
+        async with TestClient(routed()) as client:
+            response = await client.get(path + "?at-once")
+    assert response.status_code == 500
+    (record,) = errors(caplog)
+    assert record.getMessage() == (
+        f"stream of handler {handler} failed before its first chunk on GET {path}"
+    )
+    assert record.exc_info is not None
+    assert str(record.exc_info[1]) == "the feed broke"
+
+
+@pytest.mark.parametrize(("path", "handler"), STREAM_ROUTES)
+async def test_a_stream_failing_mid_response_names_the_route_handler(
+    path: str, handler: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with anyio.fail_after(5):
+        async with TestClient(routed()) as client:
+            with pytest.raises(httpx.RemoteProtocolError):  # cut short, not complete-looking
+                await client.get(path)
+    (record,) = errors(caplog)
+    assert record.getMessage() == f"stream of handler {handler} failed mid-response on GET {path}"
+    assert record.exc_info is not None
+    assert str(record.exc_info[1]) == "the feed broke"
+
+
+def test_culprit_asks_every_router_of_a_pile_and_the_innermost_route_wins() -> None:
+    async def a(request: Request) -> Response:
+        return text("a")
+
+    async def b(request: Request) -> Response:
+        return text("b")
+
+    inner = apply_middleware(wrap_routes([("/b/{x}", ["GET"], b)]))(standard_not_found)
+    pile = apply_middleware(
+        wrap_routes([("/a", ["GET"], a), ("/a/ws", ["WS"], a)]),
+        wrap_routes([("/b/{x}", ["GET"], inner)]),  # a route whose handler routes again
+    )(standard_not_found)
+    assert culprit(http_scope("/a"), pile) is a
+    assert culprit(websocket_scope("/a/ws"), pile) is a
+    assert culprit(http_scope("/b/1"), pile) is b  # found by the second router, then inner
+    assert culprit(http_scope("/a", method="POST"), pile) is pile  # no route: the pile
+    assert culprit(http_scope("/a"), a) is a  # no router at all

@@ -10,9 +10,9 @@ from typing import Any
 import anyio
 import pytest
 
-from shallot import build_server
+from shallot import build_server, standard_not_found
 from shallot._types import ASGIApp, Message, Request, Response
-from shallot.middlewares import apply_middleware, wrap_gzip
+from shallot.middlewares import apply_middleware, wrap_gzip, wrap_routes
 from shallot.response import sse
 from shallot.sse import format_event, last_event_id
 from shallot.testing import TestClient
@@ -77,6 +77,13 @@ def test_last_event_id() -> None:
     assert last_event_id({"headers": {"last-event-id": " 41 "}}) == "41"
     assert last_event_id({"headers": {}}) is None
     assert last_event_id({"headers": {"last-event-id": "a\x00"}}) is None
+
+
+def test_last_event_id_is_the_id_a_browser_sent_in_utf_8() -> None:
+    # header values are decoded as latin-1; a browser sends the id it got, in UTF-8
+    on_the_wire = "\u00e9t\u00e9-3".encode().decode("latin-1")
+    assert last_event_id({"headers": {"last-event-id": on_the_wire}}) == "\u00e9t\u00e9-3"
+    assert last_event_id({"headers": {"last-event-id": "caf\u00e9"}}) == "caf\u00e9"  # not UTF-8
 
 
 async def test_a_finite_stream_is_sent_whole_with_its_headers() -> None:
@@ -234,26 +241,60 @@ async def test_one_response_sent_twice_is_a_500_the_second_time(
     assert any("sent twice" in (record.exc_text or "") for record in caplog.records)
 
 
+async def cleanup_fails(request: Request) -> Response:
+    async def events() -> AsyncIterator[str]:
+        try:
+            yield "one"
+            await anyio.sleep_forever()
+        finally:
+            raise OSError("cleanup broke")  # when the client has left: no response to cut
+
+    return sse(events())
+
+
 async def test_events_whose_cleanup_fails_are_logged_and_the_server_goes_on(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.ERROR, logger="shallot")
-
-    async def handler(request: Request) -> Response:
-        async def events() -> AsyncIterator[str]:
-            try:
-                yield "one"
-                await anyio.sleep_forever()
-            finally:
-                raise OSError("cleanup broke")
-
-        return sse(events())
-
+    routes = [("/", ["GET"], cleanup_fails)]
+    app = build_server(apply_middleware(wrap_routes(routes))(standard_not_found))
     with Peer() as peer, anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
-            tg.start_soon(peer.run, build_server(handler))
+            tg.start_soon(peer.run, app)  # a GET of /
             assert (await peer.from_app_rx.receive())["status"] == 200
             assert await peer.next_body() == b":\n\n"
             assert await peer.next_body() == b"data: one\n\n"
             await peer.to_app_tx.send({"type": "http.disconnect"})
-    assert any("cleanup broke" in (record.exc_text or "") for record in caplog.records)
+    (record,) = [r for r in caplog.records if r.name == "shallot"]
+    assert record.getMessage() == (
+        "stream of handler cleanup_fails failed as the response ended on GET /"
+    )
+    assert isinstance(record.exc_info[1] if record.exc_info else None, OSError)
+
+
+async def test_entered_it_raises_as_it_exits_what_the_events_raised_unread() -> None:
+    events_stream: Any = (await cleanup_fails({}))["stream"]
+
+    async def read_one_event_and_leave() -> None:
+        async with events_stream as chunks:
+            assert await chunks.__anext__() == b":\n\n"
+            assert await chunks.__anext__() == b"data: one\n\n"
+            await chunks.aclose()  # the reader stops: the events are stopped as it exits
+
+    with anyio.fail_after(5), pytest.raises(OSError, match="cleanup broke"):
+        await read_one_event_and_leave()
+
+
+async def test_a_reader_that_stops_while_an_event_waits_is_no_failure() -> None:
+    async def endless() -> AsyncIterator[str]:
+        number = 0
+        while True:
+            yield f"event {number}"
+            number += 1
+
+    events_stream: Any = sse(endless())["stream"]
+    with anyio.fail_after(5):
+        async with events_stream as chunks:
+            assert await chunks.__anext__() == b":\n\n"
+            await anyio.wait_all_tasks_blocked()  # the next event waits to be taken
+            await chunks.aclose()  # the client left: the response is over, nothing failed

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, cast
 
 from .._body import any_streams_body
+from .._failures import first_route_handler_for
 from .._types import Handler, HandlerResult, Middleware, Next, Request
 from .content_type import wrap_content_type
 from .cookies import wrap_cookies
@@ -89,6 +90,9 @@ def apply_middleware(
         rule = any_streams_body((*middlewares, handler))  # issue 15: bodies read as streams
         if rule is not None:
             handle.streams_body = rule  # type: ignore[attr-defined]
+        finder = first_route_handler_for((*middlewares, handler))  # failure logs name the route
+        if finder is not None:
+            handle.route_handler_for = finder  # type: ignore[attr-defined]
         # It passes every argument on to ``handler``, so it takes what ``handler`` takes.
         return cast("Callable[_P, Awaitable[HandlerResult]]", handle)
 

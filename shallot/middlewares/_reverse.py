@@ -3,6 +3,11 @@
 A route is named by a fourth member of its table entry, ``(path, methods, handler, name)``;
 three-member entries stay unnamed. ``Router`` checks the names when it is built and answers
 ``url_for`` from the table kept here: pure string work, no lookup in the trie.
+
+Routing matches the path the server has already percent-decoded (ASGI's ``path``), and a
+``{name}`` matches one segment of it: a value is percent-encoded so that it decodes back to
+itself, and one that cannot come back as one segment (a ``/`` in it, ``.`` or ``..``) is
+refused rather than turned into a URL that routes elsewhere.
 """
 
 from __future__ import annotations
@@ -38,13 +43,13 @@ class RouteNames:
 
     def url_for(self, name: str, /, **params: object) -> str:
         """Returns the path of the route called ``name``, each ``{param}`` replaced by the
-        string of ``params[param]``, percent-encoded as one path segment (a ``/`` in a value
-        becomes ``%2F``).
+        string of ``params[param]``, percent-encoded as one path segment.
 
         Raises:
             LookupError: no route is called ``name``.
-            ValueError: a parameter of the pattern is missing or empty, or ``params`` holds
-                one the pattern does not have.
+            ValueError: a parameter of the pattern is missing, or its value is not one
+                segment (empty, ``.``, ``..``, or holding a ``/``), or ``params`` holds one
+                the pattern does not have.
         """
         found = self._patterns.get(name)
         if found is None:
@@ -63,6 +68,7 @@ class RouteNames:
             value = str(params[parameter])
             if not value:
                 raise ValueError(f"url_for({name!r}): {parameter}= must not be empty")
+            _check_segment(name, pattern, parameter, value)
             used.add(parameter)
             parts.append(quote(value, safe=_SEGMENT_SAFE))
         unknown = params.keys() - used
@@ -71,3 +77,21 @@ class RouteNames:
                 f"url_for({name!r}): {pattern!r} has no parameter(s) {', '.join(sorted(unknown))}"
             )
         return "/" + "/".join(parts)
+
+
+def _check_segment(name: str, pattern: str, parameter: str, value: str) -> None:
+    # No encoding of these comes back as the one segment a {parameter} matches: the server
+    # decodes %2F to "/" before routing sees the path, and clients resolve "." and ".."
+    # segments away (RFC 3986 §5.2.4; browsers take %2E for "." too).
+    if "/" in value:
+        problem = (
+            f"holds a '/', and {{{parameter}}} in {pattern!r} matches one path segment "
+            "(the server decodes %2F to '/' before routing)"
+        )
+    elif value in (".", ".."):
+        problem = "is a dot segment, which clients resolve away (RFC 3986 §5.2.4)"
+    else:
+        return
+    raise ValueError(
+        f"url_for({name!r}): {parameter}={value!r} {problem}; pass such a value in the query string"
+    )

@@ -131,7 +131,8 @@ class Router:
 
         Raises:
             LookupError: no route is called ``name``.
-            ValueError: ``params`` lacks a parameter of the path or has one it does not.
+            ValueError: ``params`` lacks a parameter of the path or has one it does not, or a
+                value cannot be one segment of the decoded path (it holds a ``/``, say).
         """
         return self._names.url_for(name, **params)
 
@@ -358,6 +359,13 @@ def wrap_routes(routes: Iterable[Route] | Router) -> Middleware:
 
         return route
 
+    def route_handler_for(scope: Any) -> Handler | None:
+        # For failure logs (_failures.culprit): the lookup the request made, made again.
+        method = "WS" if scope.get("type") == "websocket" else scope.get("method", "")
+        match = router.lookup(method, scope.get("path", ""))
+        return None if match is None else match.handler
+
+    middleware.route_handler_for = route_handler_for  # type: ignore[attr-defined]
     if any_streams_body(router.handlers()) is not None:  # some route reads its body as it comes
 
         def streams_body(scope: Any, headers: dict[str, str]) -> bool:
