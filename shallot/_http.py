@@ -245,18 +245,21 @@ async def serve_http(
         else:
             unread = False
             if ends_one_stream(scope):  # HTTP/2: the body is read to its end before answering
-                receive = body_end = BodyEnd(receive)
+                receive = body_end = BodyEnd(receive, send)
             if limits.streams_body is not None and limits.streams_body(scope, headers):
                 body = b""  # the handler reads it from request["body_stream"] (issue 15)
                 streamed = BodyStream(receive, headers, limits.max_body_size, limits.body_timeout)
             else:
                 body = await read_body(scope, headers, receive, limits)
     except Refused as refused:
-        if body_end is not None:
-            await body_end.discard_rest(limits.body_timeout)
         status, raw, data, _ = prepare(refused.response)
+        how = plan(send, scope)
+        if body_end is not None:  # HTTP/2: the answer now, its end once the body has ended
+            send = body_end.holding()
         try:
-            await send_body(send, status, raw, data or b"", False, limits, plan(send, scope))
+            await send_body(send, status, raw, data or b"", False, limits, how)
+            if body_end is not None:
+                await body_end.finish(limits.body_timeout, limits.response_timeout, how)
         except Exception:
             # The client left while refused: on trio the server's send can then fail with
             # BusyResourceError rather than OSError (its reader is closing the socket). The
@@ -278,8 +281,6 @@ async def serve_http(
     except Exception as error:
         log_raised(scope, handler, error)
         result = INTERNAL_ERROR
-    if body_end is not None and not body_end.ended and type(result) is dict:
-        await body_end.discard_rest(limits.body_timeout)  # a streamed body, refused or unread
     if type(result) is not dict and callable(result):
         # raw takeover (SPEC §1): the body is always read by then, left unread or not
         rest = _after_body(receive) if unread else receive
@@ -296,9 +297,11 @@ async def serve_http(
         log_unusable(scope, handler, str(error))
         status, raw, data, stream = prepare(INTERNAL_ERROR)
     how = plan(send, scope)
+    if body_end is not None:  # HTTP/2: a streamed body, refused or unread, may still come
+        send = body_end.holding()
     try:
         if stream is None:
-            if data is not None and method != "HEAD" and how != SCOPED:
+            if data is not None and method != "HEAD" and how != SCOPED and body_end is None:
                 # send_body, inlined: every plain request takes this path
                 start = {"type": "http.response.start", "status": status, "headers": raw}
                 end = {"type": "http.response.body", "body": data, "more_body": False}
@@ -314,5 +317,7 @@ async def serve_http(
         else:
             head = method == "HEAD"
             await send_stream(send, receive, scope, status, raw, stream, head, limits, handler, how)
+        if body_end is not None:
+            await body_end.finish(limits.body_timeout, limits.response_timeout, how)
     except OSError:  # ASGI 2.4: send() may raise once the client has gone
         logger.debug("client went away while handler %s answered", _name(handler))

@@ -11,7 +11,8 @@ from typing import Any
 import anyio
 
 from ._header_decoding import HeaderDecoder
-from ._types import Message, Receive, Request, Response, Scope
+from ._sending import send_within
+from ._types import Message, Receive, Request, Response, Scope, Send
 
 #: HTTP versions where a request without content-length or transfer-encoding has no body.
 _NO_BODY_VERSIONS = ("1.1", "1.0")
@@ -51,21 +52,26 @@ class ClientGone(Exception):
 
 class BodyEnd:
     """ASGI ``receive`` of a request whose response ends one stream of a connection (HTTP/2,
-    HTTP/3), which notes whether the body has ended; ``discard_rest`` reads what is left.
+    HTTP/3), which notes whether the body has ended; and, for the answer, a ``send`` that holds
+    the response's end back until it has (``holding``, ``finish``).
 
-    On such a connection the client goes on sending a body the app refused (413), or left
-    unread, after the response is complete; hypercorn 0.18 then fails on DATA for a stream it
-    has forgotten (a ``KeyError``, which takes down its trio worker). Reading the rest of the
-    body first keeps that from happening, within a bound: no HTTP/1 request needs it, since
-    its refusal closes the connection.
+    On such a connection the client goes on sending a body the app refused (413, 408), or left
+    unread, after the response has started. hypercorn 0.18 fails on DATA for a stream whose
+    response is complete (a ``KeyError``, which takes down its trio worker), so the response is
+    not completed while the body is still coming: the answer goes out at once, all but its end,
+    and the end follows once the rest of the body has been read and dropped. No HTTP/1 request
+    needs it, since its refusal closes the connection.
     """
 
-    __slots__ = ("ended", "receive")
+    __slots__ = ("ended", "held", "receive", "send")
 
-    def __init__(self, receive: Receive) -> None:
+    def __init__(self, receive: Receive, send: Send) -> None:
         self.receive = receive
+        self.send = send
         #: The last ``http.request`` message (or ``http.disconnect``) has been received.
         self.ended = False
+        #: The response's end was held back (``finish`` sends it).
+        self.held = False
 
     async def __call__(self) -> Message:
         message = await self.receive()
@@ -73,11 +79,34 @@ class BodyEnd:
             self.ended = True
         return message
 
-    async def discard_rest(self, seconds: float) -> None:
-        """Reads and drops the rest of the body, for at most ``seconds``."""
-        with anyio.move_on_after(seconds):
-            while not self.ended:
+    def holding(self) -> Send:
+        """Returns the ``send`` to answer with: the server's once the body has ended, else
+        one that sends everything at once but the response's end, which ``finish`` sends."""
+        return self.send if self.ended else self._send_holding_end
+
+    async def _send_holding_end(self, message: Message) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            message = {**message, "more_body": True}  # what it carries goes out now
+            self.held = True
+        await self.send(message)
+
+    async def finish(self, quiet: float, send_timeout: float, how: int) -> None:
+        """Once the answer is out: reads and drops the rest of the body for as long as the
+        client goes on sending it (until it has been ``quiet`` seconds without a message), then
+        sends the response's end, if it was held back (``how``: what ``plan`` said of the
+        server's send)."""
+        if not self.held:
+            return
+        while not self.ended:
+            with anyio.move_on_after(quiet) as waiting:
                 await self()
+            if waiting.cancelled_caught:
+                break  # the client stopped sending without ending: end it anyway
+        await send_within(self.send, _END, send_timeout, how)
+
+
+#: The end of a response whose last body message was held back (``BodyEnd``).
+_END: Message = {"type": "http.response.body", "body": b"", "more_body": False}
 
 
 def ends_one_stream(scope: Scope) -> bool:

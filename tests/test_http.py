@@ -228,6 +228,31 @@ async def test_body_over_http2_is_read_as_it_comes() -> None:
     assert seen == [b"ab"]
 
 
+async def test_over_http2_a_refusal_goes_out_at_once_and_ends_when_the_body_has() -> None:
+    # hypercorn fails on DATA for a stream whose response ended: the end waits for the body
+    app = build_server(reply(text("unused")), max_body_size=4)
+    big = chunk(b"x" * 8, more=True)
+    with FakeServer(big) as server, watchdog():
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(serve, app, server, http_scope("POST", http_version="2"))
+            start, body = await server.next_sent(), await server.next_sent()
+            assert (start["status"], body["more_body"]) == (413, True)
+            assert body["body"] == b"Payload Too Large"
+            server.client_sends(chunk(b"y" * 8, more=True))  # the client goes on sending
+            server.client_sends(chunk(b"z" * 8))  # and ends
+            end = await server.next_sent()
+    assert end == {"type": "http.response.body", "body": b"", "more_body": False}
+    assert server.receive_calls == 3  # every chunk was read before the end
+
+
+async def test_over_http2_a_body_that_falls_quiet_is_given_up_and_the_response_ended() -> None:
+    app = build_server(reply(text("unused")), max_body_size=4, body_timeout=0.2)
+    with FakeServer(chunk(b"x" * 8, more=True)) as server, watchdog():
+        await serve(app, server, http_scope("POST", http_version="2"))
+    assert server.status == 413
+    assert server.completed
+
+
 # --- responses --------------------------------------------------------------------------
 
 

@@ -179,6 +179,41 @@ async def test_a_body_refused_or_left_unread_over_http2_is_answered_and_the_serv
     assert "KeyError" not in limits_server.logs
 
 
+async def _paced_chunks(count: int, size: int) -> AsyncGenerator[bytes, None]:
+    # a slow upload: a chunk every fifth of the body timeout, so it never falls quiet
+    for _ in range(count):
+        yield b"x" * size
+        await anyio.sleep(apps.BODY_TIMEOUT / 5)
+
+
+@pytest.mark.parametrize(
+    ("chunk", "status", "answer"),
+    [
+        (2 * apps.MAX_BODY_SIZE, 413, "Payload Too Large"),  # too big at once, still coming
+        (apps.MAX_BODY_SIZE // 40, 408, "Request Timeout"),  # too slow, still coming
+    ],
+)
+async def test_a_body_still_coming_long_after_its_refusal_over_http2_leaves_the_server_alive(
+    limits_server: HypercornServer, chunk: int, status: int, answer: str
+) -> None:
+    # The client sends for several body timeouts after the refusal: the response's end waits
+    # for the body's, since hypercorn 0.18 fails on DATA for a stream whose response ended.
+    chunks = 20
+    with anyio.fail_after(30):
+        async with httpx.AsyncClient(
+            base_url=limits_server.url, http1=False, http2=True, timeout=10
+        ) as client:
+            refused = await client.post("/echo", content=_paced_chunks(chunks, chunk))
+            again = await client.post("/echo", content=b"still here")
+        async with httpx.AsyncClient(base_url=limits_server.url, timeout=10) as client:
+            fresh = await client.post("/echo", content=b"new")
+    assert (refused.status_code, refused.http_version) == (status, "HTTP/2")
+    assert refused.text.startswith(answer)
+    assert (again.status_code, again.text) == (200, "10 bytes")
+    assert (fresh.status_code, fresh.text) == (200, "3 bytes")
+    assert "KeyError" not in limits_server.logs
+
+
 async def test_oversized_body_gets_413(limits_server: HypercornServer) -> None:
     async with httpx.AsyncClient(base_url=limits_server.url, timeout=10) as client:
         with anyio.fail_after(10):
