@@ -82,7 +82,14 @@ class AppState:
             connection.going_away()
 
     def _begin_startup(self) -> None:
-        self.ready = self.serving = False
+        """A new life of the app begins (``serve`` again, or a ``TestClient`` after it): what
+        the last one left (its config, a shutdown's refusal of new websockets) must not outlive
+        it. ``seats`` stay: they count connections, each gives its seat back when it ends. The
+        watches are restarted by ``run_lifespan``."""
+        self.ready = self.serving = self.failed = self.closing = False
+        self.config = {}
+        # A fresh set: a connection of the last life keeps the closing one it joined.
+        self.connections = Connections()
         self._started = anyio.Event()
 
     def _end_startup(self, failed: bool) -> None:

@@ -6,6 +6,7 @@ response dict and does no I/O.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from urllib.parse import quote
 
@@ -19,6 +20,8 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 #: Kept as they are in a ``location``: the URI reserved and unreserved characters, and ``%`` so
 #: that what is already escaped stays as it is (RFC 3986 §2).
 _URI_SAFE = ":/?#[]@!$&'()*+,;=-._~%"
+#: A ``%`` that begins no escape: a URL cannot hold it as it is (RFC 3986 §2.4), so it is one.
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _HTML_UTF8 = "text/html; charset=utf-8"
 
 
@@ -43,8 +46,8 @@ def redirect(url: str, status: int = 307, headers: Mapping[str, str] | None = No
 
     ``307`` (the default) and ``308`` make the client repeat the method and body; ``303`` makes
     it follow with a GET (after a form POST); ``301`` and ``302`` are the old, ambiguous forms.
-    Characters a URL cannot hold (spaces, non-ASCII) are percent-encoded as UTF-8; ``%``-escapes
-    already in ``url`` are kept.
+    Characters a URL cannot hold (spaces, non-ASCII, a ``%`` that begins no escape) are
+    percent-encoded as UTF-8; ``%``-escapes already in ``url`` are kept.
 
     Raises:
         TypeError: ``url`` is not a str.
@@ -57,5 +60,5 @@ def redirect(url: str, status: int = 307, headers: Mapping[str, str] | None = No
         raise ValueError(f"redirect: status must be one of 301, 302, 303, 307, 308, not {status!r}")
     if not url or any(ord(char) < 0x20 or ord(char) == 0x7F for char in url):
         raise ValueError(f"redirect: {url!r} is not a URL (empty, or a control character)")
-    location = quote(url, safe=_URI_SAFE)
+    location = _STRAY_PERCENT.sub("%25", quote(url, safe=_URI_SAFE))
     return {"status": status, "headers": {"location": location, **(headers or {})}, "body": b""}

@@ -93,6 +93,8 @@ def prepare(response: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes | None
             if "stream" in response:
                 pass
             elif headers is None:
+                if status == 204 or status == 304:  # no content, nor its length (RFC 9110 §8.6)
+                    return status, [], b"", None
                 return status, [_LENGTHS.get(len(body)) or _content_length(len(body))], body, None
             elif type(headers) is dict:
                 raw = []
@@ -115,6 +117,8 @@ def prepare(response: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes | None
                 else:
                     if length:
                         raw.append(_LENGTHS.get(len(body)) or _content_length(len(body)))
+                    elif status == 204 or status == 304:
+                        body = b""  # these cannot carry content (RFC 9110 §6.4.1)
                     return status, raw, body, None
     if not isinstance(response, dict):
         raise InvalidResponse(f"returned {response!r}, not a response dict")
@@ -139,6 +143,10 @@ def prepare(response: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes | None
         body = bytes(body)
     elif not isinstance(body, bytes):
         raise InvalidResponse(f"returned a {type(body).__name__} body; it must be bytes")
-    if not has_length and status >= 200 and status not in (204, 304):
+    if status < 200 or status == 204 or status == 304:
+        # No content (RFC 9110 §6.4.1): what a body holds is dropped, as HTTP/1 servers do on
+        # the wire, so the test client sees what a browser would; no content-length (§8.6).
+        return status, headers, b"", None
+    if not has_length:
         headers.append((b"content-length", str(len(body)).encode()))
     return status, headers, body, None

@@ -14,7 +14,11 @@ from types import TracebackType
 from typing import Any
 
 import anyio
-import httpx
+
+try:
+    import httpx
+except ImportError as error:  # httpx comes with the test extra, not with shallot
+    raise ImportError("shallot.testing needs httpx: pip install 'shallot[test]'") from error
 
 from ._errors import single_exception
 from ._lifespan_driver import LifespanDriver, LifespanError

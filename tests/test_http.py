@@ -303,6 +303,23 @@ async def test_over_http2_a_body_that_falls_quiet_is_given_up_and_the_response_e
             id="non-latin1-header-as-utf8",
         ),
         pytest.param({"status": 204}, [], b"", id="204-without-length"),
+        pytest.param({"status": 204, "body": b""}, [], b"", id="204-empty-body-without-length"),
+        pytest.param({"status": 304, "body": b""}, [], b"", id="304-empty-body-without-length"),
+        pytest.param({"status": 204, "body": b"oops"}, [], b"", id="204-body-dropped"),
+        pytest.param(
+            {"status": 304, "headers": {"etag": '"x"'}, "body": b"oops"},
+            [(b"etag", b'"x"')],
+            b"",
+            id="304-body-dropped",
+        ),
+        pytest.param(
+            {"status": 304, "headers": {"content-length": "4"}, "body": b"oops"},
+            [(b"content-length", b"4")],  # the length of the 200 it stands for: allowed
+            b"",
+            id="304-own-content-length-kept-body-dropped",
+        ),
+        pytest.param({"status": 204, "body": "oops"}, [], b"", id="204-str-body-dropped"),
+        pytest.param({"status": 103, "body": b"oops"}, [], b"", id="1xx-body-dropped"),
         pytest.param(
             {"status": 304, "headers": {"etag": '"x"'}}, [(b"etag", b'"x"')], b"", id="304"
         ),

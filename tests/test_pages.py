@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shallot import build_server
 from shallot._types import Request, Response
@@ -47,6 +50,29 @@ def test_redirect_defaults_to_307_and_keeps_extra_headers() -> None:
 def test_redirect_percent_encodes_what_a_url_cannot_hold_and_keeps_escapes() -> None:
     assert redirect("/caf\u00e9 menu?q=a b")["headers"]["location"] == "/caf%C3%A9%20menu?q=a%20b"
     assert redirect("/a%2Fb")["headers"]["location"] == "/a%2Fb"
+
+
+@pytest.mark.parametrize(
+    ("url", "location"),
+    [
+        ("%", "%25"),
+        ("/100%", "/100%25"),
+        ("/a%zz?q=50%+off", "/a%25zz?q=50%25+off"),
+        ("/a%2", "/a%252"),
+        ("/a%2f%C3%A9", "/a%2f%C3%A9"),  # escapes, in either case, stay as they are
+    ],
+)
+def test_redirect_encodes_a_percent_that_begins_no_escape(url: str, location: str) -> None:
+    assert redirect(url)["headers"]["location"] == location
+
+
+#: What a ``location`` may hold: printable ASCII, each ``%`` beginning an escape (RFC 3986 §2).
+_URI = re.compile(r"(?:[!#$&-;=?-\[\]_a-z~]|%[0-9A-Fa-f]{2})+")
+
+
+@given(st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=30))
+def test_redirect_location_is_always_a_uri_reference(url: str) -> None:
+    assert _URI.fullmatch(redirect(url)["headers"]["location"])
 
 
 @pytest.mark.parametrize(

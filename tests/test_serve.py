@@ -213,6 +213,23 @@ async def test_shutdown_trigger_ends_serve_the_same_way(anyio_backend: str) -> N
     assert log.entries == ["on_close /echo", "on_stop"]
 
 
+async def test_an_app_served_again_accepts_websockets_as_it_did_the_first_time(
+    anyio_backend: str,
+) -> None:
+    log, release = Log(), anyio.Event()
+    app = make_app(log, release)
+    with anyio.fail_after(10):
+        for _ in range(2):  # the first shutdown's refusal of new websockets must not outlive it
+            async with running(app, grace_period=GRACE, websocket_ping_interval=None) as server:
+                async with ws_connect(anyio_backend, f"ws://127.0.0.1:{server.port}/echo") as ws:
+                    await ws.send("hi")
+                    assert await ws.recv() == "hi"
+                await server.stop()
+        async with TestClient(app) as client, client.websocket("/echo") as ws:
+            await ws.send("hi")
+            assert await ws.receive() == "hi"
+
+
 async def refused(port: int) -> None:
     """Waits until the port refuses connections: the server stopped accepting."""
     while True:
@@ -375,6 +392,24 @@ async def test_begin_shutdown_refuses_new_websockets_with_503_and_still_answers_
                     pass
             assert rejected.value.status == 503
             assert (await client.get("/")).text == "hello"
+
+
+async def test_after_begin_shutdown_a_new_lifespan_accepts_websockets_again() -> None:
+    app = shutdown_app(Log())
+    with anyio.fail_after(2):
+        async with TestClient(app) as client, client.websocket("/echo") as ws:
+            await ws.send("hi")
+            assert await ws.receive() == "hi"
+            begin_shutdown(app)()  # as serve does when it stops
+            with pytest.raises(WebSocketClosed):
+                await ws.receive()
+        async with TestClient(app) as client, client.websocket("/echo") as ws:
+            await ws.send("again")
+            assert await ws.receive() == "again"
+            begin_shutdown(app)()  # and the new life's connections are the ones closed
+            with pytest.raises(WebSocketClosed) as closed:
+                await ws.receive()
+            assert closed.value.code == 1001
 
 
 async def test_begin_shutdown_closes_open_websockets_with_1001_and_runs_on_close() -> None:

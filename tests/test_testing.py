@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import json as std_json
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -253,3 +255,11 @@ async def test_the_app_sees_a_disconnect_after_its_response() -> None:
         async with TestClient(app, lifespan=False) as client:
             assert (await client.get("/")).text == "done"
     assert seen == [{"type": "http.disconnect"}]
+
+
+def test_import_without_httpx_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "httpx", None)  # what import sees when it is not installed
+    for name in ("shallot.testing", "shallot._testing_http", "shallot._testing_ws"):
+        monkeypatch.delitem(sys.modules, name)
+    with pytest.raises(ImportError, match=r"needs httpx: pip install 'shallot\[test\]'"):
+        importlib.import_module("shallot.testing")
