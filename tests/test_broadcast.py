@@ -434,6 +434,34 @@ async def test_the_chat_demo_closes_on_a_binary_message_and_relays_none() -> Non
                 assert (after["type"], after["nick"]) == ("left", "bob")
 
 
+async def test_the_chat_demo_announces_a_page_that_came_back_neither_left_nor_joined() -> None:
+    """A page reconnects before the server noticed its old connection was gone: the old
+    connection closing later must not tell the room that the member left (nor the new one that
+    it joined); its last connection closing does."""
+    from examples.chat.app import app
+
+    with anyio.fail_after(5):
+        async with TestClient(app) as client:
+            async with client.websocket("/rooms/back?nick=bob") as bob:
+                assert json.loads(await bob.receive())["type"] == "welcome"
+                async with client.websocket("/rooms/back?nick=ada") as old:
+                    assert json.loads(await old.receive())["type"] == "welcome"
+                    joined = json.loads(await bob.receive())
+                    assert (joined["type"], joined["nick"]) == ("joined", "ada")
+                    epoch, offset = joined["pos"]
+                    async with client.websocket(
+                        f"/rooms/back?nick=ada&since={epoch}:{offset}"
+                    ) as new:
+                        assert json.loads(await new.receive())["type"] == "welcome"
+                        await old.close()
+                        await bob.send("still here?")
+                        said = json.loads(await bob.receive())  # nothing about ada before it
+                        assert (said["type"], said["text"]) == ("message", "still here?")
+                        assert json.loads(await new.receive())["text"] == "still here?"
+                left = json.loads(await bob.receive())
+                assert (left["type"], left["nick"]) == ("left", "ada")
+
+
 async def test_the_chat_demo_in_memory() -> None:
     """examples/chat (in memory): nicknames are checked (a refusal is a close with a reason, which
     a browser can show), members are welcomed with the id of their process, hear each other,

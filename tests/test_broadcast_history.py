@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator
 
 import anyio
 import pytest
+from trio.testing import MockClock
 
 from shallot.broadcast import (
+    Gap,
     History,
     Hub,
     Position,
@@ -21,6 +23,7 @@ from shallot.broadcast import (
     open_hub,
 )
 from shallot.broadcast._history import MAX_HISTORY, Ring, check_since, history_rules
+from shallot.broadcast._memory import MemoryBroker
 
 HISTORY = {"room:*": History(size=20, ttl=600), "small": History(size=3, ttl=600)}
 
@@ -160,6 +163,96 @@ async def test_a_dropped_slow_subscriber_comes_back_with_its_position(hub: Hub) 
             assert await read(back, 5) == [str(number) for number in range(5)]
 
 
+async def test_a_recovery_longer_than_the_buffer_loses_nothing(hub: Hub) -> None:
+    """Recovered messages are in the history already: they do not count against max_buffer,
+    so live ones arriving before they are read push none of them out (none missed)."""
+    with anyio.fail_after(5):
+        async with hub.subscribe("room:long") as room:
+            await hub.publish("room:long", "seen")
+            assert await room.receive() == "seen"
+            kept = room.position
+        missed = [f"missed {number}" for number in range(12)]
+        await hub.publish_many("room:long", missed)
+        async with (
+            hub.subscribe("room:long", since=kept, max_buffer=4) as back,
+            hub.subscribe("room:long") as witness,
+        ):
+            live = [f"live {number}" for number in range(3)]
+            positions = await hub.publish_many("room:long", live)
+            assert await read(witness, 3) == live  # so back has them too: same delivery
+            assert back.buffered == 15
+            assert [back.receive_nowait() for _ in range(15)] == missed + live
+            assert back.dropped == 0
+            assert back.position == positions[-1]
+
+
+@pytest.mark.parametrize("overflow", ["drop_oldest", "drop_newest"])
+async def test_a_drop_in_a_history_channel_leaves_a_gap_to_recover_from(
+    hub: Hub, overflow: str
+) -> None:
+    with anyio.fail_after(5):
+        async with (
+            hub.subscribe("room:drop", max_buffer=2, overflow=overflow) as slow,  # type: ignore[arg-type]
+            hub.subscribe("room:drop") as witness,
+        ):
+            start = slow.position
+            assert start is not None
+            sent = [str(number) for number in range(6)]
+            await hub.publish_many("room:drop", sent)
+            assert await read(witness, 6) == sent
+            got = [slow.receive_nowait() for _ in range(slow.buffered)]
+            gap = next(item for item in got if isinstance(item, Gap))
+            assert [item for item in got if isinstance(item, Gap)] == [gap]  # one for the run
+            assert slow.dropped == 4
+            assert gap.position is not None
+            if overflow == "drop_oldest":
+                assert got == [gap, "4", "5"]
+                assert gap.position == start
+            else:
+                assert got == ["0", "1", gap]
+                assert gap.position == Position(start.epoch, start.offset + 2)
+        async with hub.subscribe("room:drop", since=gap.position) as back:  # what was dropped
+            await hub.publish("room:drop", "next")
+            expected = [*sent[gap.position.offset - start.offset :], "next"]
+            assert await read(back, len(expected)) == expected
+
+
+@pytest.mark.parametrize(
+    "anyio_backend", ["asyncio", ("trio", {"clock": MockClock(autojump_threshold=0)})]
+)
+async def test_expired_histories_without_subscribers_are_forgotten_in_memory() -> None:
+    """A room per document, used once: its history goes ttl seconds after its last publish
+    (issue: the rings of 20,000 such channels stayed for good)."""
+    history = {"doc:*": History(size=5, ttl=0.05), "kept:*": History(size=5, ttl=3600)}
+    with anyio.fail_after(5):
+        async with open_hub(history=history) as hub:
+            broker = hub._broker
+            assert isinstance(broker, MemoryBroker)
+            for number in range(100):
+                await hub.publish(f"doc:{number}", "x" * 1000)
+            async with hub.subscribe("doc:watched") as watched:
+                first = await hub.publish("doc:watched", "w")
+                assert await watched.receive() == "w"
+                await hub.publish("kept:a", "k")
+                await anyio.sleep(0.06)  # the doc: histories expire
+                for number in range(60):  # each publish forgets up to two
+                    await hub.publish("kept:a", str(number))
+                assert list(broker._rings[0.05]) == ["doc:watched"]
+                assert not broker._rings[0.05]["doc:watched"].entries  # expired: messages go
+                second = await hub.publish("doc:watched", "w2")  # its epoch stays
+                assert first is not None
+                assert second == Position(first.epoch, 2)
+            await anyio.sleep(0.06)
+            await hub.publish("kept:a", "last")
+            assert not broker._rings[0.05]
+            assert list(broker._rings[3600]) == ["kept:a"]
+            since = Position(first.epoch, 2)
+            async with hub.subscribe("doc:watched", since=since) as back:
+                lost = await back.receive()  # the history is gone, with its epoch
+                assert isinstance(lost, Unrecovered)
+                assert "another epoch" in lost.reason
+
+
 async def test_bad_input_gets_clear_errors(hub: Hub) -> None:
     with anyio.fail_after(5):
         position = await hub.publish("room:x", "x")
@@ -201,17 +294,19 @@ def test_history_rules_take_the_exact_name_then_the_longest_prefix() -> None:
 
 
 def test_the_ring_keeps_its_size_and_expires_after_its_ttl() -> None:
-    ring = Ring(3)
+    ring = Ring(3, ttl=10, now=100.0)
     for number in range(5):
-        ring.append(str(number), now=100.0 + number, ttl=10)
-    recovery = ring.recover(Position(ring.epoch, 2), now=105.0, ttl=10)
+        ring.append(str(number), now=100.0 + number)
+    recovery = ring.recover(Position(ring.epoch, 2), now=105.0)
     assert [entry.message for entry in recovery.messages] == ["2", "3", "4"]
     assert recovery.unrecovered is None
-    assert ring.recover(Position(ring.epoch, 1), now=105.0, ttl=10).unrecovered is not None
-    expired = ring.recover(Position(ring.epoch, 5), now=120.0, ttl=10)
+    assert ring.recover(Position(ring.epoch, 1), now=105.0).unrecovered is not None
+    assert not ring.expired(now=114.0)
+    assert ring.expired(now=114.5)
+    expired = ring.recover(Position(ring.epoch, 5), now=120.0)
     assert expired.unrecovered is None
     assert expired.messages == []
-    lost = ring.recover(Position(ring.epoch, 4), now=120.0, ttl=10)
+    lost = ring.recover(Position(ring.epoch, 4), now=120.0)
     assert lost.unrecovered is not None
     assert "none is kept" in lost.unrecovered
     assert lost.position == Position(ring.epoch, 5)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
+import coredis
 import pytest
 
 from shallot.broadcast import (
@@ -173,6 +174,41 @@ async def test_redis_killed_while_two_processes_publish(redis: RedisServer, pref
         check_exactly_once_in_order(record, acks)
         assert any(isinstance(item, Unrecovered) for item, _ in record)  # the kill lost it all
     check_exactly_once_in_order(records[0], acks)
+
+
+async def test_a_server_back_from_an_older_snapshot_starts_a_new_epoch(
+    tmp_path: Path, prefix: str
+) -> None:
+    """Redis restarts from a snapshot older than its last writes (RDB after a crash, AOF
+    everysec, a promoted replica): its offsets went back. Reusing them in the same epoch would
+    hand a client coming back with since= later messages as if they followed what it read,
+    and make live subscribers skip new ones as seen; a new epoch makes both ``Unrecovered``."""
+    with running_redis(args=["--dir", str(tmp_path)]) as redis, anyio.fail_after(20):
+        async with open_hub(redis.url, prefix=prefix, history=HISTORY, reconnect_max=0.2) as hub:
+            async with hub.subscribe("room:rdb") as room, hub.subscribe("plain") as plain:
+                for number in range(8):
+                    await hub.publish("room:rdb", str(number))
+                    if number == 4:
+                        async with coredis.Redis.from_url(redis.url) as client:
+                            await client.save()  # the snapshot: offsets 1-5
+                assert [await room.receive() for _ in range(8)] == [str(n) for n in range(8)]
+                kept = room.position
+                assert kept is not None
+                redis.kill()
+                assert isinstance(await plain.receive(), Gap)  # the hub knows
+                await anyio.to_thread.run_sync(redis.start)
+                await hub.wait_connected()
+                lost = await room.receive()
+                assert isinstance(lost, Unrecovered), lost
+                assert lost.position.epoch != kept.epoch
+                after = [await hub.publish("room:rdb", f"after {n}") for n in range(5)]
+                assert after[0] == Position(lost.position.epoch, 1)
+                got = [await room.receive() for _ in range(5)]
+                assert got == [f"after {n}" for n in range(5)]
+            async with hub.subscribe("room:rdb", since=kept) as back:
+                marker = await back.receive()
+                assert isinstance(marker, Unrecovered)
+                assert "another epoch" in marker.reason
 
 
 async def test_a_subscription_with_history_needs_the_broker(

@@ -17,7 +17,13 @@ browser can show: the body of a refused handshake never reaches a page's script.
 Rooms keep a history (the last 500 events, for an hour): every event from the room carries its
 position ``pos`` (``[epoch, offset]``), and a page whose connection dropped reconnects by itself
 (with backoff) with ``?since=<epoch>:<offset>`` of the last event it showed, and gets what it
-missed, once, in order.
+missed, once, in order. A page that reads too slowly is closed (1008 "too slow", or 1013 when
+the room went on without it) and comes back the same way.
+
+Each connection is present in its room under its nickname (``hub.presence``), so that a page
+that reconnects is not announced again: ``joined`` only for a nickname's first connection to
+the room, ``left`` only when its last one closes (the old connection of a page that came back
+often closes after the new one joined).
 """
 
 from __future__ import annotations
@@ -68,12 +74,23 @@ def with_position(message: str | bytes, position: Position | None) -> str:
     return json.dumps(parsed)
 
 
+async def connections(hub: Hub, channel: str, nick: str) -> int:
+    """Returns how many connections of ``nick`` are present in ``channel``, in every process.
+
+    Raises:
+        BrokerUnavailable: the broker cannot be reached.
+    """
+    return sum(1 for present in (await hub.presence(channel)).values() if present.member == nick)
+
+
 async def announce_leaving(scope: Request) -> None:
-    """``on_close``: tell the room, if the handler got as far as joining it."""
+    """``on_close``: tell the room, if the handler got as far as joining it, and this was the
+    member's last connection to it (its subscription, left by now, is no longer present)."""
     if "channel" in scope:
         hub: Hub = scope["config"]["hub"]
         with suppress(BroadcastError):
-            await hub.publish(scope["channel"], event("left", nick=scope["nick"]))
+            if not await connections(hub, scope["channel"], scope["nick"]):
+                await hub.publish(scope["channel"], event("left", nick=scope["nick"]))
 
 
 @websocket(on_close=announce_leaving)
@@ -98,7 +115,7 @@ async def room(scope: Request, receiver: Receiver, name: str) -> AsyncIterator[W
     # The yields below are inside the subscription, which flake8-async's ASYNC119 flags: a
     # subscription opens no cancel scope or task group, and shallot closes the handler with
     # aclosing(), so it is left as soon as the connection ends (docs/websockets.md).
-    async with hub.subscribe(channel, since=position) as messages:
+    async with hub.subscribe(channel, since=position, member=nick) as messages:
         scope["nick"], scope["channel"] = nick, channel
         welcome = {
             "type": "welcome",
@@ -109,7 +126,8 @@ async def room(scope: Request, receiver: Receiver, name: str) -> AsyncIterator[W
         }
         yield ws_send_json(welcome)  # noqa: ASYNC119
         with suppress(BroadcastError):
-            await hub.publish(channel, joined)
+            if await connections(hub, channel, nick) == 1:  # not a page that came back
+                await hub.publish(channel, joined)
         async for source, message in receiver.merge(messages):
             if message == joined:
                 continue  # the welcome told this member already
@@ -131,6 +149,11 @@ async def room(scope: Request, receiver: Receiver, name: str) -> AsyncIterator[W
                     "pos": list(message.position),
                 }
                 yield ws_send_json(lost)  # noqa: ASYNC119
+            elif isinstance(message, Gap) and message.position is not None:
+                # the page read too slowly and events were dropped: it comes back with the
+                # position of the last one it showed and gets them all (1013: try again)
+                yield ws_close(1013, "fell behind the room: come back")  # noqa: ASYNC119
+                return
             elif isinstance(message, Gap):  # rooms have history: only if that changes
                 yield ws_send_json({"type": "gap", "reason": message.reason})  # noqa: ASYNC119
             elif isinstance(message, (str, bytes)):

@@ -174,19 +174,25 @@ def recovery_of(
 
 
 class Ring:
-    """The in-memory history of one channel: its last messages, and its epoch and offset."""
+    """The in-memory history of one channel: its last messages, its epoch and offset, and how
+    long they are kept (``ttl`` seconds after the last append)."""
 
-    __slots__ = ("entries", "epoch", "last", "offset")
+    __slots__ = ("entries", "epoch", "last", "offset", "ttl")
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, ttl: float, now: float) -> None:
         self.entries: deque[Published] = deque(maxlen=size)
         self.epoch = new_epoch()
         self.offset = 0
-        self.last = 0.0  # when the last message was appended
+        self.ttl = ttl
+        self.last = now  # when the last message was appended (or the ring made)
 
-    def append(self, message: str | bytes, now: float, ttl: float) -> Published:
+    def expired(self, now: float) -> bool:
+        """Whether the history expired: ``ttl`` seconds passed since the last append."""
+        return now - self.last > self.ttl
+
+    def append(self, message: str | bytes, now: float) -> Published:
         """Numbers ``message`` and keeps it (dropping the oldest when full)."""
-        if self.entries and now - self.last > ttl:
+        if self.entries and self.expired(now):
             self.entries.clear()
         self.offset += 1
         self.last = now
@@ -194,10 +200,10 @@ class Ring:
         self.entries.append(entry)
         return entry
 
-    def recover(self, since: Position | None, now: float, ttl: float) -> Recovery:
+    def recover(self, since: Position | None, now: float) -> Recovery:
         """Returns what was published after ``since`` (see ``recovery_of``)."""
         entries = self.entries
-        if entries and now - self.last > ttl:
+        if entries and self.expired(now):
             entries.clear()
         position = Position(self.epoch, self.offset)
         if since is None or not entries:

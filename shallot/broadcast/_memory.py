@@ -1,10 +1,14 @@
 """The in-memory broker: one process, no network. A published message goes straight to the
 hub's subscribers; a channel with history keeps its last messages in a ``Ring`` (``_history``),
 numbered within an epoch that lives as long as the ring (this process, or until the history
-expires with no subscriber left)."""
+expires with no subscriber left). The rings of one ttl are kept in the order of their last
+publish, so the expired ones are at the front: each publish or recovery looks at two of them
+at most, per ttl, and forgets those without a subscriber (a room per document, used once, gives
+its memory back). Channels get their ttl from the hub's ``history`` rules: a handful."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import anyio
@@ -23,7 +27,9 @@ class MemoryBroker:
 
     def __init__(self) -> None:
         self._hub: Sink | None = None
-        self._rings: dict[str, Ring] = {}
+        # per ttl, oldest publish first (OrderedDict: taking from the front of a dict is O(n))
+        self._rings: dict[float, OrderedDict[str, Ring]] = {}
+        self._subscribed: set[str] = set()  # channels with subscribers: their epochs stay
         self._roster = Roster()
 
     async def run(self, hub: Sink, *, task_status: TaskStatus[None]) -> None:
@@ -49,27 +55,48 @@ class MemoryBroker:
         if history is None:
             self._hub.deliver(channel, message)
             return None
-        ring = self._rings.get(channel)
-        if ring is None:
-            ring = self._rings[channel] = Ring(history.size)
-        entry = ring.append(message, anyio.current_time(), history.ttl)
+        now = anyio.current_time()
+        entry = self._ring(channel, history, now).append(message, now)
+        self._rings[history.ttl].move_to_end(channel)  # the order of last publishes
         self._hub.deliver(channel, entry)
         return Position(entry.epoch, entry.offset)
 
     async def add_channel(self, channel: str, history: History | None) -> bool:
         await checkpoint()
+        if history is not None:
+            self._subscribed.add(channel)
         return True
 
     async def recover(self, channel: str, history: History, since: Position | None) -> Recovery:
         # No checkpoint before the hub has what this returns: a message published in between
         # would reach the subscription live and be missing from its recovery, or the reverse.
-        ring = self._rings.get(channel)
+        now = anyio.current_time()
+        return self._ring(channel, history, now).recover(since, now)
+
+    def _ring(self, channel: str, history: History, now: float) -> Ring:
+        """Returns the channel's ring (a new one, of a new epoch, when it has none), after
+        forgetting up to two rings per ttl whose history expired and whose channel has no
+        subscriber (amortised: a publish makes at most one ring, and looks at two)."""
+        for rings in self._rings.values():
+            for _ in range(2):
+                oldest = next(iter(rings), None)
+                if oldest is None or not rings[oldest].expired(now):
+                    break  # the rest were published to later
+                if oldest in self._subscribed:  # its epoch stays while subscribed, not its
+                    rings[oldest].entries.clear()  # messages
+                    rings.move_to_end(oldest)
+                else:
+                    del rings[oldest]
+        kept = self._rings.get(history.ttl)
+        if kept is None:
+            kept = self._rings[history.ttl] = OrderedDict()
+        ring = kept.get(channel)
         if ring is None:
-            ring = self._rings[channel] = Ring(history.size)
-        return ring.recover(since, anyio.current_time(), history.ttl)
+            ring = kept[channel] = Ring(history.size, history.ttl, now)
+        return ring
 
     def remove_channel(self, channel: str) -> None:
-        pass
+        self._subscribed.discard(channel)
 
     async def join(self, channel: str, member: Member) -> None:
         await checkpoint()

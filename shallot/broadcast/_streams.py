@@ -4,7 +4,8 @@ A channel with history is two keys: a stream holding its last messages (``XADD .
 entry IDs ``<offset>-0``, so an offset is an ID and ``XRANGE`` recovers by offset) and a hash
 holding its epoch and last offset. Publishing runs one Lua script that numbers the message and
 appends it atomically (and starts a new epoch, dropping any stream left over, when the hash is
-gone: a server restarted without persistence, or the history expired). The stream expires
+gone: a server restarted without persistence, or the history expired; or when the hash was
+written by another run of the server: see ``_EPOCH``). The stream expires
 ``ttl`` seconds after the last publish; the hash a good while later, so that an idle channel
 keeps its epoch.
 
@@ -40,30 +41,44 @@ logger = logging.getLogger("shallot.broadcast")
 META_TTL = 30 * 24 * 3600.0
 _BATCH = 1000  # entries per stream per XREAD
 
-_PUBLISH = """
+# The channel's epoch (KEYS[2] the hash, KEYS[1] the stream; ARGV[1] a new epoch's name,
+# ARGV[2] the hash's ttl). An epoch belongs to one run of the server, its run_id: a server
+# restarted from a snapshot older than its last write (RDB after a crash, AOF everysec, a
+# promoted replica) has the same epoch with fewer offsets, and would give out offsets again,
+# so that a subscriber coming back with since= gets other messages than it missed. Asked in
+# the script, so no publish can use a stale answer: INFO takes about 2 us at the server
+# (scripts may call it since Redis 5, which replicates their effects, not the script).
+_EPOCH = """
+local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
 local epoch = redis.call('HGET', KEYS[2], 'e')
-if not epoch then
-  epoch = ARGV[4]
-  redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[2], 'e', epoch)
+if epoch and redis.call('HGET', KEYS[2], 'r') ~= run then
+  epoch = false
 end
-local offset = redis.call('HINCRBY', KEYS[2], 'o', 1)
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], offset .. '-0', 'd', ARGV[1], 'e', epoch)
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-return {epoch, offset}
-"""
-
-_POSITION = """
-local epoch = redis.call('HGET', KEYS[2], 'e')
 if not epoch then
   epoch = ARGV[1]
   redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[2], 'e', epoch, 'o', 0)
+  redis.call('HSET', KEYS[2], 'e', epoch, 'o', 0, 'r', run)
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
-return {epoch, tonumber(redis.call('HGET', KEYS[2], 'o') or 0)}
 """
+
+# ARGV[3] the payload, ARGV[4] the history's size, ARGV[5] the stream's ttl
+_PUBLISH = (
+    _EPOCH
+    + """
+local offset = redis.call('HINCRBY', KEYS[2], 'o', 1)
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], offset .. '-0', 'd', ARGV[3], 'e', epoch)
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return {epoch, offset}
+"""
+)
+
+_POSITION = (
+    _EPOCH
+    + """
+return {epoch, tonumber(redis.call('HGET', KEYS[2], 'o'))}
+"""
+)
 
 
 class _Cursor:
@@ -132,9 +147,8 @@ class StreamFeed:
         """Numbers and appends a message; returns its position."""
         script = self._scripts(client)[0]
         keys = [self.stream_key(channel), self.meta_key(channel)]
-        ttl = int(history.ttl * 1000)
         meta_ttl = int(max(history.ttl, META_TTL) * 1000)
-        args = [payload, history.size, ttl, new_epoch(), meta_ttl]
+        args = [new_epoch(), meta_ttl, payload, history.size, int(history.ttl * 1000)]
         return _position(await script(keys=keys, args=args))
 
     async def now(self, client: coredis.Redis[bytes], channel: str) -> Position:

@@ -9,7 +9,10 @@ one wake-up event, so fan-out allocates one event per message, not one per subsc
 messages may be missing: it is never dropped, and consecutive gaps are folded into one.
 A subscription of a channel with history buffers ``Published`` items (a message and its
 position), keeps the position of the last one it returned, and skips any at or before it, so
-the seam between recovered and live messages never doubles one.
+the seam between recovered and live messages never doubles one. What a recovery (``since``)
+found waits in a backlog of its own, read before the buffer: it is already in the history, so
+it does not count against ``max_buffer``, which bounds what arrives live. A message of such a
+channel dropped by the overflow policy leaves a ``Gap`` with the position to recover from.
 """
 
 from __future__ import annotations
@@ -39,13 +42,19 @@ class Gap:
     delivered in order, messages after it arrive once the hub is connected again; what was
     published in between may be lost. ``reason`` says what happened."""
 
-    __slots__ = ("reason",)
+    __slots__ = ("position", "reason")
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, position: Position | None = None) -> None:
         self.reason = reason
+        #: on a channel with history, where the missing messages start: they are the ones
+        #: after this position, so ``subscribe(channel, since=gap.position)`` gets them back
+        #: (while the history keeps them); None on a channel without history
+        self.position = position
 
     def __repr__(self) -> str:
-        return f"Gap({self.reason!r})"
+        if self.position is None:
+            return f"Gap({self.reason!r})"
+        return f"Gap({self.reason!r}, {self.position!r})"
 
 
 class Registry(Protocol):
@@ -92,7 +101,7 @@ class Subscription:
     closes. ``dropped`` counts the messages this subscriber lost to its overflow policy.
     """
 
-    __slots__ = ("_buffer", "_channel", "_epoch", "_error", "_hub", "_offset", "_state",
+    __slots__ = ("_backlog", "_buffer", "_channel", "_epoch", "_error", "_hub", "_offset", "_state",
                  "_waiting", "channel", "dropped", "join_leave", "max_buffer", "member",
                  "overflow", "since")  # fmt: skip
 
@@ -117,6 +126,7 @@ class Subscription:
         self._epoch = ""  # the position of the last message returned (history channels)
         self._offset = 0
         self._buffer: deque[str | bytes | Gap | Unrecovered | Published | Joined | Left] = deque()
+        self._backlog: deque[Published | Unrecovered] = deque()  # what a recovery found
         self._state = _NEW
         self._error: SlowSubscriber | None = None
         self._channel: Channel | None = None  # set while it is open
@@ -124,7 +134,7 @@ class Subscription:
 
     def __repr__(self) -> str:
         state = ("new", "open", "closed")[self._state]
-        return f"<Subscription {self.channel!r} {state}, {len(self._buffer)} buffered>"
+        return f"<Subscription {self.channel!r} {state}, {self.buffered} buffered>"
 
     # -- the owner's side -------------------------------------------------------------------
 
@@ -152,8 +162,8 @@ class Subscription:
             StopAsyncIteration: the subscription was left or the hub closed.
             SlowSubscriber: the policy is ``disconnect`` and the buffer overflowed.
         """
-        if self._buffer:  # no wait: still a checkpoint, or a busy channel starves the others
-            await checkpoint()
+        if self._buffer or self._backlog:  # no wait: still a checkpoint (a busy channel
+            await checkpoint()  # would starve the others)
         while True:
             item = self._merge_poll()
             if item is not NOTHING:
@@ -188,6 +198,13 @@ class Subscription:
         Raises:
             anyio.WouldBlock: nothing is buffered.
         """
+        if self._backlog:  # recovered messages first (they were published before the rest)
+            recovered = self._backlog.popleft()
+            if isinstance(recovered, Unrecovered):
+                self._epoch, self._offset = recovered.position
+                return recovered
+            self._epoch, self._offset = recovered.epoch, recovered.offset
+            return recovered.message
         buffer = self._buffer
         while buffer:
             item = buffer.popleft()
@@ -210,7 +227,7 @@ class Subscription:
             SlowSubscriber: the policy is ``disconnect`` and the buffer overflowed.
             RuntimeError: it was not entered.
         """
-        if self._buffer:
+        if self._buffer or self._backlog:
             try:
                 return self.receive_nowait()
             except anyio.WouldBlock:  # only duplicates at the history/live seam were left
@@ -248,42 +265,63 @@ class Subscription:
 
     @property
     def buffered(self) -> int:
-        """How many items wait in the buffer."""
-        return len(self._buffer)
+        """How many items wait to be read (recovered ones included)."""
+        return len(self._buffer) + len(self._backlog)
 
     # -- the hub's side ---------------------------------------------------------------------
 
     def _put(self, message: str | bytes | Published | Joined | Left) -> None:
         """Buffers a message; the hub wakes the channel once all have theirs."""
         buffer = self._buffer
-        if self._state == _OPEN and (len(buffer) < self.max_buffer or self._make_room()):
+        if self._state == _OPEN and (len(buffer) < self.max_buffer or self._make_room(message)):
             buffer.append(message)
 
-    def _make_room(self) -> bool:
-        """Applies the overflow policy to a full buffer; returns whether the new message
-        goes in."""
+    def _make_room(self, message: str | bytes | Published | Joined | Left) -> bool:
+        """Applies the overflow policy to a full buffer; returns whether the new ``message``
+        goes in. A message of a channel with history is never dropped without a trace: a
+        ``Gap`` takes its place, with the position to recover it from (one for a run)."""
+        buffer = self._buffer
         if self.overflow == "drop_oldest":
-            buffer = self._buffer
-            oldest = buffer.popleft()
-            if _is_marker(oldest):  # a marker stays: drop the message after it
-                if buffer:
-                    buffer.popleft()
-                buffer.appendleft(oldest)
-        elif self.overflow == "drop_newest":
-            self.dropped += 1
-            self._hub.lost(1, disconnected=False)
+            markers = []  # markers stay: the first message after them goes
+            while buffer and _is_marker(buffer[0]):
+                markers.append(buffer.popleft())
+            if buffer:
+                self._drop(buffer.popleft(), markers)
+            buffer.extendleft(reversed(markers))
+            return True
+        if self.overflow == "drop_newest":
+            markers = [buffer.pop()] if buffer and _is_marker(buffer[-1]) else []
+            self._drop(message, markers)
+            buffer.extend(markers)
             return False
-        else:  # disconnect: what it holds is dropped too, and reading it raises
-            lost = 1 + sum(1 for item in self._buffer if not _is_marker(item))
-            self.dropped += lost
-            self._hub.lost(lost, disconnected=True)
-            self._error = SlowSubscriber(self.channel, self.dropped)
-            self._buffer.clear()
-            self._close()
-            return False
+        # disconnect: what it holds is dropped too, and reading it raises
+        lost = sum(1 for item in buffer if not _is_marker(item))
+        lost += len(self._backlog) + 1
+        self.dropped += lost
+        self._hub.lost(lost, disconnected=True)
+        self._error = SlowSubscriber(self.channel, self.dropped)
+        buffer.clear()
+        self._backlog.clear()
+        self._close()
+        return False
+
+    def _drop(self, item: object, markers: list[Any]) -> None:
+        """Counts ``item`` as dropped, unless it is a duplicate the reader would skip; one of
+        a channel with history gets a ``Gap`` at the end of ``markers`` (the markers just
+        before it), or widens the one there."""
+        if type(item) is Published:
+            last = self._backlog[-1] if self._backlog else None
+            if type(last) is Published:
+                epoch, offset = last.epoch, last.offset
+            else:
+                epoch, offset = self._epoch, self._offset
+            if item.epoch == epoch and item.offset <= offset:
+                return  # read already, or recovered: no loss
+            if not (markers and type(markers[-1]) is Gap and markers[-1].position is not None):
+                reason = "the subscriber fell behind: messages were dropped (overflow)"
+                markers.append(Gap(reason, Position(item.epoch, item.offset - 1)))
         self.dropped += 1
         self._hub.lost(1, disconnected=False)
-        return True
 
     def _put_unrecovered(self, unrecovered: Unrecovered) -> None:
         """Buffers an unrecovered marker; the hub wakes the channel."""
@@ -291,8 +329,9 @@ class Subscription:
             self._buffer.append(unrecovered)
 
     def _recovered(self, recovery: Recovery) -> None:
-        """Puts what a recovery found before what arrived live meanwhile, and starts from the
-        position recovered from (the live messages up to it are skipped when read)."""
+        """Puts what a recovery found in the backlog, read before what arrived live meanwhile,
+        and starts from the position recovered from (the live messages up to it are skipped
+        when read)."""
         since = self.since
         if recovery.unrecovered is not None or since is None:
             self._epoch, self._offset = recovery.position
@@ -302,7 +341,7 @@ class Subscription:
         if recovery.unrecovered is not None:
             items.insert(0, Unrecovered(recovery.unrecovered, recovery.position))
         if items and self._state == _OPEN:
-            self._buffer.extendleft(reversed(items))
+            self._backlog.extend(items)
 
     def _put_gap(self, gap: Gap) -> None:
         """Buffers a gap marker (one for several in a row); the hub wakes the channel."""

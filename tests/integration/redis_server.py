@@ -1,7 +1,8 @@
 """A real ``redis-server`` for tests: a free loopback port, no persistence, stopped by its PID.
 
-``running_redis()`` starts Debian's ``redis-server`` (``--port N --save "" --appendonly no``)
-and waits for its "Ready to accept connections" line (no sleep, no polling of the port).
+``running_redis()`` starts Debian's ``redis-server`` (``--port N --save "" --appendonly no``,
+then any ``args`` of the test's: ``--dir`` for a ``SAVE`` to restart from, say) and waits
+for its "Ready to accept connections" line (no sleep, no polling of the port).
 ``kill()`` ends it with SIGKILL, as a crash would, and ``start()`` brings it back on the same
 port. Where the binary is missing the tests skip and say so, except in CI (``CI`` set), where
 ``.ci/run`` installs it and a missing server must fail the run instead.
@@ -17,7 +18,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 
@@ -48,9 +49,10 @@ def free_port() -> int:
 class RedisServer:
     """One redis-server process on 127.0.0.1: its URL, and ways to crash and restart it."""
 
-    def __init__(self, binary: str, port: int) -> None:
+    def __init__(self, binary: str, port: int, args: Sequence[str] = ()) -> None:
         self.binary = binary
         self.port = port
+        self.args = list(args)
         self.process: subprocess.Popen[bytes] | None = None
         self.output = b""
 
@@ -70,7 +72,7 @@ class RedisServer:
             RuntimeError: it exited, or was not ready within ``timeout`` seconds.
         """
         command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
-        command += ["--save", "", "--appendonly", "no", "--loglevel", "notice"]
+        command += ["--save", "", "--appendonly", "no", "--loglevel", "notice", *self.args]
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
@@ -117,12 +119,12 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def running_redis(attempts: int = 3) -> Iterator[RedisServer]:
+def running_redis(attempts: int = 3, args: Sequence[str] = ()) -> Iterator[RedisServer]:
     """Runs a redis-server on a free loopback port for the duration of the block (another
     process may take the port between the probe and the start: then a new port is tried)."""
     binary = redis_binary()
     for attempt in range(attempts):
-        server = RedisServer(binary, free_port())
+        server = RedisServer(binary, free_port(), args)
         try:
             server.start()
         except RuntimeError:

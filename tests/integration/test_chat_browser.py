@@ -185,6 +185,47 @@ async def test_joining_hides_the_form_and_happens_once(
             await page.context.close()
 
 
+async def test_a_page_closed_as_too_slow_comes_back_and_the_room_is_not_told(
+    browser: Browser, chat_server: HypercornServer
+) -> None:
+    """A page closed with 1008 "too slow" (send_timeout) reconnects with the position of the
+    last event it showed, like after a drop, instead of showing the join form. Its old
+    connection closing only after the new one joined tells the room nothing: the member never
+    left."""
+    from playwright.async_api import expect
+
+    with anyio.fail_after(60):
+        ada = await open_chat(browser, chat_server, "ada", "slow")
+        bob = await open_chat(browser, chat_server, "bob", "slow")
+        try:
+            await say(bob, "before")
+            await expect(ada.locator("#log")).to_contain_text("bob: before")
+            # the page hears the close the server gives a page too slow to read; its socket
+            # stays open at the server for now, as when the server has not noticed yet
+            await ada.evaluate(
+                """() => {
+                    const old = socket;
+                    const hear = old.onclose;
+                    old.onclose = old.onmessage = null;
+                    window.oldSocket = old;
+                    hear({code: 1008, reason: "too slow: a send took over 10s"});
+                }"""
+            )
+            await expect(ada.locator("#log")).to_contain_text("reconnected")
+            await expect(ada.locator("#status")).to_have_text("ada in slow")
+            await ada.evaluate("() => window.oldSocket.close(1000)")
+            await say(bob, "after")
+            await expect(ada.locator("#log")).to_contain_text("bob: after")
+            await expect(bob.locator("#log")).to_contain_text("bob: after")
+            notices = await bob.locator("#log li.notice").all_inner_texts()
+            assert notices == ["you joined slow as bob"]  # no "ada left", no second join
+            lines = await ada.locator("#log li.message").all_inner_texts()
+            assert lines == ["bob: before", "bob: after"]
+        finally:
+            await ada.context.close()
+            await bob.context.close()
+
+
 async def test_a_refused_nickname_shows_the_reason(
     browser: Browser, chat_server: HypercornServer
 ) -> None:

@@ -92,9 +92,12 @@ function describeClose(close) {
 }
 
 /** Whether a close is worth reconnecting after: a drop of a connection that was open (or of
- * a reconnection), not a leave, a refusal or a policy close. */
+ * a reconnection), not a leave, a refusal or a policy close. A page that read too slowly is
+ * closed with 1008 "too slow: ..." (shallot's send_timeout, docs/websockets.md) or 1013 (the
+ * room went on without it): it comes back from the last event it showed, like after a drop. */
 function worthRetrying(close, opened) {
-  const deliberate = close.code === 1000 || close.code === 1008 || close.code >= 4000;
+  const tooSlow = close.code === 1008 && close.reason.startsWith("too slow");
+  const deliberate = close.code === 1000 || (close.code === 1008 && !tooSlow) || close.code >= 4000;
   return (opened || resuming) && member !== null && !deliberate;
 }
 
