@@ -315,7 +315,7 @@ async def serve_http(
                 return
             await send_body(send, status, raw, data or b"", method == "HEAD", limits, how)
         else:
-            head = method == "HEAD"
+            head = method == "HEAD" or status == 204 or status == 304 or status < 200  # no content
             await send_stream(send, receive, scope, status, raw, stream, head, limits, handler, how)
         if body_end is not None:
             await body_end.finish(limits.body_timeout, limits.response_timeout, how)

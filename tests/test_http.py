@@ -393,6 +393,25 @@ async def test_head_stream_sends_headers_only_and_closes_the_stream() -> None:
         await stream.__anext__()
 
 
+@pytest.mark.parametrize("status", [204, 304])
+async def test_a_stream_on_a_response_without_content_is_closed_unsent(status: int) -> None:
+    events: list[str] = []
+
+    async def chunks() -> AsyncIterator[bytes]:
+        events.append("started")
+        yield b"never sent"
+
+    stream = chunks()
+    with FakeServer(chunk(b"")) as server, watchdog():
+        await serve(build_server(reply({"status": status, "stream": stream})), server)
+    assert server.status == status
+    assert server.body == b""
+    assert server.completed
+    assert events == []
+    with pytest.raises(StopAsyncIteration):  # closed: it can never run
+        await stream.__anext__()
+
+
 async def test_returned_callable_takes_the_raw_connection_over() -> None:
     calls: list[tuple[Receive, Send]] = []
 
