@@ -29,14 +29,23 @@ StreamsBody = Callable[[Any, dict[str, str]], bool]
 class BodyStream:
     """The request body as it arrives: ``async for chunk in request["body_stream"]``.
 
-    Each chunk is ``bytes``. ``max_size`` bounds the whole body (413, and the rest is never
+    Each chunk is ``bytes``. ``max_size`` bounds the whole body (413, and the rest never
     read); a reader that knows better may change it before it reads. ``timeout`` bounds the
     time spent waiting for the client, summed over the chunks (408); the time the reader spends
     on each chunk does not count. A client that leaves ends the request: iteration raises an
     exception that shallot handles, so let it pass (clean up in ``finally``).
     """
 
-    __slots__ = ("_announced", "_done", "_receive", "_waited", "max_size", "received", "timeout")
+    __slots__ = (
+        "_announced",
+        "_done",
+        "_receive",
+        "_waited",
+        "ended",
+        "max_size",
+        "received",
+        "timeout",
+    )
 
     def __init__(
         self, receive: Receive, headers: dict[str, str], max_size: int, timeout: float
@@ -45,6 +54,8 @@ class BodyStream:
         self._announced = headers.get("content-length")
         self._done = False
         self._waited = 0.0
+        #: The client's last body message (or its disconnect) has been read: nothing more comes.
+        self.ended = False
         self.max_size = max_size
         self.timeout = timeout
         #: How many body bytes have been read so far.
@@ -80,14 +91,14 @@ class BodyStream:
         while True:
             message = await self._next_message()
             if message["type"] != "http.request":  # http.disconnect
-                self._done = True
+                self._done = self.ended = True
                 raise ClientGone
             chunk = message.get("body", b"")
             if not message.get("more_body", False):
-                self._done = True
+                self._done = self.ended = True
             if chunk:
                 self.received += len(chunk)
-                if self.received > self.max_size:  # refuse now; the rest is never read
+                if self.received > self.max_size:  # refuse now; the rest is never held
                     self._done = True
                     raise Refused(self.too_large())
                 return bytes(chunk)

@@ -254,12 +254,14 @@ async def serve_http(
     except Refused as refused:
         status, raw, data, _ = prepare(refused.response)
         how = plan(send, scope)
-        if body_end is not None:  # HTTP/2: the answer now, its end once the body has ended
+        if body_end is None and status == 413:  # HTTP/1: for a client still writing its body
+            body_end = BodyEnd(receive, send, lingers=True)
+        if body_end is not None:  # the answer now, its end once the body has ended
             send = body_end.holding()
         try:
             await send_body(send, status, raw, data or b"", False, limits, how)
             if body_end is not None:
-                await body_end.finish(limits.body_timeout, limits.response_timeout, how)
+                await body_end.finish(limits, how)
         except Exception:
             # The client left while refused: on trio the server's send can then fail with
             # BusyResourceError rather than OSError (its reader is closing the socket). The
@@ -297,7 +299,9 @@ async def serve_http(
         log_unusable(scope, handler, str(error))
         status, raw, data, stream = prepare(INTERNAL_ERROR)
     how = plan(send, scope)
-    if body_end is not None:  # HTTP/2: a streamed body, refused or unread, may still come
+    if body_end is None and streamed is not None and not streamed.ended and status != 408:
+        body_end = BodyEnd(receive, send, lingers=True)  # HTTP/1: a streamed body left unread
+    if body_end is not None:  # a streamed body, refused or unread, may still come
         send = body_end.holding()
     try:
         if stream is None:
@@ -318,6 +322,6 @@ async def serve_http(
             head = method == "HEAD" or status == 204 or status == 304 or status < 200  # no content
             await send_stream(send, receive, scope, status, raw, stream, head, limits, handler, how)
         if body_end is not None:
-            await body_end.finish(limits.body_timeout, limits.response_timeout, how)
+            await body_end.finish(limits, how)
     except OSError:  # ASGI 2.4: send() may raise once the client has gone
         logger.debug("client went away while handler %s answered", _name(handler))

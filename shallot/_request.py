@@ -1,6 +1,6 @@
 """ASGI receive -> request dict: the request dict (its headers decoded by ``_header_decoding``),
-and reading the body within its limits (size, then 413; time, then 408) without reading past a
-refusal.
+and reading the body within its limits (size, then 413; time, then 408), keeping nothing past
+a refusal; and ``BodyEnd``, which ends an answer only once the body has ended.
 """
 
 from __future__ import annotations
@@ -51,23 +51,26 @@ class ClientGone(Exception):
 
 
 class BodyEnd:
-    """ASGI ``receive`` of a request whose response ends one stream of a connection (HTTP/2,
-    HTTP/3), which notes whether the body has ended; and, for the answer, a ``send`` that holds
-    the response's end back until it has (``holding``, ``finish``).
+    """ASGI ``receive`` of a request whose body may still be coming when it is answered, which
+    notes whether the body has ended; and, for the answer, a ``send`` that holds the response's
+    end back until it has (``holding``, ``finish``).
 
-    On such a connection the client goes on sending a body the app refused (413, 408), or left
-    unread, after the response has started. hypercorn 0.18 fails on DATA for a stream whose
-    response is complete (a ``KeyError``, which takes down its trio worker), so the response is
-    not completed while the body is still coming: the answer goes out at once, all but its end,
-    and the end follows once the rest of the body has been read and dropped. No HTTP/1 request
-    needs it, since its refusal closes the connection.
+    Over HTTP/2 (and HTTP/3) a client goes on sending a body the app refused (413, 408), or left
+    unread, after the response has started; hypercorn 0.18 fails on DATA for a stream whose
+    response is complete (a ``KeyError``, which takes down its trio worker). Over HTTP/1 it
+    closes the connection as the response completes, and a client that writes its whole body
+    before it reads (httpx, requests) then meets a reset instead of its 413. So the answer goes
+    out at once, all but its end; the rest of the body is read and dropped, and the end follows:
+    over HTTP/2 for as long as the body keeps coming, over HTTP/1 (``lingers``) within
+    ``body_timeout`` and a bounded number of bytes.
     """
 
-    __slots__ = ("ended", "held", "receive", "send")
+    __slots__ = ("ended", "held", "lingers", "receive", "send")
 
-    def __init__(self, receive: Receive, send: Send) -> None:
+    def __init__(self, receive: Receive, send: Send, *, lingers: bool = False) -> None:
         self.receive = receive
         self.send = send
+        self.lingers = lingers
         #: The last ``http.request`` message (or ``http.disconnect``) has been received.
         self.ended = False
         #: The response's end was held back (``finish`` sends it).
@@ -90,23 +93,30 @@ class BodyEnd:
             self.held = True
         await self.send(message)
 
-    async def finish(self, quiet: float, send_timeout: float, how: int) -> None:
-        """Once the answer is out: reads and drops the rest of the body for as long as the
-        client goes on sending it (until it has been ``quiet`` seconds without a message), then
+    async def finish(self, limits: Limits, how: int) -> None:
+        """Once the answer is out: reads and drops the rest of the body (see the class), then
         sends the response's end, if it was held back (``how``: what ``plan`` said of the
         server's send)."""
         if not self.held:
             return
-        while not self.ended:
-            with anyio.move_on_after(quiet) as waiting:
-                await self()
-            if waiting.cancelled_caught:
-                break  # the client stopped sending without ending: end it anyway
-        await send_within(self.send, _END, send_timeout, how)
+        if self.lingers:  # HTTP/1: for a while, for so much
+            left = max(4 * limits.max_body_size, _LINGER_BYTES)
+            with anyio.move_on_after(limits.body_timeout):
+                while not self.ended and left > 0:
+                    left -= len((await self()).get("body", b""))
+        else:  # HTTP/2: for as long as the client keeps sending
+            while not self.ended:
+                with anyio.move_on_after(limits.body_timeout) as waiting:
+                    await self()
+                if waiting.cancelled_caught:
+                    break  # it fell quiet without ending the body: end the response anyway
+        await send_within(self.send, _END, limits.response_timeout, how)
 
 
 #: The end of a response whose last body message was held back (``BodyEnd``).
 _END: Message = {"type": "http.response.body", "body": b"", "more_body": False}
+#: How much of a body an HTTP/1 answer waits for at least (``BodyEnd``; more for larger limits).
+_LINGER_BYTES = 16 * 1024 * 1024
 
 
 def ends_one_stream(scope: Scope) -> bool:

@@ -245,6 +245,25 @@ async def test_over_http2_a_refusal_goes_out_at_once_and_ends_when_the_body_has(
     assert server.receive_calls == 3  # every chunk was read before the end
 
 
+async def test_over_http1_a_413_is_sent_before_the_rest_of_the_body_is_read_and_dropped() -> None:
+    # hypercorn closes an HTTP/1 connection as its response ends: a client still writing its
+    # body (httpx, requests read only after) would meet a reset, never the 413
+    app = build_server(reply(text("unused")), max_body_size=4)
+    announced = http_scope("POST", headers=[(b"content-length", b"24")])
+    with FakeServer() as server, watchdog():
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(serve, app, server, announced)
+            start, body = await server.next_sent(), await server.next_sent()
+            assert (start["status"], body["more_body"]) == (413, True)
+            assert (b"connection", b"close") in start["headers"]
+            for piece in (b"x" * 8, b"y" * 8):
+                server.client_sends(chunk(piece, more=True))
+            server.client_sends(chunk(b"z" * 8))
+            end = await server.next_sent()
+    assert end == {"type": "http.response.body", "body": b"", "more_body": False}
+    assert server.receive_calls == 3
+
+
 async def test_over_http2_a_body_that_falls_quiet_is_given_up_and_the_response_ended() -> None:
     app = build_server(reply(text("unused")), max_body_size=4, body_timeout=0.2)
     with FakeServer(chunk(b"x" * 8, more=True)) as server, watchdog():
@@ -681,7 +700,7 @@ async def test_send_raising_oserror_on_a_body_response_ends_it_quietly() -> None
 # --- limits: body size, body timeout, response timeout ----------------------------------
 
 
-async def test_body_over_the_limit_by_content_length_gets_413_without_reading() -> None:
+async def test_body_over_the_limit_by_content_length_gets_413_before_it_is_read() -> None:
     scope = http_scope("POST", headers=[(b"content-length", b"11")])
     called: list[Request] = []
 
@@ -689,24 +708,35 @@ async def test_body_over_the_limit_by_content_length_gets_413_without_reading() 
         called.append(request)
         return text("x")
 
-    with FakeServer(chunk(b"x" * 11)) as server, watchdog():
-        await serve(build_server(handler, max_body_size=10), server, scope)
+    with FakeServer() as server, watchdog():
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(serve, build_server(handler, max_body_size=10), server, scope)
+            await server.next_sent()
+            await server.next_sent()
+            server.client_sends(chunk(b"x" * 11))  # answered while the client still wrote it
     assert server.status == 413
     assert (b"connection", b"close") in server.headers
     assert server.body == b"Payload Too Large"
-    assert server.receive_calls == 0
+    assert server.completed
+    assert server.receive_calls == 1  # then read and dropped, for a client still writing
+    assert server.body == b"Payload Too Large"  # never in a handler's hands
     assert called == []
 
 
-async def test_body_over_the_limit_as_it_streams_gets_413_without_reading_the_rest() -> None:
+async def test_body_over_the_limit_as_it_streams_gets_413_before_the_rest_is_read() -> None:
     scope = http_scope("POST", headers=[(b"transfer-encoding", b"chunked")])
-    messages = [chunk(b"x" * 6, more=True), chunk(b"x" * 6, more=True), chunk(b"x" * 6)]
-    with FakeServer(*messages) as server, watchdog():
-        await serve(build_server(reply(text("x")), max_body_size=10), server, scope)
-        assert server.status == 413
-        assert (b"connection", b"close") in server.headers
-        assert server.receive_calls == 2
-        assert server.unread() == messages[2]
+    with FakeServer(chunk(b"x" * 6, more=True), chunk(b"x" * 6, more=True)) as server:
+        async with anyio.create_task_group() as tg:
+            app = build_server(reply(text("x")), max_body_size=10)
+            tg.start_soon(serve, app, server, scope)
+            with watchdog():
+                await server.next_sent()
+                await server.next_sent()
+            server.client_sends(chunk(b"x" * 6))  # answered while the client still wrote it
+    assert server.status == 413
+    assert (b"connection", b"close") in server.headers
+    assert server.completed
+    assert server.receive_calls == 3  # then the rest was read and dropped
 
 
 async def test_body_of_exactly_the_limit_is_accepted() -> None:

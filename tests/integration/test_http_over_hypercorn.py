@@ -214,6 +214,28 @@ async def test_a_body_still_coming_long_after_its_refusal_over_http2_leaves_the_
     assert "KeyError" not in limits_server.logs
 
 
+@pytest.mark.parametrize(
+    ("path", "announced", "status", "answer"),
+    [
+        ("/echo", True, 413, "Payload Too Large"),  # refused by its content-length
+        ("/echo", False, 413, "Payload Too Large"),  # refused once too much has come
+        ("/first", False, 200, "first chunk of"),  # answered with the body mostly unread
+    ],
+)
+async def test_a_client_that_writes_its_whole_body_before_reading_gets_the_answer(
+    limits_server: HypercornServer, path: str, announced: bool, status: int, answer: str
+) -> None:
+    # httpx (like requests) reads the answer only once it has written the body: a server that
+    # closed with megabytes of it unread would meet it with a reset, never the answer
+    size = 8 * 1024 * 1024
+    with anyio.fail_after(20):
+        async with httpx.AsyncClient(base_url=limits_server.url, timeout=10) as client:
+            content = b"x" * size if announced else _chunks(size)
+            answered = await client.post(path, content=content)
+    assert answered.status_code == status
+    assert answered.text.startswith(answer)
+
+
 async def test_oversized_body_gets_413(limits_server: HypercornServer) -> None:
     async with httpx.AsyncClient(base_url=limits_server.url, timeout=10) as client:
         with anyio.fail_after(10):
