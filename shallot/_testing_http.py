@@ -25,8 +25,14 @@ if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
 
 
-def http_scope(request: httpx.Request, client: tuple[str, int], root_path: str) -> dict[str, Any]:
-    """Returns the ASGI scope of ``request``, as a server builds it."""
+def http_scope(
+    request: httpx.Request,
+    client: tuple[str, int],
+    root_path: str,
+    state: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Returns the ASGI scope of ``request``, as a server builds it: ``state`` is the lifespan
+    scope's state, of which each request gets a shallow copy (ASGI lifespan state)."""
     url = request.url
     return {
         "type": "http",
@@ -41,7 +47,7 @@ def http_scope(request: httpx.Request, client: tuple[str, int], root_path: str) 
         "headers": [(name.lower(), value) for name, value in request.headers.raw],
         "client": client,
         "server": (url.host, url.port or (443 if url.scheme == "https" else 80)),
-        "state": {},
+        "state": dict(state or {}),
         "extensions": {},
     }
 
@@ -95,6 +101,8 @@ class ASGITransport(httpx.AsyncBaseTransport):
         self.app = app
         self.client = client
         self.root_path = root_path
+        #: The lifespan scope's state (``TestClient`` sets it), copied into each request.
+        self.state: dict[str, Any] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         exchange = _Exchange(request)
@@ -108,7 +116,8 @@ class ASGITransport(httpx.AsyncBaseTransport):
                     exchange.done.set()
 
         try:
-            await self.app(http_scope(request, self.client, self.root_path), exchange.receive, send)
+            scope = http_scope(request, self.client, self.root_path, self.state)
+            await self.app(scope, exchange.receive, send)
         finally:
             exchange.done.set()
             await exchange.chunks.aclose()  # the app may have refused the body before its end
@@ -161,7 +170,11 @@ class _Chunks(httpx.AsyncByteStream):
 
 @asynccontextmanager
 async def open_stream(
-    app: ASGIApp, request: httpx.Request, client: tuple[str, int], root_path: str
+    app: ASGIApp,
+    request: httpx.Request,
+    client: tuple[str, int],
+    root_path: str,
+    state: dict[str, Any] | None = None,
 ) -> AsyncIterator[httpx.Response]:
     """Runs ``app`` on ``request`` in a task group of the caller's and yields the response as
     soon as its start arrives, its body to be read as the app sends it. Leaving the block
@@ -191,7 +204,7 @@ async def open_stream(
     async def run_app() -> None:
         with chunks_tx:
             try:
-                await app(http_scope(request, client, root_path), exchange.receive, send)
+                await app(http_scope(request, client, root_path, state), exchange.receive, send)
             finally:
                 responded.set()
                 await exchange.chunks.aclose()  # the app may have refused the body before its end

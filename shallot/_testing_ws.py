@@ -263,6 +263,7 @@ def websocket_scope(
     client: tuple[str, int],
     root_path: str,
     denial: bool,
+    state: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Returns the ASGI scope of a websocket handshake to ``url``, as a server builds it."""
     return {
@@ -278,6 +279,6 @@ def websocket_scope(
         "client": client,
         "server": (url.host, url.port or 80),
         "subprotocols": subprotocols,
-        "state": {},
+        "state": dict(state or {}),
         "extensions": {"websocket.http.response": {}} if denial else {},
     }

@@ -93,6 +93,8 @@ class TestClient:
             if self._lifespan:
                 task_group = await stack.enter_async_context(anyio.create_task_group())
                 self._lifespan_driver = LifespanDriver(self.app)
+                # what the app puts in the lifespan state reaches each request, as on a server
+                self._transport.state = self._lifespan_driver.state
                 await self._lifespan_driver.start(task_group)
         except BaseException:
             if task_group is not None:  # an app may wait for more after a failed startup
@@ -172,6 +174,7 @@ class TestClient:
             self._transport.client,
             self._transport.root_path,
             denial_response,
+            self._transport.state,
         )
         return open_websocket(self.app, scope, receive_timeout)
 
@@ -191,7 +194,7 @@ class TestClient:
     async def _stream(self, request: httpx.Request) -> AsyncIterator[httpx.Response]:
         transport = self._transport
         async with open_stream(
-            self.app, request, transport.client, transport.root_path
+            self.app, request, transport.client, transport.root_path, transport.state
         ) as response:
             self._http.cookies.extract_cookies(response)
             yield response

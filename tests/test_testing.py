@@ -16,7 +16,7 @@ import pytest
 from shallot import build_server
 from shallot._types import Message, Receive, Request, Response, Scope, Send
 from shallot.response import json, text
-from shallot.testing import LifespanError, TestClient
+from shallot.testing import LifespanError, TestClient, WebSocketClosed
 
 
 async def echo(request: Request) -> Response:
@@ -117,6 +117,40 @@ async def test_app_without_lifespan_support_still_serves() -> None:
     with anyio.fail_after(5):
         async with TestClient(app) as client:
             assert (await client.get("/")).text == "raw"
+
+
+async def test_what_the_lifespan_puts_in_its_state_reaches_every_request_as_on_a_server() -> None:
+    # servers hand each request a shallow copy of the lifespan scope's state (ASGI lifespan)
+    seen: list[dict[str, Any]] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            scope["state"]["db"] = "pool"
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        seen.append(scope["state"])
+        scope["state"]["mine"] = scope["type"]  # a copy: the next request does not see it
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+        else:
+            await receive()
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close", "code": 1000})
+
+    with anyio.fail_after(5):
+        async with TestClient(app) as client:
+            await client.get("/")
+            async with client.stream("GET", "/") as response:
+                await response.aread()
+            async with client.websocket("/ws") as ws:
+                with pytest.raises(WebSocketClosed):
+                    await ws.receive()
+    assert [state.get("db") for state in seen] == ["pool", "pool", "pool"]
+    assert [len(state) for state in seen] == [2, 2, 2]
 
 
 async def test_requests_carry_method_path_query_headers_and_body() -> None:
