@@ -84,6 +84,12 @@ async def serve(
         ImportError: hypercorn is not installed (the ``hypercorn`` extra).
     """
     config = _configure(hypercorn_options, websocket_ping_interval, tcp_user_timeout)
+    if (
+        isinstance(grace_period, bool)
+        or not isinstance(grace_period, (int, float))
+        or not (0 <= grace_period < 1e6)
+    ):
+        raise ValueError(f"grace_period must be a number of seconds >= 0, not {grace_period!r}")
     config.graceful_timeout = grace_period
     listener = _listen(host, port, config.backlog, tcp_user_timeout)
     address = listener.getsockname()[:2]
@@ -132,6 +138,11 @@ async def serve(
             finally:
                 lifespan.close()
                 listener.close()  # unless hypercorn took it over (a failed startup)
+                # However the wind-down ended (a second Ctrl+C on trio raises into it), hypercorn
+                # must not outlive serve: its scope is shielded from tg's cancellation.
+                stop.set()
+                relay.lifespan_scope.cancel()
+                server_scope.cancel()
                 tg.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         raise single_exception(group) from None
@@ -148,6 +159,11 @@ def _configure(
     for name, value in options.items():
         if name.startswith("_") or not hasattr(config, name):
             raise TypeError(f"{name!r} is not a hypercorn Config option")
+        if name in ("bind", "insecure_bind", "quic_bind", "graceful_timeout", "workers"):
+            raise TypeError(
+                f"{name!r} is serve's to set: use host=, port= and grace_period=, and run "
+                "several copies of the program for several processes"
+            )
         setattr(config, name, value)
     for name, value in (
         ("websocket_ping_interval", ping_interval),

@@ -49,6 +49,11 @@ class WebSocketClosed(Exception):
 #: How long ``receive()`` waits for a message by default, in seconds.
 RECEIVE_TIMEOUT = 10.0
 
+#: How many messages from the app wait for the test to read them, as a real client's socket
+#: buffers and library queue (websockets: 16 frames) hold them: a test that reads late gets
+#: them, not a ``send_timeout`` close. A test of a slow client reads nothing for longer.
+RECEIVE_BUFFER = 16
+
 
 class WebSocketSession:
     """One client side of a websocket, talking to the app in memory. ``receive_timeout`` is
@@ -193,7 +198,7 @@ async def open_websocket(
         WebSocketRejected: the app refused the handshake.
     """
     to_app_tx, to_app_rx = anyio.create_memory_object_stream[Message](math.inf)
-    from_app_tx, from_app_rx = anyio.create_memory_object_stream[Message](0)
+    from_app_tx, from_app_rx = anyio.create_memory_object_stream[Message](RECEIVE_BUFFER)
 
     async def receive() -> Message:
         try:

@@ -115,8 +115,12 @@ class TestClient:
         assert stack is not None, "TestClient was not entered"
         failure: str | None = None
         try:
-            # Not shielded: a cancelled test must not wait on an app that does not stop.
-            if self._lifespan_driver is not None and exc_type is None:
+            # A failed test still shuts the app down (on_stop cleans up, as on a server that
+            # stops); a cancelled one does not: it must not wait on an app that does not stop.
+            cancelled = exc_type is not None and issubclass(
+                exc_type, anyio.get_cancelled_exc_class()
+            )
+            if self._lifespan_driver is not None and not cancelled:
                 failure = await self._lifespan_driver.stop()  # noqa: ASYNC102
         finally:
             self._close_lifespan()
@@ -124,7 +128,7 @@ class TestClient:
                 await stack.__aexit__(exc_type, exc, tb)  # noqa: ASYNC102  # exits the group
             except BaseExceptionGroup as group:
                 raise single_exception(group) from None
-        if failure is not None:
+        if failure is not None and exc_type is None:  # the test's own error comes first
             raise LifespanError(f"lifespan shutdown failed: {failure}")
         return None
 

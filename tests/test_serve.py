@@ -358,6 +358,25 @@ async def test_serve_refuses_unknown_options() -> None:
         await serve(app, port=0, no_such_option=1)
 
 
+@pytest.mark.parametrize("option", ["bind", "insecure_bind", "graceful_timeout", "workers"])
+async def test_serve_refuses_the_options_it_sets_itself_naming_its_own(option: str) -> None:
+    # they were silently overridden: bind= by port=, graceful_timeout= by grace_period=
+    app = build_server(standard_not_found)
+    options: dict[str, Any] = {option: ["127.0.0.1:1"] if "bind" in option else 2}
+    with pytest.raises(TypeError, match="host=, port= and grace_period="):
+        await serve(app, port=0, **options)
+
+
+@pytest.mark.parametrize("grace_period", ["5", -1, float("nan"), True, None])
+async def test_serve_refuses_a_grace_period_that_is_no_number_of_seconds(
+    grace_period: Any,
+) -> None:
+    # a str one made serve's shutdown raise before hypercorn was told to stop: it never returned
+    app = build_server(standard_not_found)
+    with pytest.raises(ValueError, match="grace_period"):
+        await serve(app, port=0, grace_period=grace_period)
+
+
 # -- begin_shutdown, in memory -----------------------------------------------------------------
 
 

@@ -68,6 +68,23 @@ async def test_lifespan_context_runs_around_the_block() -> None:
         assert events == ["open", "close"]
 
 
+async def test_a_test_that_fails_inside_the_block_still_shuts_the_app_down() -> None:
+    # as a server that stops would: what on_stop cleans up must not leak into the next test
+    log: list[str] = []
+
+    async def on_stop(config: Any) -> None:
+        log.append("on_stop")
+
+    async def hello(request: Request) -> Response:
+        return text("ok")
+
+    app = build_server(hello, on_stop=on_stop)
+    with anyio.fail_after(5), pytest.raises(AssertionError, match="the test's own"):
+        async with TestClient(app):
+            raise AssertionError("the test's own failure")
+    assert log == ["on_stop"]
+
+
 async def test_lifespan_false_skips_it() -> None:
     async def on_start(scope: Scope) -> None:
         raise AssertionError("lifespan ran")

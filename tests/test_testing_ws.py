@@ -76,3 +76,29 @@ async def test_the_default_limit_is_ten_seconds_and_can_be_lifted(anyio_backend:
         with anyio.move_on_after(3600) as waited:
             await ws.receive()
         assert waited.cancelled_caught
+
+
+@websocket(send_timeout=0.2)
+async def welcome(scope: Request, receiver: Receiver) -> AsyncIterator[WSMessage]:
+    yield ws_send("welcome")
+    yield ws_send("here is your state")
+    async for message in receiver:
+        yield ws_send(message)
+
+
+@pytest.mark.parametrize(
+    "anyio_backend",
+    [("asyncio", {}), ("trio", {"clock": MockClock(autojump_threshold=0)})],
+)
+async def test_a_test_that_reads_late_gets_what_a_real_client_would_have_buffered(
+    anyio_backend: object,
+) -> None:
+    # a real client's socket buffers and queue hold the app's first messages: they must not
+    # stall its sends into a send_timeout close
+    with anyio.fail_after(30):
+        async with TestClient(build_server(welcome)) as client, client.websocket("/") as ws:
+            await anyio.sleep(0.5)  # longer than send_timeout and a look, reading nothing
+            assert await ws.receive() == "welcome"
+            assert await ws.receive() == "here is your state"
+            await ws.send("still here")
+            assert await ws.receive() == "still here"
