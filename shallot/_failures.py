@@ -104,6 +104,22 @@ def log_unusable(scope: Any, handler: Any, problem: str) -> None:
         logger.error("%s: the handler %s %s", _where(scope), name, problem)
 
 
+async def call_app(app: Any, scope: Any, receive: Receive, send: Send) -> None:
+    """Calls the ASGI ``app``, as a server does; a value it returns means it is no ASGI app
+    but a handler or a middleware pile not given to ``build_server`` (answered by an empty 500,
+    not a word in any log, were it left to the server).
+
+    Raises:
+        TypeError: ``app`` returned something.
+    """
+    result = await app(scope, receive, send)
+    if result is not None:
+        raise TypeError(
+            f"{handler_name(app)} returned {type(result).__name__} to the server: it is a "
+            "handler, not an ASGI app; serve build_server(...) of it"
+        )
+
+
 def not_a_response(result: Any) -> str:
     """Says what is wrong with ``result``, a callable that is not a takeover."""
     if inspect.isfunction(result) or inspect.ismethod(result):

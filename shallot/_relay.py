@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ._failures import call_app
 from ._types import ASGIApp, Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ class Relay:
             return
         self.running += 1
         try:
-            await self.app(scope, receive, send)
+            await call_app(self.app, scope, receive, send)
         finally:
             self.running -= 1
             if not self.running and self.idle is not None:

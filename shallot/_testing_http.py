@@ -19,6 +19,7 @@ import httpx
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from ._errors import single_exception
+from ._failures import call_app
 from ._types import ASGIApp, Message
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -117,7 +118,7 @@ class ASGITransport(httpx.AsyncBaseTransport):
 
         try:
             scope = http_scope(request, self.client, self.root_path, self.state)
-            await self.app(scope, exchange.receive, send)
+            await call_app(self.app, scope, exchange.receive, send)
         finally:
             exchange.done.set()
             await exchange.chunks.aclose()  # the app may have refused the body before its end
@@ -204,7 +205,8 @@ async def open_stream(
     async def run_app() -> None:
         with chunks_tx:
             try:
-                await app(http_scope(request, client, root_path, state), exchange.receive, send)
+                scope = http_scope(request, client, root_path, state)
+                await call_app(app, scope, exchange.receive, send)
             finally:
                 responded.set()
                 await exchange.chunks.aclose()  # the app may have refused the body before its end

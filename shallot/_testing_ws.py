@@ -18,6 +18,7 @@ import httpx
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._errors import single_exception
+from ._failures import call_app
 from ._types import ASGIApp, Message
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -214,7 +215,7 @@ async def open_websocket(
 
     async def run_app() -> None:
         with to_app_rx, from_app_tx:
-            await app(scope, receive, send)
+            await call_app(app, scope, receive, send)
 
     session = WebSocketSession(to_app_tx, from_app_rx, scope["path"], receive_timeout)
     try:

@@ -13,8 +13,9 @@ import anyio
 import httpx
 import pytest
 
-from shallot import build_server
+from shallot import apply_middleware, build_server, standard_not_found
 from shallot._types import Message, Receive, Request, Response, Scope, Send
+from shallot.middlewares import wrap_routes
 from shallot.response import json, text
 from shallot.testing import LifespanError, TestClient, WebSocketClosed
 
@@ -83,6 +84,19 @@ async def test_a_test_that_fails_inside_the_block_still_shuts_the_app_down() -> 
         async with TestClient(app):
             raise AssertionError("the test's own failure")
     assert log == ["on_stop"]
+
+
+async def test_a_handler_not_given_to_build_server_is_named_not_answered_with_an_empty_500() -> (
+    None
+):
+    async def hello(request: Request) -> Response:
+        return text("hello")
+
+    # mypy --strict says so too; a user without it had only a bare 500 from every request
+    pile: Any = apply_middleware(wrap_routes([("/", ["GET"], hello)]))(standard_not_found)
+    with anyio.fail_after(5), pytest.raises(TypeError, match="serve build_server"):
+        async with TestClient(pile) as client:
+            await client.get("/")
 
 
 async def test_lifespan_false_skips_it() -> None:
