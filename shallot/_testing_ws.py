@@ -78,9 +78,17 @@ class WebSocketSession:
         self._left = False
 
     async def send(self, data: str | bytes) -> None:
-        """Sends a text (str) or binary (bytes) message to the app."""
+        """Sends a text (str) or binary (bytes) message to the app.
+
+        Raises:
+            WebSocketClosed: the connection is closed (the app's code and reason, once it has
+                been read; 1006 when the app ended without a close).
+        """
         key = "text" if isinstance(data, str) else "bytes"
-        await self._to_app.send({"type": "websocket.receive", key: data})
+        try:
+            await self._to_app.send({"type": "websocket.receive", key: data})
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            raise WebSocketClosed(self.close_code or 1006, self.close_reason) from None
 
     async def send_text(self, data: str) -> None:
         """Sends a text message."""

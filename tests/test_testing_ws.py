@@ -9,8 +9,8 @@ import anyio
 import pytest
 from trio.testing import MockClock
 
-from shallot import Receiver, build_server, websocket, ws_send, ws_send_json
-from shallot.testing import TestClient
+from shallot import Receiver, build_server, websocket, ws_close, ws_send, ws_send_json
+from shallot.testing import TestClient, WebSocketClosed
 from shallot.types import Request, WSMessage
 
 
@@ -102,3 +102,20 @@ async def test_a_test_that_reads_late_gets_what_a_real_client_would_have_buffere
             assert await ws.receive() == "here is your state"
             await ws.send("still here")
             assert await ws.receive() == "still here"
+
+
+@websocket
+async def one_answer(scope: Request, receiver: Receiver) -> AsyncIterator[WSMessage]:
+    yield ws_send("only this")
+    yield ws_close(4000, "done")
+
+
+async def test_sending_after_the_app_closed_raises_websocket_closed() -> None:
+    with anyio.fail_after(5):
+        async with TestClient(build_server(one_answer)) as client, client.websocket("/") as ws:
+            assert await ws.receive() == "only this"
+            with pytest.raises(WebSocketClosed):
+                await ws.receive()
+            with pytest.raises(WebSocketClosed) as closed:
+                await ws.send("anyone there?")
+    assert (closed.value.code, closed.value.reason) == (4000, "done")
