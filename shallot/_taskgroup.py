@@ -295,6 +295,10 @@ class Connection(WSState):
         waits for a client that reads nothing. The connection itself ends once the send
         returns (the client reads, or the kernel's bound drops it), with the 1008 close."""
         with anyio.CancelScope(shield=True):  # the group is cancelled from here on
+            logger.info(
+                "websocket client read nothing for %ss; dropping it", self.limits.send_timeout
+            )
+            self.send_stalled()  # decided here, not guessed from how the handler ends
             self.stop()
             with anyio.move_on_after(_CUT_GRACE):
                 await self._until(lambda: not self.sending)
@@ -440,13 +444,6 @@ class Connection(WSState):
         §4) when ``stop``; its cleanup runs bounded by the grace period."""
         try:
             if stop and _at_yield(generator) and self.handler_close is None:
-                if self.client_code is None and not self.server_closed:  # cut off mid-send:
-                    # the client is there and no close was on its way, so the send stalled
-                    logger.info(
-                        "websocket client read nothing for %ss; dropping it",
-                        self.limits.send_timeout,
-                    )
-                    self.send_stalled()
                 with self._grace_scope():
                     await generator.athrow(self.disconnect())
         except (WSDisconnect, StopAsyncIteration):
