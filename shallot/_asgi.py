@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from ._body import streams_body_of
-from ._checks import positive
+from ._checks import check_handler, check_hook, check_lifespan, positive
 from ._failures import log_raised, run_takeover
 from ._http import INTERNAL_ERROR, SERVICE_UNAVAILABLE, serve_http
 from ._lifespan import AppState, AppTakeover, LifespanFactory, run_lifespan, run_protocol
@@ -73,8 +73,10 @@ def build_server(
     403 before ``on_connect`` runs; ``allowed_origins="*"`` turns the check off.
 
     Raises:
-        TypeError: ``handler`` or a hook is not callable, or a timeout is given under both
-            its 2.0 name and its new one.
+        TypeError: ``handler`` or a hook is not callable or certainly fails when called (an
+            async generator without ``@websocket``, a ``lifespan`` without
+            ``@asynccontextmanager``, the function ``apply_middleware(...)`` returned; see
+            ``_checks``), or a timeout is given under both its 2.0 name and its new one.
         ValueError: a limit is not positive, or an allowed origin is malformed.
     """
     if not callable(handler):
@@ -82,6 +84,13 @@ def build_server(
     for name, hook in (("on_start", on_start), ("on_stop", on_stop), ("lifespan", lifespan)):
         if hook is not None and not callable(hook):
             raise TypeError(f"{name} {hook!r} is not callable")
+    # what certainly fails when called is refused now rather than at the first request
+    check_handler("build_server", handler)
+    for name, hook in (("on_start", on_start), ("on_stop", on_stop)):
+        if hook is not None:
+            check_hook(name, hook)
+    if lifespan is not None:
+        check_lifespan(lifespan)
     body_timeout = _one_of(
         "body_timeout", body_timeout, "max_receive_timeout_s", max_receive_timeout_s
     )

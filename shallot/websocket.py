@@ -13,7 +13,7 @@ import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, overload
 
-from ._checks import positive
+from ._checks import WEBSOCKET_FUNCTION, positive
 from ._errors import WSDisconnect
 from ._lifespan import AppTakeover
 from ._receiver import JSONReceiver, Receiver
@@ -181,6 +181,7 @@ def websocket(
                 )
             return _Takeover(endpoint, request, route_args)
 
+        setattr(handler, WEBSOCKET_FUNCTION, function)  # routes check how they will call it
         return handler
 
     if func is not None:

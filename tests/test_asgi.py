@@ -6,6 +6,7 @@ import inspect
 import logging
 import math
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -37,6 +38,41 @@ def test_hooks_must_be_callable(hook: str) -> None:
     arguments: dict[str, Any] = {hook: "not callable"}
     with pytest.raises(TypeError, match=hook):
         build_server(hello, **arguments)
+
+
+async def _events(request: Request) -> AsyncIterator[Any]:
+    yield ws_send("x")
+
+
+async def _takes_nothing() -> None:
+    return None
+
+
+@asynccontextmanager
+async def _starlette_style(app: Any) -> AsyncIterator[None]:
+    yield
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"handler": _events}, r"^build_server: the handler _events is an async generator"),
+        (
+            {"handler": apply_middleware()},
+            r"^build_server: .*wants the default handler: call it with one",
+        ),
+        ({"on_start": _takes_nothing}, r"^on_start _takes_nothing cannot be called as"),
+        ({"on_stop": _events}, r"^on_stop _events is a generator function"),
+        ({"on_start": _starlette_style}, r"pass it as lifespan=_starlette_style"),
+        ({"lifespan": _starlette_style}, r"^lifespan _starlette_style takes arguments"),
+        ({"lifespan": _takes_nothing}, r"whose call gives a coroutine"),
+    ],
+)
+def test_what_certainly_fails_when_called_is_refused_at_build(
+    arguments: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(TypeError, match=message):
+        build_server(**{"handler": hello, **arguments})
 
 
 @pytest.mark.parametrize(

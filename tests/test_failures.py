@@ -229,7 +229,7 @@ def test_culprit_asks_every_router_of_a_pile_and_the_innermost_route_wins() -> N
     async def a(request: Request) -> Response:
         return text("a")
 
-    async def b(request: Request) -> Response:
+    async def b(request: Request, x: str) -> Response:
         return text("b")
 
     inner = apply_middleware(wrap_routes([("/b/{x}", ["GET"], b)]))(standard_not_found)

@@ -136,6 +136,21 @@ def test_the_default_handler_is_checked_when_wrapped() -> None:
         apply_middleware()(None)  # type: ignore[arg-type]
 
 
+def test_the_applier_is_refused_where_a_handler_is_wanted() -> None:
+    applier = apply_middleware(tracing("m", []))
+    with pytest.raises(TypeError, match=r"^build_server: .*apply_middleware\(\.\.\.\) returned"):
+        build_server(applier)  # type: ignore[arg-type]
+    with pytest.raises(
+        TypeError, match=r"^route #0 GET /: .*wants the default handler: call it with one"
+    ):
+        wrap_routes([("/", ["GET"], applier)])  # type: ignore[list-item]
+
+
+def test_the_applier_given_a_request_says_it_wants_the_default_handler() -> None:
+    with pytest.raises(TypeError, match=r"called with a request, not a default handler"):
+        apply_middleware()({"path": "/"})  # type: ignore[arg-type]
+
+
 def test_middleware_factories_run_once_when_wrapped() -> None:
     built: list[str] = []
 

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, cast
 
 from .._body import any_streams_body
+from .._checks import APPLIER
 from .._failures import first_route_handler_for
 from .._types import Handler, HandlerResult, Middleware, Next, Request
 from .content_type import wrap_content_type
@@ -73,6 +74,11 @@ def apply_middleware(
     def wrap(
         handler: Callable[_P, Awaitable[HandlerResult]],
     ) -> Callable[_P, Awaitable[HandlerResult]]:
+        if isinstance(handler, dict):  # served without its default handler: it got a request
+            raise TypeError(
+                "apply_middleware(...) was called with a request, not a default handler: the "
+                "handler is apply_middleware(...)(default_handler)"
+            )
         if not callable(handler):
             raise TypeError(f"the default handler {handler!r} is not callable")
         chain: Next = _call_handler
@@ -96,4 +102,5 @@ def apply_middleware(
         # It passes every argument on to ``handler``, so it takes what ``handler`` takes.
         return cast("Callable[_P, Awaitable[HandlerResult]]", handle)
 
+    setattr(wrap, APPLIER, wrap)  # build_server and routes refuse it, asking for the handler
     return wrap

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Iterable
 from typing import Any, NamedTuple
 
 from .._body import any_streams_body, streams_body_of
+from .._checks import check_handler
 from .._failures import blame
 from .._types import Handler, HandlerResult, Middleware, Next, Request, Route
 from ._reverse import RouteNames
@@ -67,7 +68,9 @@ class Router:
 
     Raises (from the constructor):
         TypeError: an entry is not a ``(path, methods, handler)`` triple, or a part of it has
-            the wrong type (methods given as one string, a handler that is not callable).
+            the wrong type (methods given as one string, a handler that is not callable), or
+            its handler certainly fails when called: an undecorated async generator, a
+            function that cannot take the route's arguments (see ``_checks.check_handler``).
         ValueError: a path or method is malformed, or two entries claim the same path and
             method. Each message names the entry.
     """
@@ -91,7 +94,11 @@ class Router:
                 named.append((route_name, pattern))
             node = self._root
             is_static = True
-            for segment in _pattern_segments(name, pattern):
+            segments = _pattern_segments(name, pattern)
+            params = [part[1:-1] for part in pattern.split("/") if part.startswith("{")]
+            where = f"route #{index} {' '.join(methods)} {pattern}"
+            check_handler(where, handler, params, websocket="WS" in methods)
+            for segment in segments:
                 if segment is None:
                     is_static = False
                     if node.param is None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -10,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shallot import build_server, standard_not_found
+from shallot import build_server, standard_not_found, websocket, ws_send
 from shallot._types import HandlerResult, Receive, Request, Response, Send
 from shallot.middlewares import apply_middleware, wrap_routes
 from shallot.middlewares.routing import Router
@@ -155,6 +157,98 @@ def test_websocket_routes_are_not_http_methods() -> None:
 def test_malformed_tables_fail_at_build_time(routes: Any, error: type, message: str) -> None:
     with pytest.raises(error, match=message):
         wrap_routes(routes)
+
+
+async def _no_argument(request: Request) -> Response:
+    return text("x")
+
+
+async def _one_argument(request: Request, name: str) -> Response:
+    return text(name)
+
+
+async def _generator(scope: Request, receiver: Any) -> AsyncIterator[Any]:
+    yield ws_send("x")
+
+
+async def _undecorated(scope: Request, receiver: Any) -> None:
+    return None
+
+
+@pytest.mark.parametrize(
+    ("route", "message"),
+    [
+        (
+            ("/u/{name}", ["GET"], _no_argument),
+            r"route #0 GET /u/\{name\}: the handler _no_argument takes no route argument but "
+            r"\{name\} is in the path",
+        ),
+        (
+            ("/u/{a}/{b}", ["GET", "POST"], _one_argument),
+            r"route #0 GET POST /u/\{a\}/\{b\}: the handler _one_argument takes 1 route "
+            r"argument but \{a\} and \{b\} are in the path",
+        ),
+        (("/u", ["GET"], _one_argument), r"needs 1 route argument \(name\) but the path has"),
+        (("/ws", ["WS"], _generator), r"route #0 WS /ws: .* decorate it with @websocket$"),
+        (("/ws", ["GET"], _generator), r"@websocket and route it under \"WS\""),
+        (("/ws", ["WS"], _undecorated), r"like a websocket handler: decorate it with @websocket"),
+        (("/r/{room}", ["WS"], websocket(_generator)), r"takes no route argument after the rec"),
+        (("/", ["GET"], apply_middleware()), r"apply_middleware\(...\) returned, which wants"),
+    ],
+)
+def test_handlers_that_cannot_take_the_route_fail_at_build_time(
+    route: tuple[str, list[str], Any], message: str
+) -> None:
+    with pytest.raises(TypeError, match=message):
+        wrap_routes([route])
+
+
+class _Items:
+    async def item(self, request: Request, name: str) -> Response:
+        return text(f"method {name}")
+
+    async def __call__(self, request: Request, *args: str) -> Response:
+        return text(f"object {','.join(args)}")
+
+
+async def test_every_kind_of_handler_still_routes() -> None:
+    async def defaults(request: Request, name: str = "none", page: str = "1") -> Response:
+        return text(f"defaults {name} {page}")
+
+    async def joined(request: Request, *args: str) -> Response:
+        return text(f"joined {','.join(args)}")
+
+    routes: list[Any] = [
+        ("/partial/{name}", ["GET"], functools.partial(defaults, page="2")),
+        ("/method/{name}", ["GET"], _Items().item),
+        ("/object/{a}/{b}", ["GET"], _Items()),
+        ("/lambda/{name}", ["GET"], lambda request, name: defaults(request, name)),
+        ("/pile/{a}/{b}", ["GET"], apply_middleware()(joined)),
+        ("/defaults", ["GET"], defaults),
+        ("/ws/{room}", ["GET"], websocket(_generator)),  # HTTP gets 426: never called
+    ]
+    app = build_server(apply_middleware(wrap_routes(routes))(standard_not_found))
+    async with TestClient(app) as client:
+        answers = [
+            (await client.get(path)).text
+            for path in (
+                "/partial/p",
+                "/method/m",
+                "/object/x/y",
+                "/lambda/l",
+                "/pile/p/q",
+                "/defaults",
+            )
+        ]
+        assert (await client.get("/ws/r")).status_code == 426
+    assert answers == [
+        "defaults p 2",
+        "method m",
+        "object x,y",
+        "defaults l 1",
+        "joined p,q",
+        "defaults none 1",
+    ]
 
 
 # --- the router against a brute-force reference ------------------------------------------------
