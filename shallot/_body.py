@@ -39,6 +39,7 @@ class BodyStream:
     __slots__ = (
         "_announced",
         "_done",
+        "_ended_event",
         "_receive",
         "_waited",
         "ended",
@@ -56,6 +57,7 @@ class BodyStream:
         self._waited = 0.0
         #: The client's last body message (or its disconnect) has been read: nothing more comes.
         self.ended = False
+        self._ended_event: anyio.Event | None = None  # made by wait_ended
         self.max_size = max_size
         self.timeout = timeout
         #: How many body bytes have been read so far.
@@ -91,11 +93,11 @@ class BodyStream:
         while True:
             message = await self._next_message()
             if message["type"] != "http.request":  # http.disconnect
-                self._done = self.ended = True
+                self._end()
                 raise ClientGone
             chunk = message.get("body", b"")
             if not message.get("more_body", False):
-                self._done = self.ended = True
+                self._end()
             if chunk:
                 self.received += len(chunk)
                 if self.received > self.max_size:  # refuse now; the rest is never held
@@ -104,6 +106,18 @@ class BodyStream:
                 return bytes(chunk)
             if self._done:
                 raise StopAsyncIteration
+
+    def _end(self) -> None:
+        self._done = self.ended = True
+        if self._ended_event is not None:
+            self._ended_event.set()
+
+    async def wait_ended(self) -> None:
+        """Waits until the body has been read to its end (or the client's disconnect)."""
+        if not self.ended:
+            if self._ended_event is None:
+                self._ended_event = anyio.Event()
+            await self._ended_event.wait()
 
     async def _next_message(self) -> Any:
         started = anyio.current_time()

@@ -151,6 +151,8 @@ async def _pump(
     # leave wrapped in an ExceptionGroup, past serve_http's boundary.
     try:
         chunk = await _next_chunk(iterator)
+    except ClientGone:  # it read the request's body, and the client left meanwhile
+        return None
     except Exception as error:
         log_stream_failed(scope, handler, "before its first chunk", error)
         error_status, error_headers, error_body, _ = prepare(INTERNAL_ERROR)
@@ -172,6 +174,8 @@ async def _pump(
                     return None
             try:
                 chunk = await _next_chunk(iterator)
+            except ClientGone:
+                return None
             except Exception as error:
                 # The response has started: ending without the final message aborts it, so the
                 # client sees a truncated response rather than a complete-looking one.
@@ -198,6 +202,18 @@ async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> N
     while (await receive())["type"] != "http.disconnect":
         pass
     scope.cancel()
+
+
+def _after_stream(body: BodyStream, receive: Receive) -> Receive:
+    """Returns ``receive`` for a response's disconnect watch once ``body`` has been read to
+    its end: a response stream that reads the request's body (an echo, a proxy) must get every
+    message of it, none taken by the watch (the body's reader sees a disconnect meanwhile)."""
+
+    async def receive_after_stream() -> Message:
+        await body.wait_ended()
+        return await receive()
+
+    return receive_after_stream
 
 
 def _after_body(receive: Receive) -> Receive:
@@ -300,7 +316,8 @@ async def serve_http(
         status, raw, data, stream = prepare(INTERNAL_ERROR)
     how = plan(send, scope)
     if body_end is None and streamed is not None and not streamed.ended and status != 408:
-        body_end = BodyEnd(receive, send, lingers=True)  # HTTP/1: a streamed body left unread
+        # HTTP/1: a streamed body left unread, or read by the response's stream
+        body_end = BodyEnd(receive, send, lingers=True, stream=streamed)
     if body_end is not None:  # a streamed body, refused or unread, may still come
         send = body_end.holding()
     try:
@@ -320,6 +337,8 @@ async def serve_http(
             await send_body(send, status, raw, data or b"", method == "HEAD", limits, how)
         else:
             head = method == "HEAD" or status == 204 or status == 304 or status < 200  # no content
+            if streamed is not None and not streamed.ended:  # the stream may read the body
+                receive = _after_stream(streamed, receive)
             await send_stream(send, receive, scope, status, raw, stream, head, limits, handler, how)
         if body_end is not None:
             await body_end.finish(limits, how)

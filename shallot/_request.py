@@ -65,12 +65,17 @@ class BodyEnd:
     ``body_timeout`` and a bounded number of bytes.
     """
 
-    __slots__ = ("ended", "held", "lingers", "receive", "send")
+    __slots__ = ("ended", "held", "lingers", "receive", "send", "stream")
 
-    def __init__(self, receive: Receive, send: Send, *, lingers: bool = False) -> None:
+    def __init__(
+        self, receive: Receive, send: Send, *, lingers: bool = False, stream: Any = None
+    ) -> None:
         self.receive = receive
         self.send = send
         self.lingers = lingers
+        #: The ``BodyStream`` that reads the same body with the server's receive (HTTP/1): a
+        #: response stream may read it to its end after the handler returned.
+        self.stream = stream
         #: The last ``http.request`` message (or ``http.disconnect``) has been received.
         self.ended = False
         #: The response's end was held back (``finish`` sends it).
@@ -87,7 +92,13 @@ class BodyEnd:
         one that sends everything at once but the response's end, which ``finish`` sends."""
         return self.send if self.ended else self._send_holding_end
 
+    def _body_ended(self) -> bool:
+        return self.ended or (self.stream is not None and self.stream.ended)
+
     async def _send_holding_end(self, message: Message) -> None:
+        if self._body_ended():
+            await self.send(message)  # read to its end meanwhile: nothing to wait for
+            return
         if message["type"] == "http.response.body" and not message.get("more_body", False):
             message = {**message, "more_body": True}  # what it carries goes out now
             self.held = True
@@ -102,10 +113,10 @@ class BodyEnd:
         if self.lingers:  # HTTP/1: for a while, for so much
             left = max(4 * limits.max_body_size, _LINGER_BYTES)
             with anyio.move_on_after(limits.body_timeout):
-                while not self.ended and left > 0:
+                while not self._body_ended() and left > 0:
                     left -= len((await self()).get("body", b""))
         else:  # HTTP/2: for as long as the client keeps sending
-            while not self.ended:
+            while not self._body_ended():
                 with anyio.move_on_after(limits.body_timeout) as waiting:
                     await self()
                 if waiting.cancelled_caught:

@@ -7,6 +7,7 @@ tell that a chunk reached the handler before the next one was even received.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -151,6 +152,25 @@ async def test_a_streamed_body_over_the_limit_gets_413_and_the_rest_is_dropped()
     assert server.body == b"Payload Too Large: the body exceeds 10 bytes"
     assert server.completed
     assert recorder.chunks == [b"x" * 6]
+
+
+async def test_a_response_stream_that_reads_the_body_ends_when_it_does() -> None:
+    # the response's end is held only while the body may still be coming: a stream that
+    # reads it to its end (an echo, a proxy) must not wait body_timeout after it
+    @stream_body
+    async def echo(request: Request) -> Response:
+        async def upper() -> AsyncIterator[bytes]:
+            async for piece in request["body_stream"]:
+                yield piece.upper()
+
+        return {"status": 200, "stream": upper()}
+
+    messages = [chunk(b"ab", more=True), chunk(b"c")]
+    with FakeServer(*messages) as server, watchdog():  # 5 s, well under body_timeout
+        await serve(routed(echo), server, post())
+    assert server.status == 200
+    assert server.body == b"ABC"
+    assert server.completed
 
 
 async def test_a_route_may_take_bodies_larger_than_the_app_limit() -> None:

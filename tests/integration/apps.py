@@ -106,8 +106,21 @@ async def first_chunk(request: Request) -> Response:
     return text("no body")
 
 
+@stream_body(max_size=64 * MAX_BODY_SIZE)
+async def upper(request: Request) -> Response:
+    """Answers with the body upper-cased, read as the response streams it."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        async for chunk in request["body_stream"]:
+            yield chunk.upper()
+
+    return {"status": 200, "headers": {"content-type": "text/plain"}, "stream": chunks()}
+
+
 limits_app = build_server(
-    apply_middleware(wrap_routes([("/first", ["POST"], first_chunk)]))(echo_length),
+    apply_middleware(wrap_routes([("/first", ["POST"], first_chunk), ("/upper", ["POST"], upper)]))(
+        echo_length
+    ),
     body_timeout=BODY_TIMEOUT,
     max_body_size=MAX_BODY_SIZE,
 )

@@ -236,6 +236,24 @@ async def test_a_client_that_writes_its_whole_body_before_reading_gets_the_answe
     assert answered.text.startswith(answer)
 
 
+@pytest.mark.parametrize("http2", [False, True])
+async def test_a_response_stream_that_reads_the_request_body_gets_all_of_it(
+    limits_server: HypercornServer, http2: bool
+) -> None:
+    # the response's disconnect watch took body messages from the stream that read them (a
+    # truncated or failed response on trio), and the response's end waited for the body
+    body = b"shallot " * 2500  # 20 KB, a few messages
+    with anyio.fail_after(10):
+        async with httpx.AsyncClient(
+            base_url=limits_server.url, http1=not http2, http2=http2, timeout=10
+        ) as client:
+            answered = await client.post("/upper", content=body)
+            again = await client.post("/echo", content=b"still here")
+    assert answered.status_code == 200
+    assert answered.content == body.upper()
+    assert (again.status_code, again.text) == (200, "10 bytes")
+
+
 async def test_oversized_body_gets_413(limits_server: HypercornServer) -> None:
     async with httpx.AsyncClient(base_url=limits_server.url, timeout=10) as client:
         with anyio.fail_after(10):
