@@ -95,6 +95,12 @@ def check_handler(
         return
     if websocket and _call_problem(handler, ("scope", "receiver"), params, path_params) is None:
         problem = "takes (scope, receiver) like a websocket handler: decorate it with @websocket"
+        if path_params is None:  # not routed: it may as well want a route's argument
+            problem = (
+                "takes a second argument: a route argument after the request (route it with "
+                "wrap_routes, the path naming it), or a receiver after the scope (a websocket "
+                "handler: decorate it with @websocket)"
+            )
     raise TypeError(f"{where}: the handler {name} {problem}")
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+#: What a header value may hold: visible ASCII, space and tab (RFC 9110 §5.5), then obs-text
+#: (bytes 0x80-0xFF, which latin-1 and UTF-8 values use): no CR, LF, NUL or other control.
+_FIELD_VALUE = b"\t" + bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100))
 #: What a header name may hold: a token (RFC 9110 §5.6.2).
 _TOKEN = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -20,16 +23,17 @@ class InvalidResponse(Exception):
 
 def check_header(key: bytes, data: bytes) -> None:
     """Refuses a header that would not go out as one header: a name that is no token, a
-    value with CR, LF or NUL (RFC 9110 §5.5). HTTP/1's h11 would raise past shallot; HTTP/2
-    would send it, and whatever turns it into HTTP/1 further on would split it.
+    value with a control character other than tab (CR, LF and NUL among them; RFC 9110
+    §5.5). HTTP/1's h11 would raise past shallot; HTTP/2 would send it, and whatever turns
+    it into HTTP/1 further on would split it.
 
     Raises:
         ValueError: what is wrong with it.
     """
     if not key or key.translate(None, _TOKEN):
         raise ValueError(f"header name {key!r} is not a token (RFC 9110 §5.6.2)")
-    if b"\r" in data or b"\n" in data or b"\0" in data:
-        raise ValueError(f"header {key!r} has a CR, LF or NUL in its value {data!r}")
+    if data.translate(None, _FIELD_VALUE):
+        raise ValueError(f"header {key!r} has a control character in its value {data!r}")
 
 
 def _encode_headers(headers: Any) -> tuple[list[tuple[bytes, bytes]], bool]:

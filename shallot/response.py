@@ -213,7 +213,8 @@ def ws_accept(
     one) and extra response ``headers``.
 
     Raises:
-        ValueError: a header name is not a token, or a value holds CR, LF or NUL.
+        ValueError: a header name is not a token, or a value holds a control character
+            other than tab.
     """
     message: WSAccept = {"type": "websocket.accept", "subprotocol": subprotocol}
     if headers:

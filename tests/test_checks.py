@@ -132,7 +132,7 @@ def test_handlers_that_can_be_called_pass(handler: Any, params: list[str] | None
         (functools.partial(generator), None, True, r"async generator function"),
         (sync_generator, [], True, r"generator function: make it async def and decorate"),
         (ws_like, [], True, r"takes \(scope, receiver\) like a websocket handler: decorate"),
-        (ws_like, None, True, r"like a websocket handler: decorate it with @websocket"),
+        (ws_like, None, True, r"a route argument after the request \(route it with wrap_routes"),
         (plain, ["name"], False, r"takes no route argument but \{name\} is in the path"),
         (one, ["a", "b"], False, r"takes 1 route argument but \{a\} and \{b\} are in the path"),
         (one, [], False, r"needs 1 route argument \(name\) but the path has none"),

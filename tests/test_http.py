@@ -516,6 +516,8 @@ async def test_handler_returning_a_non_response_gets_500_and_is_logged_once(
         {"content-disposition": 'attachment; filename="x"\r\nset-cookie: admin=1'},
         {"x-note": "line\nbreak"},
         {"x-note": "nul\x00"},
+        {"x-note": "vertical\x0btab"},
+        {"x-note": "delete\x7f"},
         {"bad name": "value"},
         {"x-split:": "value"},
         {"": "value"},
@@ -542,7 +544,8 @@ async def test_a_header_that_would_not_go_out_as_one_header_gets_500(
     assert "header" in record.getMessage()
 
     with FakeServer(chunk(b"")) as server, watchdog():  # the same shape, usable, goes out
-        await serve(build_server(reply(text("fine", headers={"x-note": "one line"}))), server)
+        fine = text("fine", headers={"x-note": "one\tline, caf\u00e9 \u2603"})  # tab, obs-text
+        await serve(build_server(reply(fine)), server)
     assert server.status == 200
 
 
