@@ -22,8 +22,9 @@ the room went on without it) and comes back the same way.
 
 Each connection is present in its room under its nickname (``hub.presence``), so that a page
 that reconnects is not announced again: ``joined`` only for a nickname's first connection to
-the room, ``left`` only when its last one closes (the old connection of a page that came back
-often closes after the new one joined).
+the room, ``left`` only when none of its connections is there a moment after one closed
+(``LEAVE_GRACE``: the page is back by then), and a page that comes back with ``since=`` is
+announced only if the room was told it left.
 """
 
 from __future__ import annotations
@@ -83,14 +84,31 @@ async def connections(hub: Hub, channel: str, nick: str) -> int:
     return sum(1 for present in (await hub.presence(channel)).values() if present.member == nick)
 
 
+#: How long a member whose connection closed has to come back before the room is told it
+#: left: the page reconnects after 0.25 s (within on_close's bound: close_timeout and
+#: disconnect_timeout, 1.5 s).
+LEAVE_GRACE = 1.0
+
+
 async def announce_leaving(scope: Request) -> None:
-    """``on_close``: tell the room, if the handler got as far as joining it, and this was the
-    member's last connection to it (its subscription, left by now, is no longer present)."""
+    """``on_close``: tell the room, if the handler got as far as joining it, and no connection
+    of the member is present a moment later (its subscription, left by now, no longer counts;
+    a page that reconnects is back by then)."""
     if "channel" in scope:
         hub: Hub = scope["config"]["hub"]
+        await anyio.sleep(LEAVE_GRACE)
         with suppress(BroadcastError):
             if not await connections(hub, scope["channel"], scope["nick"]):
                 await hub.publish(scope["channel"], event("left", nick=scope["nick"]))
+
+
+def leaving_of(message: str | bytes, nick: str) -> bool:
+    """Whether a room event says that ``nick`` left."""
+    try:
+        parsed = json.loads(message)
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and parsed.get("type") == "left" and parsed.get("nick") == nick
 
 
 @websocket(on_close=announce_leaving)
@@ -125,8 +143,10 @@ async def room(scope: Request, receiver: Receiver, name: str) -> AsyncIterator[W
             "pos": list(messages.position or ()),
         }
         yield ws_send_json(welcome)  # noqa: ASYNC119
+        # A page that came back (since=) is announced only if the room was told it left.
+        returning = position is not None
         with suppress(BroadcastError):
-            if await connections(hub, channel, nick) == 1:  # not a page that came back
+            if not returning and await connections(hub, channel, nick) == 1:
                 await hub.publish(channel, joined)
         async for source, message in receiver.merge(messages):
             if message == joined:
@@ -157,6 +177,10 @@ async def room(scope: Request, receiver: Receiver, name: str) -> AsyncIterator[W
             elif isinstance(message, Gap):  # rooms have history: only if that changes
                 yield ws_send_json({"type": "gap", "reason": message.reason})  # noqa: ASYNC119
             elif isinstance(message, (str, bytes)):
+                if returning and leaving_of(message, nick):  # it was told: back again
+                    returning = False
+                    with suppress(BroadcastError):
+                        await hub.publish(channel, joined)
                 yield ws_send(with_position(message, messages.position))  # noqa: ASYNC119
 
 
