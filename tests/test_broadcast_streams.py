@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import coredis
 import pytest
 
@@ -229,3 +230,35 @@ async def test_a_subscription_with_history_needs_the_broker(
             async with hub.subscribe("room:x") as room:
                 await hub.publish("room:x", "back")
                 assert await room.receive() == "back"
+
+
+async def test_a_subscriber_that_leaves_and_comes_back_gets_only_what_follows_its_entry(
+    redis: RedisServer, prefix: str
+) -> None:
+    # A read sent from the channel's previous cursor could come back after the subscriber
+    # entered again: its entries were taken for a trimmed gap (a spurious Unrecovered) and
+    # delivered, though published before the new subscription began.
+    async with open_hub(redis.url, prefix=prefix, history=HISTORY) as hub:
+        stop = anyio.Event()
+
+        async def publish_until_stopped() -> None:
+            number = 0
+            while not stop.is_set():
+                await hub.publish("room:race", str(number))
+                number += 1
+                await anyio.lowlevel.checkpoint()
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(publish_until_stopped)
+                for _ in range(400):
+                    async with hub.subscribe("room:race") as subscription:
+                        entered = subscription.position
+                        assert entered is not None
+                        for _ in range(2):
+                            message = await subscription.receive()
+                            assert isinstance(message, str), message
+                            position = subscription.position
+                            assert position is not None
+                            assert position.offset > entered.offset
+                stop.set()

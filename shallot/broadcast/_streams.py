@@ -241,6 +241,10 @@ class StreamFeed:
                 reason = "the channel's history was lost (a new epoch began)"
                 hub.unrecovered(channel, reason, Position(epoch, 0))
                 return  # read the new epoch from its start
+            if offset <= cursor.offset:
+                # an XREAD sent from an older cursor of the channel (left and entered again
+                # meanwhile) brings what the new one starts after: its subscribers have it
+                continue
             if offset != cursor.offset + 1:
                 reason = f"offsets {cursor.offset + 1}-{offset - 1} were trimmed before read"
                 hub.unrecovered(channel, reason, Position(epoch, offset - 1))
