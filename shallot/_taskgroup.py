@@ -246,6 +246,8 @@ class Connection(WSState):
         finally:
             self.receive_task_runs = False
             _set(self._arrived)
+            if self.parked < 0 and self.handler_running and self.client_code is None:
+                self.watch.join(self)  # it left the watch while this task read
 
     async def _wait_for_room(self) -> None:
         self._room = anyio.Event()

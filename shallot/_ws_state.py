@@ -423,8 +423,10 @@ class WSState:
     def look(self, now: float) -> int:
         """Looks at the connection once per watch interval; returns KEEP, READ_FOR_HANDLER (the
         handler has been away a whole interval), STOP_SEND (a send has not finished for
-        ``send_timeout``: the client counts as gone) or LEAVE (the end is under way, or the
-        handler sits in one read for LINGER looks: it rejoins when that read returns)."""
+        ``send_timeout``: the client counts as gone) or LEAVE (the end is under way, the
+        handler sits in one read for LINGER looks, or the receive task reads for a handler
+        that is not sending: it rejoins when that read returns, at its next send, or as the
+        task stops)."""
         if self.client_code is not None or not self.handler_running:
             return LEAVE
         meter = self.meter
@@ -442,7 +444,11 @@ class WSState:
                 self.stuck = (self.sends, math.inf)  # decided once for this send
         else:
             self.stuck = None
-        if self.receive_task_runs or decision == STOP_SEND:
+        if decision == STOP_SEND:
+            return decision
+        if self.receive_task_runs:  # it reads for the handler: nothing to see but a send
+            if not self.sending and (meter is None or meter.idle_timeout is None):
+                return LEAVE  # it rejoins at the handler's next send, or as the task stops
             return decision
         reads = self.reads
         if self.direct_reading:

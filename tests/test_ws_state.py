@@ -286,7 +286,16 @@ def test_a_handler_away_a_whole_interval_gets_the_receive_task() -> None:
     assert state.look(0.1) == KEEP  # first look: progress since joining
     assert state.look(0.2) == READ_FOR_HANDLER
     state.receive_task_runs = True
+    state.sending = True  # a send of the handler's is watched for a stall
     assert state.look(0.3) == KEEP
+    state.sending = False  # else nothing is left to see until it sends or reads again
+    assert state.look(0.4) == LEAVE
+
+
+def test_a_receive_task_for_a_handler_under_an_idle_timeout_keeps_it_in_the_watch() -> None:
+    state = opened(idle_timeout=10.0)
+    state.receive_task_runs = True
+    assert [state.look(n / 10) for n in range(1, 10)].count(LEAVE) == 0
 
 
 def test_a_handler_that_reads_is_not_read_for() -> None:
