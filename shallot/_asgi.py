@@ -15,11 +15,12 @@ from typing import Any
 from ._body import streams_body_of
 from ._checks import check_handler, check_hook, check_lifespan, positive
 from ._failures import log_raised, run_takeover
-from ._http import INTERNAL_ERROR, SERVICE_UNAVAILABLE, serve_http
+from ._http import SERVICE_UNAVAILABLE, serve_http
 from ._lifespan import AppState, AppTakeover, LifespanFactory, run_lifespan, run_protocol
 from ._origins import origin_check
 from ._prepare import InvalidResponse, prepare
 from ._request import Limits, build_request
+from ._streaming import INTERNAL_ERROR
 from ._types import ASGIApp, Handler, Hook, Receive, Response, Scope, Send, StartHook
 from .response import text, ws_close
 

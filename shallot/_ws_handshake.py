@@ -8,7 +8,7 @@ import logging
 
 from ._asgi import deny_handshake
 from ._errors import ASGIProtocolError
-from ._http import INTERNAL_ERROR
+from ._streaming import INTERNAL_ERROR
 from ._types import ConnectHook, Message, Receive, Request, Send
 from ._ws_messages import TRY_AGAIN_LATER, classify_connect
 from .response import text
