@@ -12,8 +12,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 
-def positive(name: str, value: Any, *, whole: bool = False, unit: str = "") -> Any:
-    """Returns ``value`` when it is a positive number (``whole``: a whole one, or infinity).
+def positive(
+    name: str, value: Any, *, whole: bool = False, unit: str = "", or_zero: bool = False
+) -> Any:
+    """Returns ``value`` when it is a positive number (``whole``: a whole one, or infinity;
+    ``or_zero``: zero too).
 
     Raises:
         ValueError: it is not, named ``name`` (``unit`` says what it counts).
@@ -24,10 +27,11 @@ def positive(name: str, value: Any, *, whole: bool = False, unit: str = "") -> A
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
-        or not value > 0
+        or not (value > 0 or (or_zero and value == 0))
         or (whole and not (isinstance(value, int) or value == math.inf))
     ):
-        raise ValueError(f"{name} must be a positive {kind}, not {value!r}")
+        sign = "zero or a positive" if or_zero else "a positive"
+        raise ValueError(f"{name} must be {sign} {kind}, not {value!r}")
     return value
 
 

@@ -12,12 +12,11 @@ send waits. The disconnect watcher is paid only where it means something: a ``st
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ._body import BodyStream
 from ._failures import handler_name, log_raised, log_unusable, run_takeover
-from ._prepare import InvalidResponse, prepare
+from ._prepare import InvalidResponse, no_content, prepare
 from ._request import (
     BodyEnd,
     ClientGone,
@@ -37,13 +36,10 @@ from ._sending import (
     in_turn,
     plan,
 )
-from ._streaming import INTERNAL_ERROR, _after_stream, send_body, send_stream
+from ._streaming import INTERNAL_ERROR, send_body, send_stream
 from ._types import Handler, Message, Receive, Scope, Send
 
 logger = logging.getLogger("shallot")
-
-#: One send of a response, bounded by the response timeout: False once it was abandoned.
-Bounded = Callable[[Message], Awaitable[bool]]
 
 SERVICE_UNAVAILABLE = plain(503, "Service Unavailable")
 
@@ -62,6 +58,18 @@ def _after_body(receive: Receive) -> Receive:
         return message
 
     return receive_after_body
+
+
+def _after_stream(body: BodyStream, receive: Receive) -> Receive:
+    """Returns ``receive`` for a response's disconnect watch once ``body`` has been read to
+    its end: a response stream that reads the request's body (an echo, a proxy) must get every
+    message of it, none taken by the watch (the body's reader sees a disconnect meanwhile)."""
+
+    async def receive_after_stream() -> Message:
+        await body.wait_ended()
+        return await receive()
+
+    return receive_after_stream
 
 
 _name = handler_name
@@ -147,7 +155,8 @@ async def serve_http(
         log_unusable(scope, handler, str(error))
         status, raw, data, stream = prepare(INTERNAL_ERROR)
     how = plan(send, scope)
-    if body_end is None and streamed is not None and not streamed.ended and status != 408:
+    body_coming = streamed is not None and not streamed.ended  # the handler did not finish it
+    if body_end is None and body_coming and status != 408:
         # HTTP/1: a streamed body left unread, or read by the response's stream
         body_end = BodyEnd(receive, send, lingers=True, stream=streamed)
     if body_end is not None:  # a streamed body, refused or unread, may still come
@@ -168,8 +177,8 @@ async def serve_http(
                 return
             await send_body(send, status, raw, data or b"", method == "HEAD", limits, how)
         else:
-            head = method == "HEAD" or status == 204 or status == 304 or status < 200  # no content
-            if streamed is not None and not streamed.ended:  # the stream may read the body
+            head = method == "HEAD" or no_content(status)  # headers only, the stream unsent
+            if streamed is not None and body_coming:  # the response's stream may read it
                 receive = _after_stream(streamed, receive)
             await send_stream(send, receive, scope, status, raw, stream, head, limits, handler, how)
         if body_end is not None:

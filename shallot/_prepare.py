@@ -21,6 +21,12 @@ class InvalidResponse(Exception):
     """A handler returned something shallot cannot send."""
 
 
+def no_content(status: int) -> bool:
+    """Whether a response of ``status`` carries no content, nor a content-length: 1xx, 204,
+    304 (RFC 9110 §6.4.1, §8.6). The fast path of ``prepare`` tests it inline."""
+    return status < 200 or status == 204 or status == 304
+
+
 def check_header(key: bytes, data: bytes) -> None:
     """Refuses a header that would not go out as one header: a name that is no token, a
     value with a control character other than tab (CR, LF and NUL among them; RFC 9110
@@ -97,7 +103,7 @@ def prepare(response: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes | None
             if "stream" in response:
                 pass
             elif headers is None:
-                if status == 204 or status == 304:  # no content, nor its length (RFC 9110 §8.6)
+                if no_content(status):
                     return status, [], b"", None
                 return status, [_LENGTHS.get(len(body)) or _content_length(len(body))], body, None
             elif type(headers) is dict:
@@ -147,9 +153,9 @@ def prepare(response: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes | None
         body = bytes(body)
     elif not isinstance(body, bytes):
         raise InvalidResponse(f"returned a {type(body).__name__} body; it must be bytes")
-    if status < 200 or status == 204 or status == 304:
-        # No content (RFC 9110 §6.4.1): what a body holds is dropped, as HTTP/1 servers do on
-        # the wire, so the test client sees what a browser would; no content-length (§8.6).
+    if no_content(status):
+        # What a body holds is dropped, as HTTP/1 servers do on the wire, so the test client
+        # sees what a browser would; and no content-length.
         return status, headers, b"", None
     if not has_length:
         headers.append((b"content-length", str(len(body)).encode()))

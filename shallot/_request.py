@@ -90,7 +90,7 @@ class BodyEnd:
     def holding(self) -> Send:
         """Returns the ``send`` to answer with: the server's once the body has ended, else
         one that sends everything at once but the response's end, which ``finish`` sends."""
-        return self.send if self.ended else self._send_holding_end
+        return self.send if self._body_ended() else self._send_holding_end
 
     def _body_ended(self) -> bool:
         return self.ended or (self.stream is not None and self.stream.ended)

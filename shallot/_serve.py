@@ -35,6 +35,7 @@ import anyio.abc
 import anyio.lowlevel
 from anyio.abc import TaskStatus
 
+from ._checks import positive
 from ._errors import single_exception
 from ._lifespan_driver import LifespanDriver, LifespanError
 from ._relay import Relay, wind_down
@@ -79,18 +80,13 @@ async def serve(
 
     Raises:
         TypeError: an option is not a hypercorn ``Config`` attribute.
-        ValueError: ``websocket_ping_interval`` or ``tcp_user_timeout`` is not positive.
+        ValueError: ``websocket_ping_interval`` or ``tcp_user_timeout`` is not positive, or
+            ``grace_period`` is neither positive nor zero.
         OSError: the address cannot be bound.
         ImportError: hypercorn is not installed (the ``hypercorn`` extra).
     """
     config = _configure(hypercorn_options, websocket_ping_interval, tcp_user_timeout)
-    if (
-        isinstance(grace_period, bool)
-        or not isinstance(grace_period, (int, float))
-        or not (0 <= grace_period < 1e6)
-    ):
-        raise ValueError(f"grace_period must be a number of seconds >= 0, not {grace_period!r}")
-    config.graceful_timeout = grace_period
+    config.graceful_timeout = positive("grace_period", grace_period, unit="seconds", or_zero=True)
     listener = _listen(host, port, config.backlog, tcp_user_timeout)
     address = listener.getsockname()[:2]
     config.bind = [f"fd://{listener.fileno()}"]

@@ -14,7 +14,6 @@ from typing import Any
 
 import anyio
 
-from ._body import BodyStream
 from ._failures import handler_name, log_stream_failed
 from ._prepare import InvalidResponse, prepare
 from ._request import ClientGone, Limits, plain
@@ -28,8 +27,6 @@ logger = logging.getLogger("shallot")
 Bounded = Callable[[Message], Awaitable[bool]]
 
 INTERNAL_ERROR = plain(500, "Internal Server Error")
-
-_name = handler_name
 
 
 async def send_body(
@@ -159,7 +156,7 @@ async def _pump(
                 return None
         return {"type": "http.response.body", "body": b"", "more_body": False}
     except OSError:  # ASGI 2.4: send() may raise once the client has gone
-        logger.debug("client went away while handler %s streamed", _name(handler))
+        logger.debug("client went away while handler %s streamed", handler_name(handler))
         return None
 
 
@@ -178,15 +175,3 @@ async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> N
     while (await receive())["type"] != "http.disconnect":
         pass
     scope.cancel()
-
-
-def _after_stream(body: BodyStream, receive: Receive) -> Receive:
-    """Returns ``receive`` for a response's disconnect watch once ``body`` has been read to
-    its end: a response stream that reads the request's body (an echo, a proxy) must get every
-    message of it, none taken by the watch (the body's reader sees a disconnect meanwhile)."""
-
-    async def receive_after_stream() -> Message:
-        await body.wait_ended()
-        return await receive()
-
-    return receive_after_stream

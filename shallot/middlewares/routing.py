@@ -94,8 +94,7 @@ class Router:
                 named.append((route_name, pattern))
             node = self._root
             is_static = True
-            segments = _pattern_segments(name, pattern)
-            params = [part[1:-1] for part in pattern.split("/") if part.startswith("{")]
+            segments, params = _pattern_segments(name, pattern)
             where = f"route #{index} {' '.join(methods)} {pattern}"
             check_handler(where, handler, params, websocket="WS" in methods)
             for segment in segments:
@@ -274,15 +273,16 @@ def _check_entry(name: str, entry: Any) -> tuple[str, list[str], Handler, str | 
     return pattern, checked, handler, route_name
 
 
-def _pattern_segments(name: str, pattern: str) -> list[str | None]:
-    """Returns the segments of a route pattern: a str for a static one, None for ``{name}``."""
+def _pattern_segments(name: str, pattern: str) -> tuple[list[str | None], list[str]]:
+    """Returns the segments of a route pattern (a str for a static one, None for ``{name}``)
+    and its parameters' names, in order."""
     if not pattern.startswith("/"):
         raise ValueError(f"{name}: the path must start with '/'")
     trimmed = pattern.rstrip("/")
-    if not trimmed:
-        return []
     segments: list[str | None] = []
-    seen: set[str] = set()
+    seen: list[str] = []
+    if not trimmed:
+        return segments, seen
     for segment in trimmed[1:].split("/"):
         if not segment:
             raise ValueError(f"{name}: the path has an empty segment ('//')")
@@ -292,7 +292,7 @@ def _pattern_segments(name: str, pattern: str) -> list[str | None]:
                 raise ValueError(f"{name}: malformed parameter {segment!r}; write {{name}}")
             if parameter in seen:
                 raise ValueError(f"{name}: the parameter {{{parameter}}} appears twice")
-            seen.add(parameter)
+            seen.append(parameter)
             segments.append(None)
         elif "{" in segment or "}" in segment:
             raise ValueError(
@@ -301,7 +301,7 @@ def _pattern_segments(name: str, pattern: str) -> list[str | None]:
             )
         else:
             segments.append(segment)
-    return segments
+    return segments, seen
 
 
 class _Bound:
