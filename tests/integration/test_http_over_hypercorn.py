@@ -163,20 +163,29 @@ async def test_a_body_refused_or_left_unread_over_http2_is_answered_and_the_serv
     # first: hypercorn 0.18 then fails on DATA for a stream it forgot, which ends the whole
     # trio worker (a KeyError in its h2 protocol) and drops the connection on asyncio.
     size = 40 * apps.MAX_BODY_SIZE
-    with anyio.fail_after(20):
-        async with httpx.AsyncClient(
-            base_url=limits_server.url, http1=False, http2=True, timeout=10
-        ) as client:
-            content = b"x" * size if announced else _chunks(size)
-            refused = await client.post(path, content=content)
-            again = await client.post("/echo", content=b"still here")
-        async with httpx.AsyncClient(base_url=limits_server.url, timeout=10) as client:
-            fresh = await client.post("/echo", content=b"new")
+    content = b"x" * size if announced else _chunks(size)
+    refused = await _post_over_http2_then_again(limits_server, path, content)
     assert (refused.status_code, refused.http_version) == (status, "HTTP/2")
     assert refused.text.startswith(answer)
+
+
+async def _post_over_http2_then_again(
+    server: HypercornServer, path: str, content: bytes | AsyncGenerator[bytes, None]
+) -> httpx.Response:
+    """Posts ``content`` to ``path`` over h2c and returns the answer, once the same connection
+    and a new one have been answered after it, and the server logged no KeyError."""
+    with anyio.fail_after(30):
+        async with httpx.AsyncClient(
+            base_url=server.url, http1=False, http2=True, timeout=10
+        ) as client:
+            answered = await client.post(path, content=content)
+            again = await client.post("/echo", content=b"still here")
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            fresh = await client.post("/echo", content=b"new")
     assert (again.status_code, again.text) == (200, "10 bytes")
     assert (fresh.status_code, fresh.text) == (200, "3 bytes")
-    assert "KeyError" not in limits_server.logs
+    assert "KeyError" not in server.logs
+    return answered
 
 
 async def _paced_chunks(count: int, size: int) -> AsyncGenerator[bytes, None]:
@@ -198,20 +207,9 @@ async def test_a_body_still_coming_long_after_its_refusal_over_http2_leaves_the_
 ) -> None:
     # The client sends for several body timeouts after the refusal: the response's end waits
     # for the body's, since hypercorn 0.18 fails on DATA for a stream whose response ended.
-    chunks = 20
-    with anyio.fail_after(30):
-        async with httpx.AsyncClient(
-            base_url=limits_server.url, http1=False, http2=True, timeout=10
-        ) as client:
-            refused = await client.post("/echo", content=_paced_chunks(chunks, chunk))
-            again = await client.post("/echo", content=b"still here")
-        async with httpx.AsyncClient(base_url=limits_server.url, timeout=10) as client:
-            fresh = await client.post("/echo", content=b"new")
+    refused = await _post_over_http2_then_again(limits_server, "/echo", _paced_chunks(20, chunk))
     assert (refused.status_code, refused.http_version) == (status, "HTTP/2")
     assert refused.text.startswith(answer)
-    assert (again.status_code, again.text) == (200, "10 bytes")
-    assert (fresh.status_code, fresh.text) == (200, "3 bytes")
-    assert "KeyError" not in limits_server.logs
 
 
 @pytest.mark.parametrize(
