@@ -31,9 +31,8 @@ from ._request import (
 from ._sending import (
     SCOPED,
     STEP,
-    begin,
+    begin_pair,
     finish_within,
-    in_turn,
     plan,
 )
 from ._streaming import INTERNAL_ERROR, send_body, send_stream
@@ -168,7 +167,7 @@ async def serve_http(
                 start = {"type": "http.response.start", "status": status, "headers": raw}
                 end = {"type": "http.response.body", "body": data, "more_body": False}
                 if how == STEP:
-                    suspended = begin(in_turn(send, (start, end)))
+                    suspended = begin_pair(send, start, end)
                     if suspended is not None:
                         await finish_within(suspended, limits.response_timeout)
                 else:  # AS_IS

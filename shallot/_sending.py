@@ -31,7 +31,7 @@ known of ``send``:
 from __future__ import annotations
 
 import logging
-from collections.abc import Coroutine, Generator
+from collections.abc import Awaitable, Coroutine, Generator
 from typing import Any
 
 import anyio
@@ -88,6 +88,32 @@ def begin(coroutine: Coroutine[Any, Any, Any]) -> _Suspended | None:
     except StopIteration:
         return None
     return _Suspended(coroutine, yielded)
+
+
+def begin_pair(send: Send, first: Message, second: Message) -> Any:
+    """Sends ``first`` then ``second`` with ``send``, each stepped by hand up to its first
+    suspension (``begin``, without a coroutine around the two: this is every plain response's
+    send). Returns None when both finished without one, else what to await to finish them.
+
+    Raises:
+        Exception: whatever a send raised in its first step.
+    """
+    coroutine: Any = send(first)  # a server's send is a coroutine function
+    try:
+        yielded = coroutine.send(None)
+    except StopIteration:
+        coroutine = send(second)
+        try:
+            yielded = coroutine.send(None)
+        except StopIteration:
+            return None
+        return _Suspended(coroutine, yielded)
+    return _then(_Suspended(coroutine, yielded), send, second)
+
+
+async def _then(suspended: _Suspended, send: Send, message: Message) -> None:
+    await suspended
+    await send(message)
 
 
 #: How to bound a send (``plan``): step it by hand and enter the scope once it waits; send it
@@ -175,8 +201,9 @@ async def in_turn(send: Send, messages: tuple[Message, ...]) -> None:
         await send(message)
 
 
-async def finish_within(suspended: _Suspended, seconds: float) -> bool:
-    """Finishes what ``begin`` left suspended within ``seconds`` (see ``send_all_within``)."""
+async def finish_within(suspended: Awaitable[Any], seconds: float) -> bool:
+    """Finishes what ``begin`` or ``begin_pair`` left suspended within ``seconds`` (see
+    ``send_all_within``)."""
     with anyio.move_on_after(seconds) as scope:
         await suspended
     return _sent(scope, seconds)

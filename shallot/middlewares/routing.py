@@ -309,15 +309,21 @@ class _Bound:
     ``handler(request, *args)``. A slotted object rather than a closure: it is made per
     routed request."""
 
-    __slots__ = ("__qualname__", "args", "handler")
+    __slots__ = ("args", "handler")
 
     def __init__(self, handler: Handler, args: tuple[str, ...]) -> None:
         self.handler = handler
         self.args = args
-        self.__qualname__ = getattr(handler, "__qualname__", None) or repr(handler)
 
     def __call__(self, request: Request) -> Awaitable[HandlerResult]:
         return self.handler(request, *self.args)
+
+    def __getattr__(self, name: str) -> Any:
+        # What else is asked of it (its __qualname__ for logs, a marker a decorator set) is
+        # the handler's: looked up only when asked, not copied per request.
+        if name in _Bound.__slots__:  # not set yet (a copy in the making): no recursion
+            raise AttributeError(name)
+        return getattr(self.handler, name)
 
 
 def wrap_routes(routes: Iterable[Route] | Router) -> Middleware:
@@ -352,7 +358,7 @@ def wrap_routes(routes: Iterable[Route] | Router) -> Middleware:
                 match = walk(method, path)
             if match is not None:
                 bound = match.handler if not match.args else _Bound(match.handler, match.args)
-                routed = dict(request)  # the caller's request stays as it was
+                routed = request.copy()  # the caller's request stays as it was
                 routed["route"] = match.route
                 try:
                     return await next_middleware(bound, routed)

@@ -380,6 +380,31 @@ async def test_route_arguments_are_positional_and_route_is_recorded() -> None:
     assert "route" not in request  # the caller's dict is left alone
 
 
+async def test_a_route_with_arguments_hands_on_a_handler_named_and_marked_as_its_own() -> None:
+    # What middlewares after routing (and failure logs) read of the handler they are given.
+    seen: list[Any] = []
+
+    def look(next_middleware: Any) -> Any:
+        async def middleware(handler: Any, request: Request) -> HandlerResult:
+            seen.append(handler)
+            result: HandlerResult = await next_middleware(handler, request)
+            return result
+
+        return middleware
+
+    post = named("post_view")
+    post.marker = "set by a decorator"
+    handle = apply_middleware(wrap_routes([("/p/{post}", ["GET"], post)]), look)(standard_not_found)
+    response = await handle({"method": "GET", "path": "/p/3", "headers": {}})
+    assert isinstance(response, dict)
+    assert response["body"] == b"post_view 3"
+    [handler] = seen
+    assert handler.__qualname__ == "post_view"
+    assert handler.marker == "set by a decorator"
+    with pytest.raises(AttributeError):
+        handler.no_such_attribute  # noqa: B018
+
+
 async def test_unmatched_requests_reach_the_default_handler_unchanged() -> None:
     handle = apply_middleware(wrap_routes([("/a", ["GET"], HOME)]))(record_request)
     request = {"method": "GET", "path": "/b", "headers": {}}
