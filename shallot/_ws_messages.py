@@ -9,8 +9,11 @@ what ``on_connect`` returned. The close-code rules are RFC 6455 §7.4.
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping
 from typing import Any, Literal
 
+from ._prepare import check_header
 from ._types import Message
 
 #: Close codes shallot sends itself.
@@ -107,10 +110,40 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not JSON")
 
 
+def _finite(number: str) -> float:
+    # Python's parser turns a number too large for a float (1e999) into inf, which no JSON
+    # encoder can give back: an echo of it would fail in the handler, not here.
+    value = float(number)
+    if math.isinf(value):
+        raise ValueError("number out of range")
+    return value
+
+
 #: The one JSON parser for what clients send (websocket messages, ``wrap_json`` bodies): the
-#: standard library's, refusing ``NaN``, ``Infinity`` and ``-Infinity``. Made once: ``json.loads``
-#: with an option builds a decoder per call.
-_DECODER = json.JSONDecoder(parse_constant=_not_json)
+#: standard library's, refusing ``NaN``, ``Infinity``, ``-Infinity`` and numbers beyond a
+#: float. Made once: ``json.loads`` with an option builds a decoder per call.
+_DECODER = json.JSONDecoder(parse_constant=_not_json, parse_float=_finite)
+
+
+def _lone_surrogate(value: Any) -> bool:
+    """Whether a decoded JSON value holds a string with half a surrogate pair (``"\\ud800"``):
+    valid JSON text (RFC 8259 §8.2 leaves it open), but no UTF-8 can carry it, so it would fail
+    where the handler sends it on. Walks without recursion: the value may be deeply nested."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is str:
+            if not item.isascii():
+                try:
+                    item.encode()
+                except UnicodeEncodeError:
+                    return True
+        elif type(item) is list:
+            stack.extend(item)
+        elif type(item) is dict:
+            stack.extend(item)
+            stack.extend(item.values())
+    return False
 
 
 def json_value(payload: str | bytes) -> Any:
@@ -124,7 +157,11 @@ def json_value(payload: str | bytes) -> Any:
     if not isinstance(payload, str):
         raise ValueError("expected JSON text, got a binary frame")
     try:
-        return _DECODER.decode(payload)
+        value = _DECODER.decode(payload)
+        # only an escape can make a surrogate: text that came as UTF-8 holds none
+        if "\\u" not in payload or not _lone_surrogate(value):
+            return value
+        reason = "invalid JSON: a string holds half a surrogate pair"
     except ValueError as error:  # JSONDecodeError; RecursionError is not a ValueError
         reason = f"invalid JSON: {getattr(error, 'msg', error)}"
     except RecursionError:
@@ -143,6 +180,28 @@ def size_of(payload: str | bytes) -> int:
 Verdict = Literal["accept", "close", "http", "invalid"]
 
 
+def accept_headers(headers: Any) -> list[tuple[bytes, bytes]]:
+    """Returns the extra headers of a handshake's answer as ASGI pairs, names in lower case,
+    from a mapping or a list of pairs, each name and value str (latin-1) or bytes.
+
+    Raises:
+        TypeError: they are not pairs of str or bytes.
+        ValueError: a name is not a token, a value holds a control character other than
+            tab, or a str does not fit latin-1.
+    """
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    pairs = []
+    for pair in items:
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"a header must be a (name, value) pair, not {pair!r}")
+        key, data = (part.encode("latin-1") if isinstance(part, str) else part for part in pair)
+        if not isinstance(key, bytes) or not isinstance(data, bytes):
+            raise TypeError(f"a header's name and value must be str or bytes, not {pair!r}")
+        check_header(key, data)
+        pairs.append((key.lower(), data))
+    return pairs
+
+
 def classify_connect(result: Any, offered: list[str]) -> tuple[Verdict, Message | str]:
     """Returns what ``on_connect``'s result means: ``("accept", message)``,
     ``("close", message)``, ``("http", response)`` or ``("invalid", why)``."""
@@ -158,7 +217,10 @@ def classify_connect(result: Any, offered: list[str]) -> tuple[Verdict, Message 
         accept: Message = {"type": "websocket.accept", "subprotocol": subprotocol}
         headers = result.get("headers")
         if headers:
-            accept["headers"] = list(headers)
+            try:
+                accept["headers"] = accept_headers(headers)
+            except (TypeError, ValueError) as error:
+                return "invalid", f"on_connect's accept has bad headers: {error}"
         return "accept", accept
     if kind == "websocket.close":
         return "close", {

@@ -263,6 +263,10 @@ class WSState:
         if self.close_request is not None or self.closing or self.client_code is not None:
             return False
         self.close_request = _close(code, reason)
+        # From here nothing more is handed to the handler or sent for it: the close is on its
+        # way, and a message after a 1009 must not be answered as if nothing had happened.
+        self.server_closed = True
+        self.calm = False
         return True
 
     def offer(self, payload: str | bytes, now: float) -> int:

@@ -10,16 +10,15 @@ import json as _json
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 import anyio
 
 from ._errors import WSDisconnect
 from ._pages import html, redirect
-from ._prepare import check_header
 from ._types import Response, Scope, WSAccept, WSClose, WSSend
-from ._ws_messages import check_close
+from ._ws_messages import accept_headers, check_close
 from .sse import sse
 
 __all__ = [
@@ -206,24 +205,21 @@ def ws_close(code: int = 1000, reason: str = "") -> WSClose:
 
 
 def ws_accept(
-    subprotocol: str | None = None, headers: Mapping[str, str] | list[tuple[str, str]] | None = None
+    subprotocol: str | None = None,
+    headers: Mapping[str, str | bytes] | Iterable[tuple[str | bytes, str | bytes]] | None = None,
 ) -> WSAccept:
     """Returns the message that accepts a websocket handshake, with an optional
     ``subprotocol`` (agreed to when the client offered it, else the connection opens without
-    one) and extra response ``headers``.
+    one) and extra response ``headers`` (names and values str or bytes).
 
     Raises:
-        ValueError: a header name is not a token, or a value holds a control character
-            other than tab.
+        TypeError: a header is not a pair of str or bytes.
+        ValueError: a header name is not a token, a value holds a control character
+            other than tab, or a str does not fit latin-1.
     """
     message: WSAccept = {"type": "websocket.accept", "subprotocol": subprotocol}
     if headers:
-        items = headers.items() if isinstance(headers, Mapping) else headers
-        message["headers"] = pairs = [
-            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in items
-        ]
-        for pair in pairs:
-            check_header(*pair)
+        message["headers"] = accept_headers(headers)
     return message
 
 

@@ -350,6 +350,23 @@ def test_ws_accept() -> None:
         "headers": [(b"x-token", b"t")],
     }
     assert ws_accept(headers=[("a", "1"), ("a", "2")])["headers"] == [(b"a", b"1"), (b"a", b"2")]
+    # the raw form's bytes pairs, as docs/spec.md gives them, are taken as they are
+    assert ws_accept(headers=[(b"X-B", b"2")])["headers"] == [(b"x-b", b"2")]
+
+
+@pytest.mark.parametrize(
+    ("headers", "error"),
+    [
+        ([("x", "1\r\ny: 2")], ValueError),
+        ([("bad name", "1")], ValueError),
+        ([("x", "€")], ValueError),  # not latin-1
+        ([("x", 1)], TypeError),
+        (["x"], TypeError),
+    ],
+)
+def test_ws_accept_refuses_headers_that_cannot_go_out(headers: Any, error: type) -> None:
+    with pytest.raises(error):
+        ws_accept(headers=headers)
 
 
 async def test_standard_disconnect_logs_at_debug(caplog: pytest.LogCaptureFixture) -> None:

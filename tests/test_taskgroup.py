@@ -195,6 +195,8 @@ async def test_oversized_message_closes_with_1009() -> None:
             await peer.send_text("fits")
             assert (await peer.from_app.receive())["text"] == "fits"
             await peer.send_text("much too long")
+            # what comes after it is not answered: the 1009 is the next thing sent
+            await peer.send_text("after")
             close: Message = await peer.from_app.receive()
             assert (close["type"], close["code"]) == ("websocket.close", 1009)
             await peer.disconnect(1009)

@@ -58,8 +58,11 @@ async def test_json_values_are_handed_over_parsed(options: dict[str, Any]) -> No
         (b'{"a": 1}', "expected JSON text, got a binary frame"),
         ("Infinity", "invalid JSON: Infinity is not JSON"),  # RFC 8259 §6; Python takes it
         ('{"a": NaN}', "invalid JSON: NaN is not JSON"),
+        # an echo of inf or of half a surrogate pair would fail in the handler, not here
+        ("[1e999]", "invalid JSON: number out of range"),
+        ('"\\ud800"', "invalid JSON: a string holds half a surrogate pair"),
     ],
-    ids=["single-quotes", "empty", "extra-data", "binary", "infinity", "nan"],
+    ids=["single-quotes", "empty", "extra-data", "binary", "infinity", "nan", "1e999", "surrogate"],
 )
 async def test_what_is_not_json_text_closes_with_1007(
     options: dict[str, Any], frame: str | bytes, reason: str

@@ -94,6 +94,25 @@ def test_json_value_refuses_nan_and_infinity(text: str, constant: str) -> None:
         json_value(text)
 
 
+@pytest.mark.parametrize("text", ["1e999", "[-1e999]", '{"a": 1' + "0" * 400 + ".5}"])
+def test_json_value_refuses_numbers_beyond_a_float(text: str) -> None:
+    # Python's parser makes inf of them, which no encoder gives back: an echo would fail.
+    with pytest.raises(ValueError, match=r"^invalid JSON: number out of range$"):
+        json_value(text)
+
+
+@pytest.mark.parametrize("text", ['"\\ud800"', '["a", {"\\udfff": 1}]', '{"k": ["\\ud83d x"]}'])
+def test_json_value_refuses_half_a_surrogate_pair(text: str) -> None:
+    # No UTF-8 carries it: sent on, it would fail inside the server.
+    with pytest.raises(ValueError, match=r"^invalid JSON: a string holds half a surrogate pair$"):
+        json_value(text)
+
+
+def test_json_value_takes_escaped_pairs_and_characters() -> None:
+    assert json_value('["\\ud83d\\ude00", "\\u00e9", "\\n"]') == ["\U0001f600", "é", "\n"]
+    assert json_value("[1e308, 2.5]") == [1e308, 2.5]
+
+
 def test_size_counts_utf8_bytes() -> None:
     assert size_of("abc") == 3
     assert size_of("é") == 2
@@ -111,6 +130,20 @@ def test_classify_connect() -> None:
     assert classify_connect(ws_close(), [])[0] == "close"
     assert classify_connect({"status": 401, "body": b"no"}, [])[0] == "http"
     assert classify_connect(None, [])[0] == "invalid"
+    # the raw form: str or bytes pairs, encoded and checked as ws_accept does
+    raw = {"type": "websocket.accept", "headers": [("X-A", "1"), (b"x-b", b"2")]}
+    assert classify_connect(raw, []) == (
+        "accept",
+        {
+            "type": "websocket.accept",
+            "subprotocol": None,
+            "headers": [(b"x-a", b"1"), (b"x-b", b"2")],
+        },
+    )
+    for headers in ([(b"x", b"1\r\ny: 2")], [("x", 1)], "x-a"):
+        verdict, why = classify_connect({"type": "websocket.accept", "headers": headers}, [])
+        assert verdict == "invalid"
+        assert str(why).startswith("on_connect's accept has bad headers: ")
     assert classify_connect({"type": "websocket.send"}, [])[0] == "invalid"
 
 

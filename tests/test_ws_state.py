@@ -96,6 +96,22 @@ def test_a_message_over_max_message_size_closes_with_1009_once() -> None:
     assert (close["code"], close["reason"]) == (1009, "message too big")
 
 
+def test_after_a_close_is_requested_nothing_more_is_handed_over_or_sent() -> None:
+    # The send task carries the 1009 out a moment later; meanwhile the hot path read on and
+    # the handler answered messages that came after the one too big.
+    state = opened(max_message_size=8)
+    assert state.received({"type": "websocket.receive", "bytes": b"x" * 9}) == CLOSE
+    assert not state.calm
+    assert state.received(text("after")) == IGNORE
+    assert state.handler_yielded({"type": "websocket.send", "text": "answer"}) is None
+    close = state.final_close()
+    assert close is not None
+    assert close["code"] == 1009
+    # the client's answering close is not a client leaving: on_disconnect does not run
+    assert state.received({"type": "websocket.disconnect", "code": 1009}) == PEER_LEFT
+    assert state.hooks_due() == (False, True)
+
+
 def test_a_non_ascii_text_is_measured_in_utf8_bytes() -> None:
     state = opened(max_message_size=8)
     assert state.received(text("é" * 4)) == "é" * 4  # 8 bytes
@@ -128,9 +144,7 @@ def test_calm_says_in_one_field_when_the_hot_path_may_run() -> None:
     assert not state.calm
     assert state.take() == "a"
     assert state.calm
-    assert state.request_close(1008, "no")  # requested: not yet decided on the wire
-    assert state.calm
-    assert state.final_close() is not None
+    assert state.request_close(1008, "no")  # the close is on its way: nothing more passes
     assert not state.calm
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from shallot import apply_middleware, build_server, standard_not_found, websocket
 from shallot._types import Request, Response
 from shallot.middlewares import wrap_cors, wrap_routes
-from shallot.response import respond404, text
+from shallot.response import respond404, text, ws_send
 
 from . import apps  # noqa: F401 - its logging setup: shallot's records go to stderr
 
@@ -57,6 +57,23 @@ async def echo(scope: dict[str, Any], receiver: Any) -> AsyncIterator[Any]:
         yield {"type": "websocket.send", "text": message}
 
 
+#: Raw accept messages an ``on_connect`` hook returns: str header pairs (the raw form's are
+#: bytes; shallot encodes them, as ``ws_accept`` does), and a value that would split in two.
+RAW_ACCEPTS: dict[str, Any] = {
+    "str-headers": {"type": "websocket.accept", "headers": [("X-A", "1")]},
+    "crlf": {"type": "websocket.accept", "headers": [(b"x-a", b"1\r\nx-injected: 1")]},
+}
+
+
+async def raw_accept(request: Request) -> Any:
+    return RAW_ACCEPTS[request["path"].rsplit("/", 1)[1]]
+
+
+@websocket(on_connect=raw_accept)
+async def raw_accepted(scope: Request, receiver: Any, kind: str) -> AsyncIterator[Any]:
+    yield ws_send(kind)
+
+
 failing_app = build_server(
     apply_middleware(
         wrap_cors(["http://example.org"]),
@@ -67,6 +84,7 @@ failing_app = build_server(
                 ("/count/{number}", ["GET"], count),
                 ("/broken-stream", ["GET"], broken_stream),
                 ("/echo", ["WS"], echo),
+                ("/raw-accept/{kind}", ["WS"], raw_accepted),
             ]
         ),
     )(standard_not_found)

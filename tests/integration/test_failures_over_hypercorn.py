@@ -76,6 +76,45 @@ async def test_a_helper_returned_uncalled_is_a_500_logged_once(
     assert "TypeError" not in logs
 
 
+def raw_handshake(path: str) -> bytes:
+    return (
+        f"GET {path} HTTP/1.1\r\nhost: t\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
+        "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n"
+    ).encode()
+
+
+async def test_a_raw_accept_with_str_headers_sends_them(failing_server: HypercornServer) -> None:
+    # Passed on as they were, str headers crashed the trio worker's whole process.
+    with anyio.fail_after(10):
+        opened = await exchange(
+            failing_server.port, raw_handshake("/raw-accept/str-headers"), until=b"str-headers"
+        )
+    assert opened.startswith(b"HTTP/1.1 101 ")
+    assert b"\r\nx-a: 1\r\n" in opened
+    assert "Error in ASGI" not in failing_server.logs
+
+
+async def test_a_raw_accept_with_a_header_that_would_split_is_a_500_logged(
+    failing_server: HypercornServer,
+) -> None:
+    # Passed on as it was, it left the client with no answer and hypercorn with a traceback.
+    async with httpx.AsyncClient(base_url=failing_server.url, timeout=10) as client:
+        with anyio.fail_after(10):
+            refused = await exchange(
+                failing_server.port, raw_handshake("/raw-accept/crlf"), until=b"\r\n\r\n"
+            )
+            await failing_server.wait_for_log("on_connect's accept has bad headers")
+            after = await client.get("/count/1")
+    assert refused.startswith(b"HTTP/1.1 500 "), refused
+    assert b"x-injected" not in refused
+    assert after.status_code == 200
+    logs = failing_server.logs
+    assert (
+        "websocket handshake refused: on_connect's accept has bad headers: header b'x-a' " in logs
+    )
+    assert "Error in ASGI" not in logs
+
+
 async def test_the_500_log_names_the_route_handler_method_and_path(
     failing_server: HypercornServer,
 ) -> None:

@@ -70,6 +70,8 @@ async def test_other_content_types_get_none(content_type: str | None) -> None:
         b"[" * 100_000 + b"]" * 100_000,  # deeper than the parser's recursion
         b"1" * 5_000,  # more digits than Python converts to an int
         b"NaN-",
+        b"1e999",  # beyond a float: Python's parser makes inf of it
+        b'{"a": "\\udc00"}',  # half a surrogate pair: no UTF-8 carries it
     ],
 )
 async def test_malformed_json_is_400(body: bytes) -> None:
