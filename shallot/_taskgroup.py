@@ -188,7 +188,7 @@ class Connection(WSState):
             self.group.cancel_scope.cancel()
 
     def disconnect(self) -> WSDisconnect:
-        return WSDisconnect(self.disconnect_code(), self.client_reason)
+        return WSDisconnect(*self.disconnect_cause())
 
     def start_helper(
         self, function: Callable[..., Awaitable[Any]], *args: Any

@@ -410,9 +410,16 @@ class WSState:
             self.calm = False
         return final
 
-    def disconnect_code(self) -> int:
-        """The code a ``WSDisconnect`` carries: the client's, or 1006 when it vanished."""
-        return self.client_code or ABNORMAL
+    def disconnect_cause(self) -> tuple[int, str]:
+        """The code and reason a ``WSDisconnect`` carries: the client's; else those of the
+        close the server decided (1001 at shutdown, 1009, 1008), which a handler stopped at its
+        yield is told; else 1006, for a client that vanished."""
+        if self.client_code is not None:
+            return self.client_code, self.client_reason
+        request = self.close_request
+        if request is not None:
+            return request["code"], request["reason"]
+        return ABNORMAL, ""
 
     def hooks_due(self) -> tuple[bool, bool]:
         """Returns (on_disconnect, on_close): whether each runs. Decided once: later calls

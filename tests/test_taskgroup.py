@@ -12,6 +12,7 @@ import pytest
 from shallot import Receiver, WSDisconnect, build_server, websocket, ws_close, ws_send
 from shallot._merge import start_helper
 from shallot._types import Message
+from shallot.testing import TestClient, WebSocketClosed
 
 from ._fakes import FakePeer, websocket_scope
 
@@ -370,3 +371,28 @@ async def test_send_to_a_client_that_reads_nothing_ends_after_the_send_timeout_w
         "code": 1008,
         "reason": "too slow: a send took over 0.05s",
     }
+
+
+async def test_a_handler_stopped_at_its_yield_by_a_server_close_is_told_its_code() -> None:
+    # It was told 1006, "the client vanished", though the client was there and got a clean
+    # 1001.
+    told: list[tuple[int, str]] = []
+
+    @websocket
+    async def pusher(scope: dict[str, Any], receiver: Receiver) -> AsyncIterator[Any]:
+        await receiver.receive()
+        getattr(app, "begin_shutdown")()  # noqa: B009 - the server's side, as at shutdown
+        try:
+            yield ws_send("one more")
+        except WSDisconnect as stopped:
+            told.append((stopped.code, stopped.reason))
+            raise
+
+    app = build_server(pusher)
+    with anyio.fail_after(2):
+        async with TestClient(app) as client, client.websocket("/") as ws:
+            await ws.send("go")
+            with pytest.raises(WebSocketClosed) as closed:
+                await ws.receive()
+    assert (closed.value.code, closed.value.reason) == (1001, "server shutting down")
+    assert told == [(1001, "server shutting down")]

@@ -104,6 +104,8 @@ def test_after_a_close_is_requested_nothing_more_is_handed_over_or_sent() -> Non
     assert not state.calm
     assert state.received(text("after")) == IGNORE
     assert state.handler_yielded({"type": "websocket.send", "text": "answer"}) is None
+    # a handler stopped at its yield is told the close's code, not that the client vanished
+    assert state.disconnect_cause() == (1009, "message too big")
     close = state.final_close()
     assert close is not None
     assert close["code"] == 1009
@@ -124,7 +126,7 @@ def test_the_clients_close_code_and_reason_reach_the_handler() -> None:
         PEER_LEFT
     )
     assert (state.client_code, state.client_reason) == (4001, "bye")
-    assert state.disconnect_code() == 4001
+    assert state.disconnect_cause() == (4001, "bye")
     assert state.hooks_due() == (True, True)
 
 
@@ -445,7 +447,7 @@ def test_a_stalled_send_parts_with_1008_and_the_handler_sees_1006() -> None:
     state = opened(send_timeout=2.0)
     state.handler_yielded(SEND)
     state.send_stalled()
-    assert state.disconnect_code() == 1006
+    assert state.disconnect_cause() == (1006, "")
     assert state.parting_close(cancelled=False) == {
         "type": "websocket.close",
         "code": 1008,
