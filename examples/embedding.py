@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import MutableMapping
@@ -38,6 +39,9 @@ from shallot.response import json_response, respond404
 from shallot.types import Request, Response, Route
 
 logger = logging.getLogger("examples.embedding")
+#: A job id as the path may carry one: str.isdigit() is no guard before int(), which refuses
+#: "²" (a digit to isdigit) and numbers of more than 4300 digits.
+_ID = re.compile(r"[0-9]{1,18}")
 
 
 async def worker(
@@ -65,7 +69,7 @@ def build_app(jobs: MemoryObjectSendStream[tuple[int, str]], results: dict[int, 
         return json_response({"id": job_id}, status=202, headers={"location": f"/jobs/{job_id}"})
 
     async def status(request: Request, job_id: str) -> Response:
-        if not job_id.isdigit() or int(job_id) not in submitted:
+        if not _ID.fullmatch(job_id) or int(job_id) not in submitted:
             return respond404(f"no job {job_id}")
         words = results.get(int(job_id))
         state = "queued" if words is None else "done"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import secrets
 import signal
 import sys
@@ -48,6 +49,9 @@ Response = dict[str, Any]
 
 #: How many lines a reconnecting page can catch up on.
 HISTORY = 100
+#: A line number as Last-Event-ID may carry one: str.isdigit() is no guard before int(),
+#: which refuses "²" (a digit to isdigit) and numbers of more than 4300 digits.
+_NUMBER = re.compile(r"[0-9]{1,18}")
 MAX_LINE = 500
 
 PAGE = """<!doctype html>
@@ -130,7 +134,7 @@ async def events(request: Request) -> Response:
     reconnecting."""
     config = request["config"]
     after = last_event_id(request)
-    seen = int(after) if after is not None and after.isdigit() else None
+    seen = int(after) if after is not None and _NUMBER.fullmatch(after) else None
 
     # ASYNC119 below: sse() closes the events (aclose) when the response ends, which leaves the
     # subscription at once.

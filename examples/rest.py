@@ -20,6 +20,7 @@ anything. Run it with ``python examples/rest.py`` (``trio`` as argument for trio
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 from collections.abc import MutableMapping
@@ -38,6 +39,10 @@ from shallot.middlewares import (
 from shallot.response import json_response, respond400, respond404
 from shallot.types import Request, Response, Route
 
+#: An id as the path may carry one: str.isdigit() is no guard before int(), which refuses
+#: "²" (a digit to isdigit) and numbers of more than 4300 digits.
+_ID = re.compile(r"[0-9]{1,18}")
+
 
 class Todos:
     """The to-do items of one app, by id."""
@@ -54,7 +59,7 @@ class Todos:
 
     def find(self, todo_id: str) -> dict[str, Any] | None:
         """Returns the item with the id from the path (a str), or None."""
-        return self.items.get(int(todo_id)) if todo_id.isdigit() else None
+        return self.items.get(int(todo_id)) if _ID.fullmatch(todo_id) else None
 
 
 async def on_start(scope: MutableMapping[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,11 @@ from ._upload import UploadedFile, write_all
 
 __all__ = ["FormLimits", "FormReader", "boundary_of"]
 
+#: The 400's reason for a body that does not open with its boundary line.
+_NO_OPENING_BOUNDARY = (
+    "malformed multipart body: it does not open with its boundary line (a preamble before it "
+    "is not accepted)"
+)
 #: Content bound for disk waits until this much has come, then goes in one thread call: a
 #: thread round trip per chunk costs more than the write itself (benchmarks/upload.py).
 _DISK_BATCH = 1024 * 1024
@@ -110,6 +115,11 @@ class FormReader:
         try:
             self._parser.write(chunk)
         except FormParserError as error:
+            if self._parts == 0:
+                # python-multipart's message names a byte of the boundary by its code: a
+                # preamble (RFC 2046 §5.1.1), which it does not take, reads "Expected boundary
+                # character 45, got 106 at index 2"
+                raise bad_request(_NO_OPENING_BOUNDARY) from None
             raise bad_request(f"malformed multipart body ({error})") from None
 
     async def flush(self, *, force: bool = False) -> None:

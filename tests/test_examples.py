@@ -8,14 +8,16 @@ interrupted with SIGINT, which must stop it cleanly.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import httpx
@@ -87,6 +89,23 @@ async def test_rest_refuses_bad_input_with_400_and_unknown_things_with_404_or_40
             wrong_method = await client.put("/todos/1", json={})
             assert wrong_method.status_code == 405
             assert wrong_method.headers["allow"] == "DELETE, GET, HEAD, PATCH"
+
+
+#: Ids that str.isdigit() takes for numbers and int() refuses: a superscript two (percent-encoded
+#: in the path, or its UTF-8 bytes in a header) and a number past int()'s 4300 digits.
+NOT_NUMBERS = ["\N{SUPERSCRIPT TWO}", "1" * 5000]
+
+
+@pytest.mark.parametrize("todo_id", NOT_NUMBERS)
+async def test_rest_answers_404_to_an_id_that_only_looks_like_a_number(todo_id: str) -> None:
+    with anyio.fail_after(2):
+        async with TestClient(rest.app) as client:
+            await client.post("/todos", json={"title": "milk"})
+            path = f"/todos/{todo_id}"
+            assert (await client.get(path)).status_code == 404
+            assert (await client.patch(path, json={"done": True})).status_code == 404
+            assert (await client.delete(path)).status_code == 404
+            assert (await client.get("/todos/1")).status_code == 200
 
 
 async def test_rest_login_cookie_marks_the_author_and_logout_deletes_it() -> None:
@@ -207,6 +226,28 @@ async def test_live_feed_refuses_forms_posted_from_other_sites() -> None:
             )
             assert forged.status_code == 403
             assert "set-cookie" not in forged.headers
+
+
+@pytest.mark.parametrize("last_seen", NOT_NUMBERS)
+async def test_live_feed_starts_afresh_after_a_last_event_id_it_cannot_read(
+    last_seen: str,
+) -> None:
+    # ignored, as on a first connection: no history, the lines posted from now on
+    with anyio.fail_after(5):
+        async with TestClient(live_feed.app) as client:
+            await client.post("/login", data={"name": "ada"})
+            await client.post("/say", data={"text": "before"})
+            headers = {"last-event-id": last_seen.encode()}
+            async with client.stream("GET", "/events", headers=headers) as response:
+                assert response.status_code == 200
+                chunks = cast(AsyncGenerator[bytes, None], response.aiter_raw())
+                async with aclosing(chunks):
+                    assert await anext(chunks) == b":\n\n"  # the opening comment
+                    await anyio.wait_all_tasks_blocked()  # the events wait on the feed
+                    await client.post("/say", data={"text": "after"})
+                    event = (await anext(chunks)).decode()
+            data = next(line for line in event.splitlines() if line.startswith("data: "))
+            assert json.loads(data.removeprefix("data: "))["text"] == "after"
 
 
 # -- websocket_patterns -------------------------------------------------------------------------
@@ -424,6 +465,18 @@ async def test_embedding_runs_app_and_worker_in_one_group_and_stops_both(
     ]
     assert messages[0] == "worker started"
     assert sorted(messages[1:]) == ["app stopped", "worker stopped"]
+
+
+@pytest.mark.parametrize("job_id", NOT_NUMBERS)
+async def test_embedding_answers_404_to_a_job_id_that_only_looks_like_a_number(
+    job_id: str,
+) -> None:
+    jobs_in, jobs_out = anyio.create_memory_object_stream[tuple[int, str]](1)
+    with jobs_in, jobs_out, anyio.fail_after(2):
+        async with TestClient(embedding.build_app(jobs_in, {})) as client:
+            assert (await client.post("/jobs", content=b"one job")).status_code == 202
+            assert (await client.get(f"/jobs/{job_id}")).status_code == 404
+            assert (await client.get("/jobs/1")).json()["state"] == "queued"
 
 
 # -- the scripts, as a user runs them ----------------------------------------------------------

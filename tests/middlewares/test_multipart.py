@@ -251,7 +251,9 @@ async def test_the_multipart_limit_replaces_the_apps_body_limit() -> None:
     [
         ("multipart/form-data", body_of(field("a", "1")), "without a boundary"),
         (MULTIPART, body_of(field("a", "1"), end=False), "ends before its closing boundary"),
-        (MULTIPART, b"no boundary anywhere", "malformed multipart body"),
+        (MULTIPART, b"no boundary anywhere", "does not open with its boundary line"),
+        (MULTIPART, b"a preamble\r\n" + body_of(field("a", "1")), "a preamble before it"),
+        (MULTIPART, f"--{BOUNDARY}x\r\n".encode(), "does not open with its boundary line"),
         (MULTIPART, body_of(("Content-Type: text/plain", "x")), "no content-disposition"),
         (MULTIPART, body_of(("Content-Disposition: form-data", "x")), "has no name"),
         (MULTIPART, f"--{BOUNDARY}\r\nno colon\r\n\r\n".encode(), "malformed multipart body"),
