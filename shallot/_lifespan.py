@@ -1,17 +1,20 @@
 """The app's lifetime: ASGI ``lifespan`` startup and shutdown around one exit stack.
 
-State lives in one ``AppState`` per built app (no module globals, SPEC §2). Startup enters the
-user's ``lifespan`` context manager, then calls ``on_start``; shutdown calls ``on_stop``, then
-leaves the context manager. The context spans the protocol as one ``async with`` in one task,
-so task groups and cancel scopes opened inside it nest properly (anyio and trio require it).
-HTTP and websocket requests that arrive while startup runs wait for it.
+State lives in one ``AppState`` per built app (no module globals, SPEC §2), so one server at a
+time runs an app's lifespan: a second one, while the first still runs it, is refused at startup
+(two servers would share one life, and the first to stop would close the other's resources).
+Startup enters the user's ``lifespan`` context manager, then calls ``on_start``; shutdown calls
+``on_stop``, then leaves the context manager. The context spans the protocol as one
+``async with`` in one task, so task groups and cancel scopes opened inside it nest properly
+(anyio and trio require it). HTTP and websocket requests that arrive while startup runs wait
+for it.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any, TypeAlias
 
@@ -57,6 +60,7 @@ class AppState:
         "config",
         "connections",
         "failed",
+        "living",
         "ready",
         "seats",
         "serving",
@@ -69,6 +73,7 @@ class AppState:
         self.failed = False
         self.serving = True  # ready and not failed: the one check on the hot path
         self.closing = False  # shutting down: new websockets are refused
+        self.living = False  # a lifespan call is running (one at a time: run_lifespan)
         self.connections = Connections()  # open websocket connections (_taskgroup)
         self.watches = AppWatches()  # their timers, run in the lifespan task group
         self.seats = Seats()  # connections per endpoint, for max_connections
@@ -119,23 +124,56 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-async def run_lifespan(state: AppState, protocol: Coroutine[Any, Any, None]) -> None:
-    """Runs ``protocol`` (``run_protocol`` for one app's lifespan call) inside the app's own
-    task group, which hosts the websocket watches (``_watch``) for as long as the app runs.
+#: Why a second lifespan of an app that is already running is refused (``run_lifespan``).
+ALREADY_RUNNING = (
+    "this app is already running under another server; call build_server again for a second "
+    "app to serve the same handler twice"
+)
+
+
+async def run_lifespan(
+    state: AppState,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    on_start: StartHook | None,
+    on_stop: Hook | None,
+    lifespan: LifespanFactory | None,
+) -> None:
+    """Runs one life of the app (``run_protocol``) inside the app's own task group, which
+    hosts the websocket watches (``_watch``) for as long as the app runs.
+
+    A second lifespan while one runs (a second ``serve`` of the same app, or a ``TestClient``
+    block on a served app) gets ``lifespan.startup.failed``: the app has one state, and the
+    first server to stop would close the other's resources and connections.
 
     Raises:
         ASGIProtocolError: the server broke the lifespan protocol.
     """
+    if state.living:
+        await _refuse(receive, send)
+        return
+    state.living = True  # no await since the check: no other lifespan got in between
     try:
         async with anyio.create_task_group() as group:
             state.watches.start(group.start_soon)
             try:
-                await protocol
+                await run_protocol(state, scope, receive, send, on_start, on_stop, lifespan)
             finally:
                 state.watches.stop()
                 group.cancel_scope.cancel()
     except BaseExceptionGroup as error:  # only the protocol's own task raises: unwrap it
         raise single_exception(error) from None
+    finally:
+        state.living = False
+
+
+async def _refuse(receive: Receive, send: Send) -> None:
+    message = await receive()
+    if message["type"] != "lifespan.startup":
+        raise ASGIProtocolError(f"lifespan began with {message['type']!r}, not lifespan.startup")
+    logger.error("startup refused: %s", ALREADY_RUNNING)
+    await send({"type": "lifespan.startup.failed", "message": ALREADY_RUNNING})
 
 
 async def run_protocol(

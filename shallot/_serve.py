@@ -102,6 +102,13 @@ async def serve(
         try:
             with server_scope:
                 await hypercorn_serve(relay, config, shutdown_trigger=stop.wait)
+        except Exception:
+            if not server_scope.cancel_called:
+                raise
+            # Cancelled by serve itself (a connection held its wind-down up): that is how the
+            # fallback ends. hypercorn's asyncio worker, cancelled while it waits for its
+            # connections, raises InvalidStateError from its cleanup instead of the cancel.
+            logger.debug("hypercorn raised once serve had cancelled it", exc_info=True)
         finally:
             finished.set()
             requested.set()
@@ -217,7 +224,11 @@ def _drop_cancelled_connection_reports() -> None:
     closed websockets whose ping timer is pending). On some Python versions (3.11.7 among them)
     asyncio's stream server then calls ``task.exception()`` on the cancelled task, which raises
     ``CancelledError`` inside a callback, and the loop logs it with a traceback, as if it were a
-    crash. Only that report is dropped; everything else reaches the previous handler.
+    crash. And when ``serve`` has to cancel hypercorn itself (a connection to a client that
+    stopped reading holds it up), the ``gather`` of its connection tasks ends later with that
+    ``CancelledError``, unretrieved, and the loop reports "_GatheringFuture exception was never
+    retrieved". Only these two reports are dropped; everything else reaches the previous
+    handler.
     """
     import asyncio  # the asyncio backend is running: this is its own loop's business
 
@@ -229,6 +240,7 @@ def _drop_cancelled_connection_reports() -> None:
     def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         if isinstance(context.get("exception"), asyncio.CancelledError) and (
             "StreamReaderProtocol.connection_made" in repr(context.get("handle"))
+            or type(context.get("future")).__name__ == "_GatheringFuture"
         ):
             return
         if previous is None:

@@ -477,3 +477,40 @@ async def test_two_apps_in_one_process_are_independent() -> None:
                 assert (await get_config(app_a))[0] == 503
                 assert await get_config(app_b) == (200, {"app": "b"})  # a's failure is a's
                 await server_b.shutdown()
+
+
+async def test_a_second_lifespan_while_the_app_runs_is_refused_and_leaves_the_first_alone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Two servers running one app would share one life: the first to stop would run on_stop
+    # and leave the lifespan context under the other (a second serve for IPv6, say).
+    events: list[str] = []
+
+    async def on_start(scope: Scope) -> dict[str, Any]:
+        events.append("on_start")
+        return {"life": len(events)}
+
+    async def on_stop(scope: Scope) -> None:
+        events.append("on_stop")
+
+    app = build_server(echo_config, on_start=on_start, on_stop=on_stop)
+    with LifespanServer(app) as first, LifespanServer(app) as second, anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(first.run)
+            assert await first.startup() == {"type": "lifespan.startup.complete"}
+            tg.start_soon(second.run)
+            reply = await second.startup()
+            assert reply["type"] == "lifespan.startup.failed"
+            assert reply["message"].startswith("this app is already running under another server")
+            await second.finished.wait()
+            assert await get_config(app) == (200, {"life": 1})  # the first life goes on
+            assert await first.shutdown() == {"type": "lifespan.shutdown.complete"}
+        with LifespanServer(app) as third:  # once it has ended, the app may run again
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(third.run)
+                assert await third.startup() == {"type": "lifespan.startup.complete"}
+                assert await get_config(app) == (200, {"life": 3})
+                await third.shutdown()
+    assert events == ["on_start", "on_stop", "on_start", "on_stop"]
+    (record,) = error_records(caplog)
+    assert "already running under another server" in record.getMessage()

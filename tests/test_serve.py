@@ -230,6 +230,27 @@ async def test_an_app_served_again_accepts_websockets_as_it_did_the_first_time(
             assert await ws.receive() == "hi"
 
 
+async def test_an_app_already_served_is_refused_by_a_second_server_or_a_test_client(
+    anyio_backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    log, release = Log(), anyio.Event()
+    app = make_app(log, release)
+    with anyio.fail_after(10):
+        async with running(app, grace_period=GRACE, websocket_ping_interval=None) as server:
+            with pytest.raises(LifespanError, match="already running under another server"):
+                await serve(app, port=0)
+            with pytest.raises(LifespanError, match="already running under another server"):
+                async with TestClient(app):
+                    pass
+            async with ws_connect(anyio_backend, f"ws://127.0.0.1:{server.port}/echo") as ws:
+                await ws.send("hi")  # the first server's app lives on, untouched
+                assert await ws.recv() == "hi"
+                await server.stop()
+    assert log.entries == ["on_close /echo", "on_stop"]  # its on_stop ran once, at its end
+    refusals = [r for r in caplog.records if "already running" in r.getMessage()]
+    assert len(refusals) == 2  # logged once each
+
+
 async def refused(port: int) -> None:
     """Waits until the port refuses connections: the server stopped accepting."""
     while True:

@@ -6,8 +6,9 @@ tests read the option back from the server's own accepted sockets (found among t
 file descriptors: ``serve`` runs in the test's event loop), and show what the bound is for: a
 client that stops reading is dropped by the kernel, on hypercorn's trio worker too, where a
 send cannot be cancelled from the app (hypercorn's trio ``TCPServer`` sends in a shielded
-scope). Loopback cannot lose packets, so a silent dead peer is not simulated here; a peer that
-stops reading leaves the server's data unsent behind a zero window, which the same bound ends.
+scope); such a client does not break ``serve``'s shutdown either. Loopback cannot lose
+packets, so a silent dead peer is not simulated here; a peer that stops reading leaves the
+server's data unsent behind a zero window, which the same bound ends.
 """
 
 from __future__ import annotations
@@ -282,3 +283,70 @@ async def test_with_pings_on_shutdown_does_not_wait_for_hypercorns_ping_timers(
                 assert await closed_by_server(ws) == (1001, "server shutting down")
     assert log.entries == ["on_close /echo", "on_stop"]
     assert took < 1.5
+
+
+def more_than_the_kernel_holds() -> int:
+    """Bytes a send cannot hand to the kernel at once: twice the most a socket's send buffer
+    may grow to (``tcp_wmem``), the client's receive buffer being small."""
+    with open("/proc/sys/net/ipv4/tcp_wmem") as limits:
+        return 2 * int(limits.read().split()[2])
+
+
+async def test_a_client_that_stopped_reading_does_not_break_serves_shutdown(
+    anyio_backend: str,
+) -> None:
+    # At shutdown, hypercorn cannot close a connection whose data the client never reads, so
+    # serve cancels it once its wind-down is over. On hypercorn's asyncio worker that cancel
+    # made serve raise InvalidStateError; on its trio worker, whose send is shielded, only the
+    # kernel bound ends the connection, so serve returns once the bound has passed.
+    ends = Ends()
+    message = b"x" * more_than_the_kernel_holds()
+
+    async def on_close(scope: Scope) -> None:
+        ends.add("on_close")
+
+    @websocket(on_close=on_close, send_timeout=60)
+    async def flood(scope: Request, receiver: Receiver) -> AsyncIterator[Any]:
+        while True:
+            yield ws_send(message)
+
+    grace = 0.5
+    bound = {"asyncio": 60.0, "trio": 1.0}[anyio_backend]  # asyncio: serve's own fallback
+    with anyio.fail_after(15):
+        async with running(build_server(flood), grace_period=grace, tcp_user_timeout=bound) as s:
+            async with await deaf_client(s.port, websocket_request("/")) as client:
+                received = b""
+                while b"\r\n\r\n" not in received or received.endswith(b"\r\n\r\n"):
+                    received += await client.receive()  # the answer, and the message begins
+                took = await s.stop()
+    assert "on_close" in ends.at
+    assert took < grace + 0.25 + 2 * 2.0 + MARGIN  # the linger, then the fallback's 2 s twice
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_cancelled_gather_of_hypercorns_connections_is_not_reported(
+    anyio_backend: str,
+) -> None:
+    # Once serve has cancelled hypercorn (above), the gather of its connection tasks ends
+    # later with a CancelledError nobody retrieves, and asyncio reports it as an error.
+    from shallot._serve import _pick_hypercorn
+
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    reported: list[str] = []
+    loop.set_exception_handler(lambda loop, context: reported.append(context["message"]))
+    try:
+        _pick_hypercorn()  # installs serve's filter on this loop
+        child = loop.create_future()
+        gathered = asyncio.gather(child)
+        child.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await gathered
+        report = "_GatheringFuture exception was never retrieved"
+        loop.call_exception_handler(
+            {"message": report, "exception": gathered.exception(), "future": gathered}
+        )
+        loop.call_exception_handler({"message": "another report", "exception": ValueError()})
+    finally:
+        loop.set_exception_handler(previous)
+    assert reported == ["another report"]  # the rest still gets through
