@@ -115,9 +115,9 @@ def build_server(
             if not state.serving:  # startup still running, or failed
                 await state.wait_ready()
                 if state.failed:
-                    await serve_http(scope, receive, send, _unavailable, state.config, limits)
+                    await serve_http(scope, receive, send, _unavailable, state, limits)
                     return
-            await serve_http(scope, receive, send, handler, state.config, limits)
+            await serve_http(scope, receive, send, handler, state, limits)
         elif kind == "websocket":  # inlined: an idle connection keeps this frame alive
             if not state.ready:
                 await state.wait_ready()

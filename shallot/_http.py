@@ -16,6 +16,7 @@ from typing import Any
 
 from ._body import BodyStream
 from ._failures import handler_name, log_raised, log_unusable, run_takeover
+from ._lifespan import AppState
 from ._prepare import InvalidResponse, no_content, prepare
 from ._request import (
     BodyEnd,
@@ -79,10 +80,10 @@ async def serve_http(
     receive: Receive,
     send: Send,
     handler: Handler,
-    config: dict[str, Any],
+    app: AppState,
     limits: Limits,
 ) -> None:
-    """Answers one HTTP request: read it, call the handler, send what it returned.
+    """Answers one HTTP request of ``app``: read it, call the handler, send what it returned.
 
     This is the error boundary of a request: a handler error is logged once and answered
     with 500, so the server keeps serving.
@@ -126,7 +127,7 @@ async def serve_http(
     except ClientGone:
         return
     method = scope["method"]
-    request = build_request(scope, headers, body, method, config)
+    request = build_request(scope, headers, body, method, app.config)
     if streamed is not None:
         request["body_stream"] = streamed
     try:
@@ -179,7 +180,19 @@ async def serve_http(
             head = method == "HEAD" or no_content(status)  # headers only, the stream unsent
             if streamed is not None and body_coming:  # the response's stream may read it
                 receive = _after_stream(streamed, receive)
-            await send_stream(send, receive, scope, status, raw, stream, head, limits, handler, how)
+            # an sse() stream ends as the app begins shutting down, as a websocket is closed
+            open_ones = app.connections if hasattr(stream, "going_away") else None
+            if open_ones is not None:
+                if open_ones.closing:
+                    stream.going_away()
+                open_ones.add(stream)
+            try:
+                await send_stream(
+                    send, receive, scope, status, raw, stream, head, limits, handler, how
+                )
+            finally:
+                if open_ones is not None:
+                    open_ones.discard(stream)
         if body_end is not None:
             await body_end.finish(limits, how)
     except OSError:  # ASGI 2.4: send() may raise once the client has gone

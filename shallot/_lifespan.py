@@ -35,9 +35,11 @@ LifespanFactory: TypeAlias = Callable[[], AbstractAsyncContextManager[Any]]
 
 
 class Connections(set[Any]):
-    """The open websocket connections of one app. ``closing`` is set when the app begins
+    """The open websocket connections and ``sse()`` streams of one app: each has
+    ``going_away()``, which ``begin_shutdown`` calls. ``closing`` is set when the app begins
     shutting down, so a connection whose handshake was still in progress then (an
-    ``on_connect`` awaiting something) closes with 1001 as soon as it is accepted."""
+    ``on_connect`` awaiting something) closes with 1001 as soon as it is accepted, and a stream
+    that starts then ends at once."""
 
     closing = False
 
@@ -81,7 +83,8 @@ class AppState:
 
     def begin_shutdown(self) -> None:
         """Starts a graceful shutdown: new websocket handshakes get 503, open websockets are
-        closed with 1001 (their ``on_close`` runs). HTTP requests are still answered."""
+        closed with 1001 (their ``on_close`` runs), ``sse()`` streams end. HTTP requests are
+        still answered."""
         self.closing = self.connections.closing = True
         for connection in list(self.connections):
             connection.going_away()

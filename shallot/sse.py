@@ -107,11 +107,21 @@ class EventStream:
         self._events = events
         self._keepalive = math.inf if keepalive is None else keepalive
         self._used = False
+        self._leaving = False  # the server shuts down: end after the event being sent
+        self._waiting: anyio.CancelScope | None = None  # the reader's wait for the next event
         self._entered: list[Any] = []  # the context manager of each entry, None for a refused one
         self._error: Exception | None = None  # what the events raised, until the reader raises it
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._plain()
+
+    def going_away(self) -> None:
+        """The server shuts down (``app.begin_shutdown()``): the stream ends once the event
+        being sent is out, as a complete response, rather than holding the shutdown for its
+        whole grace period. The browser reconnects, to the next server, with ``Last-Event-ID``."""
+        self._leaving = True
+        if self._waiting is not None:
+            self._waiting.cancel()
 
     async def _plain(self) -> AsyncIterator[bytes]:
         yield _OPENING
@@ -180,14 +190,22 @@ class EventStream:
         # ASYNC119: the response's sender closes this generator (aclose) when it ends
         with receive:
             yield _OPENING  # noqa: ASYNC119
-            while True:
+            while not self._leaving:
                 chunk = _KEEPALIVE
-                with anyio.move_on_after(self._keepalive):
+                with anyio.move_on_after(self._keepalive) as self._waiting:
                     try:
                         chunk = await receive.receive()
                     except anyio.EndOfStream:
                         break
+                self._waiting = None
+                if chunk is _KEEPALIVE and self._leaving:
+                    break
                 yield chunk  # noqa: ASYNC119
+            if self._leaving:  # an event already made, waiting for the reader, still goes out
+                try:
+                    yield receive.receive_nowait()  # noqa: ASYNC119
+                except (anyio.WouldBlock, anyio.EndOfStream):
+                    pass
         if self._error is not None:
             error, self._error = self._error, None
             raise error

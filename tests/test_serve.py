@@ -26,6 +26,7 @@ from shallot import Receiver, build_server, serve, standard_not_found, websocket
 from shallot._types import ASGIApp, Request, Response, Scope
 from shallot.middlewares import apply_middleware, wrap_routes
 from shallot.response import text
+from shallot.sse import sse
 from shallot.testing import LifespanError, TestClient, WebSocketClosed, WebSocketRejected
 
 pytestmark = pytest.mark.slow  # real sockets; still part of the default run
@@ -501,3 +502,35 @@ async def test_handshake_in_progress_at_begin_shutdown_is_closed_with_1001_once_
             begin_shutdown(app)()
             release.set()
         assert log.entries == ["on_close"]
+
+
+async def test_an_event_stream_ends_as_a_complete_response_at_shutdown() -> None:
+    # It held serve's shutdown for the whole grace period, and its client then read a
+    # truncated response ("incomplete chunked read") rather than an ended one.
+    log = Log()
+
+    async def on_stop(scope: Scope) -> None:
+        log.add("on_stop")
+
+    async def feed(request: Request) -> Response:
+        async def events() -> AsyncIterator[dict[str, Any]]:
+            yield {"data": "first", "id": "1"}
+            try:
+                await anyio.sleep_forever()  # quiet, as a feed mostly is
+            finally:
+                log.add("events closed")
+            yield {"data": "unreachable"}  # pragma: no cover
+
+        return sse(events())
+
+    app = build_server(feed, on_stop=on_stop)
+    with anyio.fail_after(10):
+        async with running(app, grace_period=GRACE) as server, http_client(server) as client:
+            async with client.stream("GET", "/") as response:
+                lines = response.aiter_lines()
+                assert [await anext(lines) for _ in range(4)] == [":", "", "data: first", "id: 1"]
+                took = await server.stop()
+                rest = [line async for line in lines]  # raises on a truncated response
+    assert rest == [""]
+    assert log.entries == ["events closed", "on_stop"]
+    assert took < GRACE

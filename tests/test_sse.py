@@ -298,3 +298,20 @@ async def test_a_reader_that_stops_while_an_event_waits_is_no_failure() -> None:
             assert await chunks.__anext__() == b":\n\n"
             await anyio.wait_all_tasks_blocked()  # the next event waits to be taken
             await chunks.aclose()  # the client left: the response is over, nothing failed
+
+
+async def test_a_stream_started_once_shutdown_began_ends_after_its_opening() -> None:
+    # Its browser reconnects, to the next server; it would otherwise hold the shutdown.
+    async def handler(request: Request) -> Response:
+        async def events() -> AsyncIterator[str]:
+            await anyio.sleep_forever()
+            yield "unreachable"  # pragma: no cover
+
+        return sse(events())
+
+    app = build_server(handler)
+    with anyio.fail_after(5):
+        async with TestClient(app) as client:
+            getattr(app, "begin_shutdown")()  # noqa: B009 - what serve does as it stops
+            response = await client.get("/")
+    assert (response.status_code, response.text) == (200, ":\n\n")
