@@ -32,11 +32,12 @@ async def handshake(
         return True
     try:
         result = await on_connect(request)
+        # what it returned is read here too: a dict of its own make may raise as it is read
+        verdict, answer = classify_connect(result, list(request.get("subprotocols") or ()))
     except Exception:
         logger.exception("websocket on_connect hook failed; handshake refused")
         await deny_handshake(request, send, INTERNAL_ERROR)
         return False
-    verdict, answer = classify_connect(result, list(request.get("subprotocols") or ()))
     if verdict == "accept":
         await send(answer)  # type: ignore[arg-type]
         return True

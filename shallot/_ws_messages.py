@@ -180,13 +180,31 @@ def size_of(payload: str | bytes) -> int:
 Verdict = Literal["accept", "close", "http", "invalid"]
 
 
+#: Headers of a handshake's answer that the server writes itself (RFC 6455 §4.2.2): given
+#: twice, the client refuses the answer, and hypercorn fails on a ``sec-websocket-protocol``.
+_SERVERS_OWN = {
+    b"sec-websocket-protocol": "give the subprotocol as ws_accept(subprotocol=...)",
+    b"sec-websocket-accept": "the server computes it from the client's key",
+    b"sec-websocket-extensions": "the server negotiates extensions",
+    b"upgrade": "the server sends it",
+    b"connection": "the server sends it",
+}
+
+
+def _as_bytes(part: Any) -> Any:
+    if isinstance(part, str):
+        return part.encode("latin-1")
+    return bytes(part) if isinstance(part, (bytearray, memoryview)) else part
+
+
 def accept_headers(headers: Any) -> list[tuple[bytes, bytes]]:
     """Returns the extra headers of a handshake's answer as ASGI pairs, names in lower case,
     from a mapping or a list of pairs, each name and value str (latin-1) or bytes.
 
     Raises:
         TypeError: they are not pairs of str or bytes.
-        ValueError: a name is not a token, a value holds a control character other than
+        ValueError: a name is not a token or is one the server writes itself (``upgrade``,
+            ``sec-websocket-protocol``, ...), a value holds a control character other than
             tab, or a str does not fit latin-1.
     """
     items = headers.items() if isinstance(headers, Mapping) else headers
@@ -194,11 +212,14 @@ def accept_headers(headers: Any) -> list[tuple[bytes, bytes]]:
     for pair in items:
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise TypeError(f"a header must be a (name, value) pair, not {pair!r}")
-        key, data = (part.encode("latin-1") if isinstance(part, str) else part for part in pair)
+        key, data = _as_bytes(pair[0]), _as_bytes(pair[1])
         if not isinstance(key, bytes) or not isinstance(data, bytes):
             raise TypeError(f"a header's name and value must be str or bytes, not {pair!r}")
         check_header(key, data)
-        pairs.append((key.lower(), data))
+        key = key.lower()
+        if key in _SERVERS_OWN:
+            raise ValueError(f"header {key!r} may not be set here: {_SERVERS_OWN[key]}")
+        pairs.append((key, data))
     return pairs
 
 
@@ -210,6 +231,8 @@ def classify_connect(result: Any, offered: list[str]) -> tuple[Verdict, Message 
     kind = result.get("type")
     if kind == "websocket.accept":
         subprotocol = result.get("subprotocol")
+        if subprotocol is not None and not isinstance(subprotocol, str):
+            return "invalid", f"on_connect's accept has a subprotocol {subprotocol!r}, not a str"
         if subprotocol is not None and subprotocol not in offered:
             # RFC 6455 §4.2.2: a server that agrees to none of the client's subprotocols
             # answers without one, and the client decides whether that will do.
@@ -219,7 +242,7 @@ def classify_connect(result: Any, offered: list[str]) -> tuple[Verdict, Message 
         if headers:
             try:
                 accept["headers"] = accept_headers(headers)
-            except (TypeError, ValueError) as error:
+            except Exception as error:  # a generator of pairs may raise anything
                 return "invalid", f"on_connect's accept has bad headers: {error}"
         return "accept", accept
     if kind == "websocket.close":

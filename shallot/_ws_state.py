@@ -411,14 +411,15 @@ class WSState:
         return final
 
     def disconnect_cause(self) -> tuple[int, str]:
-        """The code and reason a ``WSDisconnect`` carries: the client's; else those of the
-        close the server decided (1001 at shutdown, 1009, 1008), which a handler stopped at its
-        yield is told; else 1006, for a client that vanished."""
-        if self.client_code is not None:
-            return self.client_code, self.client_reason
+        """The code and reason a ``WSDisconnect`` carries: those of the close the server
+        decided (1001 at shutdown or when idle, 1009, 1008), which the client's close only
+        answers (hypercorn reports it as 1000); else the client's; else 1006, for a client
+        that vanished."""
         request = self.close_request
         if request is not None:
             return request["code"], request["reason"]
+        if self.client_code is not None:
+            return self.client_code, self.client_reason
         return ABNORMAL, ""
 
     def hooks_due(self) -> tuple[bool, bool]:

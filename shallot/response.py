@@ -213,10 +213,13 @@ def ws_accept(
     one) and extra response ``headers`` (names and values str or bytes).
 
     Raises:
-        TypeError: a header is not a pair of str or bytes.
-        ValueError: a header name is not a token, a value holds a control character
-            other than tab, or a str does not fit latin-1.
+        TypeError: ``subprotocol`` is not a str, or a header is not a pair of str or bytes.
+        ValueError: a header name is not a token or is one the server writes itself
+            (``sec-websocket-protocol``: give ``subprotocol``; ``upgrade``, ...), a value
+            holds a control character other than tab, or a str does not fit latin-1.
     """
+    if subprotocol is not None and not isinstance(subprotocol, str):
+        raise TypeError(f"subprotocol must be a str or None, not {subprotocol!r}")
     message: WSAccept = {"type": "websocket.accept", "subprotocol": subprotocol}
     if headers:
         message["headers"] = accept_headers(headers)

@@ -352,6 +352,15 @@ def test_ws_accept() -> None:
     assert ws_accept(headers=[("a", "1"), ("a", "2")])["headers"] == [(b"a", b"1"), (b"a", b"2")]
     # the raw form's bytes pairs, as docs/spec.md gives them, are taken as they are
     assert ws_accept(headers=[(b"X-B", b"2")])["headers"] == [(b"x-b", b"2")]
+    # bytes-like parts too, as response headers take them
+    odd: Any = [(bytearray(b"x-c"), memoryview(b"3"))]
+    assert ws_accept(headers=odd)["headers"] == [(b"x-c", b"3")]
+
+
+def test_ws_accept_refuses_a_subprotocol_that_is_not_a_str() -> None:
+    # b"chat" used to open the connection without a subprotocol, silently
+    with pytest.raises(TypeError, match="subprotocol must be a str"):
+        ws_accept(b"chat")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -362,6 +371,10 @@ def test_ws_accept() -> None:
         ([("x", "€")], ValueError),  # not latin-1
         ([("x", 1)], TypeError),
         (["x"], TypeError),
+        # the server writes these itself: twice, the client refuses the answer
+        ({"Sec-WebSocket-Protocol": "chat"}, ValueError),
+        ([(b"upgrade", b"websocket")], ValueError),
+        ([("sec-websocket-accept", "x")], ValueError),
     ],
 )
 def test_ws_accept_refuses_headers_that_cannot_go_out(headers: Any, error: type) -> None:

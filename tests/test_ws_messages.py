@@ -140,10 +140,18 @@ def test_classify_connect() -> None:
             "headers": [(b"x-a", b"1"), (b"x-b", b"2")],
         },
     )
-    for headers in ([(b"x", b"1\r\ny: 2")], [("x", 1)], "x-a"):
+
+    def pairs_that_fail() -> Any:
+        yield (b"x", b"1")
+        raise RuntimeError("the pairs could not be made")
+
+    for headers in ([(b"x", b"1\r\ny: 2")], [("x", 1)], "x-a", pairs_that_fail()):
         verdict, why = classify_connect({"type": "websocket.accept", "headers": headers}, [])
         assert verdict == "invalid"
         assert str(why).startswith("on_connect's accept has bad headers: ")
+    for subprotocol in (b"chat", 5, ["chat"]):
+        accept = {"type": "websocket.accept", "subprotocol": subprotocol}
+        assert classify_connect(accept, ["chat"])[0] == "invalid"
     assert classify_connect({"type": "websocket.send"}, [])[0] == "invalid"
 
 

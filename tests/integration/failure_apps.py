@@ -62,6 +62,8 @@ async def echo(scope: dict[str, Any], receiver: Any) -> AsyncIterator[Any]:
 RAW_ACCEPTS: dict[str, Any] = {
     "str-headers": {"type": "websocket.accept", "headers": [("X-A", "1")]},
     "crlf": {"type": "websocket.accept", "headers": [(b"x-a", b"1\r\nx-injected: 1")]},
+    # the server writes it from "subprotocol"; given here, hypercorn's trio worker died of it
+    "own-header": {"type": "websocket.accept", "headers": [(b"sec-websocket-protocol", b"x")]},
 }
 
 

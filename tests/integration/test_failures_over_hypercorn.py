@@ -94,24 +94,30 @@ async def test_a_raw_accept_with_str_headers_sends_them(failing_server: Hypercor
     assert "Error in ASGI" not in failing_server.logs
 
 
-async def test_a_raw_accept_with_a_header_that_would_split_is_a_500_logged(
-    failing_server: HypercornServer,
+@pytest.mark.parametrize(
+    ("kind", "why"),
+    [
+        ("crlf", "header b'x-a' has a control character"),
+        ("own-header", "header b'sec-websocket-protocol' may not be set here"),
+    ],
+)
+async def test_a_raw_accept_with_a_header_that_cannot_go_out_is_a_500_logged(
+    failing_server: HypercornServer, kind: str, why: str
 ) -> None:
-    # Passed on as it was, it left the client with no answer and hypercorn with a traceback.
+    # Passed on as they were, a CR/LF left the client with no answer and hypercorn with a
+    # traceback, and a sec-websocket-protocol ended hypercorn's trio worker.
     async with httpx.AsyncClient(base_url=failing_server.url, timeout=10) as client:
         with anyio.fail_after(10):
             refused = await exchange(
-                failing_server.port, raw_handshake("/raw-accept/crlf"), until=b"\r\n\r\n"
+                failing_server.port, raw_handshake(f"/raw-accept/{kind}"), until=b"\r\n\r\n"
             )
-            await failing_server.wait_for_log("on_connect's accept has bad headers")
+            await failing_server.wait_for_log(why)
             after = await client.get("/count/1")
     assert refused.startswith(b"HTTP/1.1 500 "), refused
     assert b"x-injected" not in refused
     assert after.status_code == 200
     logs = failing_server.logs
-    assert (
-        "websocket handshake refused: on_connect's accept has bad headers: header b'x-a' " in logs
-    )
+    assert f"websocket handshake refused: on_connect's accept has bad headers: {why}" in logs
     assert "Error in ASGI" not in logs
 
 
