@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -125,6 +126,10 @@ def _finite(number: str) -> float:
 _DECODER = json.JSONDecoder(parse_constant=_not_json, parse_float=_finite)
 
 
+#: The start of an escape of a surrogate, half of a pair or alone (U+D800 to U+DFFF).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def _lone_surrogate(value: Any) -> bool:
     """Whether a decoded JSON value holds a string with half a surrogate pair (``"\\ud800"``):
     valid JSON text (RFC 8259 §8.2 leaves it open), but no UTF-8 can carry it, so it would fail
@@ -158,8 +163,13 @@ def json_value(payload: str | bytes) -> Any:
         raise ValueError("expected JSON text, got a binary frame")
     try:
         value = _DECODER.decode(payload)
-        # only an escape can make a surrogate: text that came as UTF-8 holds none
-        if "\\u" not in payload or not _lone_surrogate(value):
+        # only an escape can make a surrogate (text that came as UTF-8 holds none), and most
+        # escapes are of other characters: the value is walked only when one may be a half
+        if (
+            "\\u" not in payload
+            or _SURROGATE_ESCAPE.search(payload) is None
+            or not _lone_surrogate(value)
+        ):
             return value
         reason = "invalid JSON: a string holds half a surrogate pair"
     except ValueError as error:  # JSONDecodeError; RecursionError is not a ValueError
