@@ -173,7 +173,10 @@ def json_value(payload: str | bytes) -> Any:
             return value
         reason = "invalid JSON: a string holds half a surrogate pair"
     except ValueError as error:  # JSONDecodeError; RecursionError is not a ValueError
-        reason = f"invalid JSON: {getattr(error, 'msg', error)}"
+        why = getattr(error, "msg", error)
+        if "int_max_str_digits" in str(why):  # Python's advice to its user, not the client's
+            why = "number too long"
+        reason = f"invalid JSON: {why}"
     except RecursionError:
         reason = "invalid JSON: nested too deeply"
     raise ValueError(reason.encode()[:123].decode(errors="ignore"))

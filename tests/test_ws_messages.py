@@ -108,6 +108,11 @@ def test_json_value_refuses_half_a_surrogate_pair(text: str) -> None:
         json_value(text)
 
 
+def test_json_value_names_a_number_too_long_without_pythons_advice() -> None:
+    with pytest.raises(ValueError, match=r"^invalid JSON: number too long$"):
+        json_value("1" * 5_000)
+
+
 def test_json_value_takes_escaped_pairs_and_characters() -> None:
     assert json_value('["\\ud83d\\ude00", "\\u00e9", "\\n"]') == ["\U0001f600", "é", "\n"]
     assert json_value("[1e308, 2.5]") == [1e308, 2.5]
