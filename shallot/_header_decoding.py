@@ -113,7 +113,7 @@ class HeaderDecoder:
 
     def _remember(self, raw: Any, headers: dict[str, str]) -> None:
         for value in headers.values():
-            if len(value) > self.max_shared_length:
+            if len(value) > self.max_shared_length or "boundary=" in value:
                 return
         if len(self._lists) >= self.max_lists:
             self._lists.clear()  # bounded; the lists in use come back with their next request
@@ -133,6 +133,11 @@ class HeaderDecoder:
         value = self._values.get(raw) if known else None
         if value is None:
             value = bytes(raw).decode("latin-1")
-            if known and len(raw) <= self.max_shared_length and len(self._values) < self.max_values:
+            if (
+                known
+                and len(raw) <= self.max_shared_length
+                and len(self._values) < self.max_values
+                and b"boundary=" not in raw  # a multipart content-type: new with each upload
+            ):
                 self._values[raw] = value
         return value

@@ -217,6 +217,10 @@ def _pick_hypercorn() -> Callable[..., Awaitable[None]]:
     return asyncio_serve
 
 
+#: asyncio's report of a connection task that raised (``asyncio.streams``).
+_CONNECTION_TASK_FAILED = "Unhandled exception in client_connected_cb"
+
+
 def _drop_cancelled_connection_reports() -> None:
     """Keeps the asyncio loop from reporting hypercorn's cancelled connection tasks as errors.
 
@@ -227,8 +231,11 @@ def _drop_cancelled_connection_reports() -> None:
     crash. And when ``serve`` has to cancel hypercorn itself (a connection to a client that
     stopped reading holds it up), the ``gather`` of its connection tasks ends later with that
     ``CancelledError``, unretrieved, and the loop reports "_GatheringFuture exception was never
-    retrieved". Only these two reports are dropped; everything else reaches the previous
-    handler.
+    retrieved". And a connection the kernel dropped (``tcp_user_timeout``: the client stopped
+    reading) fails hypercorn's asyncio close with ``TimeoutError``, which its connection task
+    does not catch: the loop would log a traceback per such client, for what ``serve`` set up
+    on purpose; it goes to the debug log. Only these three reports are dropped; everything
+    else reaches the previous handler.
     """
     import asyncio  # the asyncio backend is running: this is its own loop's business
 
@@ -238,10 +245,14 @@ def _drop_cancelled_connection_reports() -> None:
         return  # already installed on this loop
 
     def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        if isinstance(context.get("exception"), asyncio.CancelledError) and (
+        error = context.get("exception")
+        if isinstance(error, asyncio.CancelledError) and (
             "StreamReaderProtocol.connection_made" in repr(context.get("handle"))
             or type(context.get("future")).__name__ == "_GatheringFuture"
         ):
+            return
+        if isinstance(error, OSError) and context.get("message") == _CONNECTION_TASK_FAILED:
+            logger.debug("a connection's socket failed as it closed: %r", error)
             return
         if previous is None:
             loop.default_exception_handler(context)

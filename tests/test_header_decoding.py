@@ -62,3 +62,14 @@ def test_header_lists_of_repeating_headers_are_remembered_apart_and_bounded() ->
     for number in range(50):
         assert decode_headers([(b"host", b"h%d" % number)]) == {"host": f"h{number}"}
     assert decode_headers.remembered()[2] <= 4
+
+
+def test_a_multipart_content_type_is_not_shared_since_its_boundary_is_new_each_time() -> None:
+    # Each upload's boundary is random: shared, they filled the table with values used once.
+    decode_headers = HeaderDecoder()
+    for number in range(10):
+        value = b"multipart/form-data; boundary=----form%d" % number
+        assert decode_headers([(b"content-type", value)]) == {"content-type": value.decode()}
+    assert decode_headers.remembered()[1:] == (0, 0)
+    decode_headers([(b"content-type", b"application/json")])
+    assert decode_headers.remembered()[1:] == (1, 1)  # the values that do repeat still are

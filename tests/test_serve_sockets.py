@@ -350,3 +350,25 @@ async def test_the_cancelled_gather_of_hypercorns_connections_is_not_reported(
     finally:
         loop.set_exception_handler(previous)
     assert reported == ["another report"]  # the rest still gets through
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_connection_the_kernel_timed_out_is_not_reported_as_an_error(
+    anyio_backend: str,
+) -> None:
+    # tcp_user_timeout drops a client that stopped reading, as serve means it to; hypercorn's
+    # asyncio close then raises TimeoutError out of its connection task, a traceback each.
+    from shallot._serve import _pick_hypercorn
+
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    reported: list[str] = []
+    loop.set_exception_handler(lambda loop, context: reported.append(context["message"]))
+    try:
+        _pick_hypercorn()  # installs serve's filter on this loop
+        failed = "Unhandled exception in client_connected_cb"
+        loop.call_exception_handler({"message": failed, "exception": TimeoutError(110, "")})
+        loop.call_exception_handler({"message": failed, "exception": ValueError("a bug")})
+    finally:
+        loop.set_exception_handler(previous)
+    assert reported == [failed]  # a bug in a connection task is still reported
