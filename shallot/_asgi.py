@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
 from typing import Any
 
 from ._body import streams_body_of
 from ._checks import check_handler, check_hook, check_lifespan, positive
 from ._failures import log_raised, run_takeover
 from ._http import SERVICE_UNAVAILABLE, serve_http
-from ._lifespan import AppState, AppTakeover, LifespanFactory, run_lifespan
+from ._lifespan import AppState, AppTakeover, LifespanFactory, run_lifespan, run_protocol
 from ._origins import origin_check
 from ._prepare import InvalidResponse, prepare
 from ._request import Limits, build_request
@@ -150,7 +151,10 @@ def build_server(
             else:
                 await refuse_websocket(scope, receive, send, result)
         elif kind == "lifespan":
-            await run_lifespan(state, scope, receive, send, on_start, on_stop, lifespan)
+            protocol = partial(
+                run_protocol, state, scope, receive, send, on_start, on_stop, lifespan
+            )
+            await run_lifespan(state, receive, send, protocol)
         else:  # the ASGI spec asks apps to raise on scope types they do not know
             raise ValueError(f"shallot does not handle ASGI scope type {kind!r}")
 

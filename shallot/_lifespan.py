@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any, TypeAlias
 
@@ -135,16 +135,11 @@ ALREADY_RUNNING = (
 
 
 async def run_lifespan(
-    state: AppState,
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-    on_start: StartHook | None,
-    on_stop: Hook | None,
-    lifespan: LifespanFactory | None,
+    state: AppState, receive: Receive, send: Send, protocol: Callable[[], Awaitable[None]]
 ) -> None:
-    """Runs one life of the app (``run_protocol``) inside the app's own task group, which
-    hosts the websocket watches (``_watch``) for as long as the app runs.
+    """Runs one life of the app (``protocol``: ``run_protocol`` with the lifespan call's
+    arguments) inside the app's own task group, which hosts the websocket watches (``_watch``)
+    for as long as the app runs.
 
     A second lifespan while one runs (a second ``serve`` of the same app, or a ``TestClient``
     block on a served app) gets ``lifespan.startup.failed``: the app has one state, and the
@@ -161,7 +156,7 @@ async def run_lifespan(
         async with anyio.create_task_group() as group:
             state.watches.start(group.start_soon)
             try:
-                await run_protocol(state, scope, receive, send, on_start, on_stop, lifespan)
+                await protocol()
             finally:
                 state.watches.stop()
                 group.cancel_scope.cancel()

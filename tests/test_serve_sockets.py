@@ -19,7 +19,7 @@ import errno
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -323,12 +323,9 @@ async def test_a_client_that_stopped_reading_does_not_break_serves_shutdown(
     assert took < grace + 0.25 + 2 * 2.0 + MARGIN  # the linger, then the fallback's 2 s twice
 
 
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_the_cancelled_gather_of_hypercorns_connections_is_not_reported(
-    anyio_backend: str,
-) -> None:
-    # Once serve has cancelled hypercorn (above), the gather of its connection tasks ends
-    # later with a CancelledError nobody retrieves, and asyncio reports it as an error.
+def reports_through_serves_filter(contexts: Callable[[], list[dict[str, Any]]]) -> list[str]:
+    """Returns the messages of ``contexts()`` (made on the running loop) that reach the loop's
+    exception handler once serve's filter is installed."""
     from shallot._serve import _pick_hypercorn
 
     loop = asyncio.get_running_loop()
@@ -337,18 +334,31 @@ async def test_the_cancelled_gather_of_hypercorns_connections_is_not_reported(
     loop.set_exception_handler(lambda loop, context: reported.append(context["message"]))
     try:
         _pick_hypercorn()  # installs serve's filter on this loop
-        child = loop.create_future()
-        gathered = asyncio.gather(child)
-        child.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await gathered
-        report = "_GatheringFuture exception was never retrieved"
-        loop.call_exception_handler(
-            {"message": report, "exception": gathered.exception(), "future": gathered}
-        )
-        loop.call_exception_handler({"message": "another report", "exception": ValueError()})
+        for context in contexts():
+            loop.call_exception_handler(context)
     finally:
         loop.set_exception_handler(previous)
+    return reported
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_cancelled_gather_of_hypercorns_connections_is_not_reported(
+    anyio_backend: str,
+) -> None:
+    # Once serve has cancelled hypercorn (above), the gather of its connection tasks ends
+    # later with a CancelledError nobody retrieves, and asyncio reports it as an error.
+    child = asyncio.get_running_loop().create_future()
+    gathered = asyncio.gather(child)
+    child.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await gathered
+    report = "_GatheringFuture exception was never retrieved"
+    reported = reports_through_serves_filter(
+        lambda: [
+            {"message": report, "exception": gathered.exception(), "future": gathered},
+            {"message": "another report", "exception": ValueError()},
+        ]
+    )
     assert reported == ["another report"]  # the rest still gets through
 
 
@@ -358,17 +368,11 @@ async def test_a_connection_the_kernel_timed_out_is_not_reported_as_an_error(
 ) -> None:
     # tcp_user_timeout drops a client that stopped reading, as serve means it to; hypercorn's
     # asyncio close then raises TimeoutError out of its connection task, a traceback each.
-    from shallot._serve import _pick_hypercorn
-
-    loop = asyncio.get_running_loop()
-    previous = loop.get_exception_handler()
-    reported: list[str] = []
-    loop.set_exception_handler(lambda loop, context: reported.append(context["message"]))
-    try:
-        _pick_hypercorn()  # installs serve's filter on this loop
-        failed = "Unhandled exception in client_connected_cb"
-        loop.call_exception_handler({"message": failed, "exception": TimeoutError(110, "")})
-        loop.call_exception_handler({"message": failed, "exception": ValueError("a bug")})
-    finally:
-        loop.set_exception_handler(previous)
+    failed = "Unhandled exception in client_connected_cb"
+    reported = reports_through_serves_filter(
+        lambda: [
+            {"message": failed, "exception": TimeoutError(110, "")},
+            {"message": failed, "exception": ValueError("a bug")},
+        ]
+    )
     assert reported == [failed]  # a bug in a connection task is still reported
