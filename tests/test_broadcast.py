@@ -129,6 +129,8 @@ async def test_a_left_subscription_ends_its_iteration(hub: Hub) -> None:
         assert [item async for item in subscription] == ["last"]
         with pytest.raises(BroadcastError, match="closed"):
             await subscription.receive()
+        with pytest.raises(BroadcastError, match="closed"):
+            subscription.receive_nowait()
 
 
 # -- bounded buffers and the overflow policies ------------------------------------------------
@@ -171,6 +173,8 @@ async def test_disconnect_drops_the_slow_subscriber_only(hub: Hub) -> None:
                 assert raised.value.dropped == 4 == slow.dropped  # 3 held, 1 that did not fit
                 with pytest.raises(SlowSubscriber):  # for good
                     await slow.receive()
+                with pytest.raises(SlowSubscriber):  # not WouldBlock: a drain loop learns it
+                    slow.receive_nowait()
                 assert [await fine.receive() for _ in range(5)] == [str(n) for n in range(5)]
                 stats = hub.statistics()
                 assert (stats.disconnected, stats.dropped) == (1, 4)

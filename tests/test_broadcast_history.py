@@ -22,7 +22,7 @@ from shallot.broadcast import (
     Unrecovered,
     open_hub,
 )
-from shallot.broadcast._history import MAX_HISTORY, Ring, check_since, history_rules
+from shallot.broadcast._history import MAX_HISTORY, Published, Ring, check_since, history_rules
 from shallot.broadcast._memory import MemoryBroker
 
 HISTORY = {"room:*": History(size=20, ttl=600), "small": History(size=3, ttl=600)}
@@ -312,6 +312,21 @@ def test_the_ring_keeps_its_size_and_expires_after_its_ttl() -> None:
     assert lost.position == Position(ring.epoch, 5)
 
 
+def test_a_position_of_another_epoch_gets_the_new_epoch_from_its_start() -> None:
+    ring = Ring(size=3, ttl=600, now=0.0)
+    for message in "ab":
+        ring.append(message, now=1.0)
+    recovery = ring.recover(Position("gone", 7), now=2.0)
+    assert [entry.message for entry in recovery.messages] == ["a", "b"]
+    assert recovery.position == Position(ring.epoch, 0)  # the Unrecovered's: from the start
+    assert recovery.unrecovered is not None
+    assert "another epoch" in recovery.unrecovered
+    for message in "cd":  # the epoch's start is no longer kept: from now on
+        ring.append(message, now=3.0)
+    recovery = ring.recover(Position("gone", 7), now=4.0)
+    assert (recovery.messages, recovery.position) == ([], Position(ring.epoch, 4))
+
+
 def test_since_accepts_what_position_gives_and_json_gives_back() -> None:
     assert check_since(Position("e", 3)) == ("e", 3)
     assert check_since(["e", 3]) == Position("e", 3)  # a JSON array from a client
@@ -345,3 +360,57 @@ async def settle_room(hub: Hub, subscription: Subscription, count: int) -> None:
     listener has no event to offer (bounded by the caller's ``fail_after``)."""
     while subscription.buffered < count:  # noqa: ASYNC110
         await anyio.sleep(0.005)
+
+
+async def test_a_burst_larger_than_the_buffer_overflows_in_memory_and_says_so() -> None:
+    """In memory, ``publish_many`` hands a burst over at once: beyond a subscriber's free room
+    its policy applies (documented), counted, and on a channel with history with a ``Gap``."""
+    burst = [str(number) for number in range(10)]
+    with anyio.fail_after(5):
+        async with (
+            open_hub(history=HISTORY) as hub,
+            hub.subscribe("room:burst", max_buffer=4) as room,
+            hub.subscribe("plain", max_buffer=4) as plain,
+        ):
+            await hub.publish_many("room:burst", burst)
+            await hub.publish_many("plain", burst)
+            got = [room.receive_nowait() for _ in range(room.buffered)]
+            gap = got[0]
+            assert isinstance(gap, Gap)
+            assert gap.position is not None
+            assert gap.position.offset == 0  # since=gap.position gets the dropped ones back
+            assert got[1:] == burst[6:]
+            assert [plain.receive_nowait() for _ in range(plain.buffered)] == burst[6:]
+            assert room.dropped == plain.dropped == 6
+            assert hub.statistics().dropped == 12
+
+
+@pytest.mark.parametrize("anyio_backend", [("trio", {"clock": MockClock(autojump_threshold=0)})])
+async def test_a_paced_catch_up_waits_for_readers_once_for_one_that_stopped() -> None:
+    """What the Redis feed read in one go (``Hub._catch_up``): a reader that keeps up gets all
+    of it through a small buffer; a subscriber that stopped reading (its buffer empty) is
+    waited for once, ``patience`` seconds, then gets its overflow policy."""
+    caught_up = [Published(str(offset), "e", offset) for offset in range(1, 101)]
+    got: list[object] = []
+    with anyio.fail_after(60):
+        async with (
+            open_hub(history=HISTORY) as hub,
+            hub.subscribe("room:paced", max_buffer=8) as reader,
+            hub.subscribe("room:paced", max_buffer=8) as stopped,
+            anyio.create_task_group() as tg,
+        ):
+
+            async def read() -> None:
+                async for item in reader:
+                    got.append(item)
+
+            tg.start_soon(read)
+            await anyio.wait_all_tasks_blocked()
+            began = anyio.current_time()
+            await hub._catch_up("room:paced", caught_up, 5.0)
+            assert anyio.current_time() - began == pytest.approx(5.0, abs=0.1)
+            await anyio.wait_all_tasks_blocked()
+            assert got == [entry.message for entry in caught_up]
+            assert stopped.buffered == 9  # the last 8, after a Gap
+            assert stopped.dropped == 92
+            tg.cancel_scope.cancel()

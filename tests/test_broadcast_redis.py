@@ -5,6 +5,9 @@ the broker crashing mid-stream (issue 7). The hub's general rules run on Redis t
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -14,10 +17,22 @@ import coredis
 import pytest
 
 from shallot import build_server
-from shallot.broadcast import BrokerUnavailable, Gap, Subscription, hub_lifespan, open_hub
+from shallot.broadcast import (
+    BroadcastError,
+    BrokerUnavailable,
+    Gap,
+    Subscription,
+    hub_lifespan,
+    open_hub,
+)
+from shallot.broadcast._connection import describe
 from shallot.testing import LifespanError, TestClient
 
-from .integration.redis_server import RedisServer, free_port
+from .integration.redis_server import RedisServer, free_port, running_redis
+from .integration.tcp_proxy import open_proxy
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup, ExceptionGroup
 
 
 @pytest.fixture
@@ -167,6 +182,73 @@ async def test_subscribing_while_the_broker_is_away_starts_with_a_gap(
                     await hub.publish("late", "live now")
                     assert await late.receive() == "live now"
                     assert late.buffered == 0
+
+
+async def test_closing_the_hub_ends_wait_connected_while_the_broker_is_away(
+    redis: RedisServer, prefix: str
+) -> None:
+    """A task waiting for the broker to come back must not outlive the hub (nor keep the app's
+    shutdown waiting): it raises once the hub closes, and so does a wait on a closed hub."""
+    outcome: list[BaseException] = []
+    with anyio.fail_after(10):
+        async with open_proxy(redis.port) as proxy, anyio.create_task_group() as tg:
+            async with open_hub(proxy.url, prefix=prefix, reconnect_max=0.2) as hub:
+                async with hub.subscribe("watch") as watch:
+                    proxy.cut()
+                    assert isinstance(await watch.receive(), Gap)
+
+                    async def wait() -> None:
+                        try:
+                            await hub.wait_connected()
+                        except BroadcastError as error:
+                            outcome.append(error)
+
+                    tg.start_soon(wait)
+                    await anyio.wait_all_tasks_blocked()
+                    assert not outcome  # waiting
+        assert [str(error) for error in outcome] == ["the hub is closed"]
+        with pytest.raises(BroadcastError, match="the hub is closed"):
+            await hub.wait_connected()
+
+
+async def test_a_publish_without_an_answer_says_it_may_still_be_delivered(prefix: str) -> None:
+    """A paused server: the publish was sent, and times out. Publishing it again would send
+    it twice, so the error must not say that nothing was published; and it was delivered."""
+    with running_redis() as redis, anyio.fail_after(10):  # its own server: this one pauses
+        async with (
+            open_hub(redis.url, prefix=prefix, connect_timeout=0.5) as hub,
+            hub.subscribe("s") as subscription,
+        ):
+            await hub.publish("s", "early")  # the connection it publishes on is up
+            assert await subscription.receive() == "early"
+            os.kill(redis.pid, signal.SIGSTOP)
+            try:
+                with pytest.raises(
+                    BrokerUnavailable,
+                    match=r"cannot publish to 's': the broker at redis://\S+ did not answer "
+                    r"\(timed out after 0\.5s\); the message may still be delivered$",
+                ):
+                    await hub.publish("s", "late")
+            finally:
+                os.kill(redis.pid, signal.SIGCONT)
+            assert await subscription.receive() == "late"
+
+
+def test_a_failure_is_described_by_its_first_error_and_a_timeout_by_its_length() -> None:
+    refused = ConnectionRefusedError("refused")
+    assert describe(refused) == "ConnectionRefusedError: refused"
+    assert describe(ExceptionGroup("one", [refused])) == "ConnectionRefusedError: refused"
+    group = BaseExceptionGroup(
+        "unhandled errors in a TaskGroup",
+        [KeyboardInterrupt(), ExceptionGroup("inner", [refused, OSError("closed")])],
+    )  # cancellations are BaseExceptions too: the first error that is an Exception tells
+    assert describe(group) == "ConnectionRefusedError: refused; 1 more error"
+    three = ExceptionGroup("x", [refused, refused, refused])
+    assert describe(three) == "ConnectionRefusedError: refused; 2 more errors"
+    assert describe(TimeoutError(), timeout=5.0) == "timed out after 5s"
+    assert describe(TimeoutError(), timeout=0.25) == "timed out after 0.25s"
+    assert describe(TimeoutError("PING timed out"), timeout=5.0) == "TimeoutError: PING timed out"
+    assert describe(TimeoutError()) == "TimeoutError"
 
 
 async def test_an_unreachable_broker_fails_the_start_clearly() -> None:

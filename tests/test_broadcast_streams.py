@@ -77,6 +77,48 @@ async def test_a_dropped_connection_is_recovered_not_a_gap(redis: RedisServer, p
             assert here.statistics().gaps >= 1
 
 
+async def test_a_catch_up_longer_than_the_buffer_reaches_a_reader_that_keeps_up(
+    redis: RedisServer, prefix: str
+) -> None:
+    """What was published while the connection was cut comes in one read from the stream,
+    far more than ``max_buffer``: a subscriber that always waits for the next message still
+    gets all of it, in order, with no ``Gap`` (the catch-up is paced to its reading)."""
+    got: list[object] = []
+    with anyio.fail_after(20):
+        async with (
+            open_proxy(redis.port) as proxy,
+            open_hub(proxy.url, prefix=prefix, history=HISTORY, reconnect_max=0.1) as here,
+            open_hub(redis.url, prefix=prefix, history=HISTORY) as there,
+            here.subscribe("room:c", max_buffer=8) as room,
+            here.subscribe("room:c", max_buffer=8) as stuck,  # never read
+            here.subscribe("plain") as plain,
+            anyio.create_task_group() as tg,
+        ):
+            everything = [str(number) for number in range(215)]
+            all_read = anyio.Event()
+
+            async def read() -> None:
+                async for item in room:
+                    got.append(item)
+                    if len(got) == len(everything) or not isinstance(item, str):
+                        all_read.set()
+
+            tg.start_soon(read)
+            await there.publish_many("room:c", everything[:5])
+            proxy.cut()
+            assert isinstance(await plain.receive(), Gap)  # ``here`` knows it is cut off
+            await there.publish_many("room:c", everything[5:205])
+            proxy.restore()
+            await here.wait_connected()
+            await there.publish_many("room:c", everything[205:])
+            await all_read.wait()
+            assert got == everything
+            assert room.dropped == 0
+            assert stuck.buffered == 9  # its policy applies: the last 8, after a Gap
+            assert stuck.dropped == len(everything) - 8
+            tg.cancel_scope.cancel()
+
+
 async def read_until(
     subscription: Subscription,
     last: set[str],
@@ -210,6 +252,40 @@ async def test_a_server_back_from_an_older_snapshot_starts_a_new_epoch(
                 marker = await back.receive()
                 assert isinstance(marker, Unrecovered)
                 assert "another epoch" in marker.reason
+
+
+async def test_since_from_before_a_restart_gets_the_new_epoch_from_its_start(
+    redis: RedisServer, prefix: str
+) -> None:
+    """A client whose connection dropped because Redis restarted comes back with a position
+    of the old epoch: it gets ``Unrecovered``, then the new epoch's messages from its first
+    (the history holds them), as a subscriber that stayed through the restart does."""
+    with anyio.fail_after(20):
+        async with open_hub(redis.url, prefix=prefix, history=HISTORY, reconnect_max=0.2) as hub:
+            async with hub.subscribe("room:r") as room:
+                await hub.publish_many("room:r", ["a", "b"])
+                assert [await room.receive() for _ in range(2)] == ["a", "b"]
+                kept = room.position
+            assert kept is not None
+            async with hub.subscribe("plain") as plain:
+                redis.kill()
+                assert isinstance(await plain.receive(), Gap)  # the hub knows
+                await anyio.to_thread.run_sync(redis.start)
+                await hub.wait_connected()
+            positions = await hub.publish_many("room:r", ["c", "d", "e"])
+            epoch = positions[0].epoch if positions[0] is not None else ""
+            assert epoch != kept.epoch
+            assert positions == [Position(epoch, offset) for offset in (1, 2, 3)]
+            async with hub.subscribe("room:r", since=kept) as back:
+                marker = await back.receive()
+                assert isinstance(marker, Unrecovered), marker
+                assert "another epoch" in marker.reason
+                assert marker.position == Position(epoch, 0)
+                assert [await back.receive() for _ in range(3)] == ["c", "d", "e"]
+                assert back.position == positions[-1]
+                await hub.publish("room:r", "f")
+                assert await back.receive() == "f"
+                assert back.buffered == 0
 
 
 async def test_a_subscription_with_history_needs_the_broker(

@@ -3,6 +3,8 @@ connection class that cleans up after itself."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
@@ -10,12 +12,34 @@ from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from coredis.connection import BaseConnection
 
-from .._errors import single_exception
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
 
 
-def describe(error: BaseException) -> str:
-    error = single_exception(error)  # the lone error a task group wrapped
-    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+def describe(error: BaseException, timeout: float | None = None) -> str:
+    """Returns ``error`` as a few words for a log line or a message: a group (a task group
+    wraps what failed in it) by its first error that is not a cancellation, and how many more
+    there are; a bare ``TimeoutError`` (a deadline of ``timeout`` seconds ran out) by how long
+    it waited."""
+    leaves = list(_leaves(error))
+    errors = [leaf for leaf in leaves if isinstance(leaf, Exception)] or leaves
+    first = errors[0]
+    if type(first) is TimeoutError and not str(first) and timeout is not None:
+        text = f"timed out after {timeout:g}s"
+    else:
+        text = f"{type(first).__name__}: {first}" if str(first) else type(first).__name__
+    more = len(errors) - 1
+    if more:
+        text += f"; {more} more error{'s' if more > 1 else ''}"
+    return text
+
+
+def _leaves(error: BaseException) -> Iterator[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield error
 
 
 def for_display(url: str) -> str:

@@ -18,10 +18,13 @@ class BroadcastError(ShallotError):
 
 
 class BrokerUnavailable(BroadcastError):
-    """The broker (Redis / Valkey) cannot be reached; the message was not published.
+    """The broker (Redis / Valkey) cannot be reached.
 
-    Raised by ``publish`` while the connection is down; the hub keeps reconnecting in the
-    background, so a later ``publish`` may succeed.
+    Raised by ``publish`` while the connection is down (the message was not published; the hub
+    keeps reconnecting in the background, so a later ``publish`` may succeed), and when the
+    broker did not answer within ``connect_timeout``: the message was sent then, and the
+    broker may still deliver it (the error's message says so), so publishing it again may
+    deliver it twice.
     """
 
 

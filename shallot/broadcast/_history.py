@@ -160,11 +160,16 @@ def recovery_of(
     since: Position | None, now: Position, first: int, found: list[Published]
 ) -> Recovery:
     """Judges a recovery: ``found`` are the kept messages after ``since`` (``first`` is the
-    oldest offset kept, 0 when none), ``now`` the channel's position."""
+    oldest offset kept, 0 when none), ``now`` the channel's position. When ``since`` is of
+    another epoch, ``found`` are the kept messages of the channel's epoch: from its start,
+    they follow the ``Unrecovered`` (as for a subscriber that stayed through the change)."""
     if since is None:
         return Recovery([], None, now)
     if since.epoch != now.epoch:
-        return Recovery([], f"the channel's history is of another epoch ({now.epoch})", now)
+        reason = f"the channel's history is of another epoch ({now.epoch})"
+        if found and found[0].offset == 1 and found[-1].offset == now.offset:
+            return Recovery(found, reason, Position(now.epoch, 0))
+        return Recovery([], reason, now)
     if since.offset > now.offset:
         return Recovery([], f"offset {since.offset} is ahead of the channel ({now.offset})", now)
     if since.offset < now.offset and (not found or found[0].offset != since.offset + 1):
@@ -209,6 +214,5 @@ class Ring:
         if since is None or not entries:
             return recovery_of(since, position, 0, [])
         first = entries[0].offset
-        skip = since.offset - first + 1
-        found = list(entries)[max(0, skip) :] if since.epoch == self.epoch else []
-        return recovery_of(since, position, first, found)
+        skip = since.offset - first + 1 if since.epoch == self.epoch else 0
+        return recovery_of(since, position, first, list(entries)[max(0, skip) :])

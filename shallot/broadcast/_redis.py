@@ -70,7 +70,7 @@ class RedisBroker:
         self._live: set[str] = set()  # channels the server acknowledged on this connection
         self._dirty = anyio.Event()  # set when _wanted changed
         self._live_changed = anyio.Event()
-        self._up = anyio.Event()
+        self._up = anyio.Event()  # set while connected, and once closing
         self._closing = False
         self._listening = anyio.CancelScope()
         self._lifetime: anyio.CancelScope | None = None
@@ -137,7 +137,8 @@ class RedisBroker:
 
         Raises:
             BrokerUnavailable: the server cannot be reached (nothing waits longer than
-                ``connect_timeout``).
+                ``connect_timeout``). When it did not answer in time, the command may still
+                run (it was sent): the message says so for a publish.
         """
         client = self._client
         cause: Exception | None = None
@@ -150,10 +151,21 @@ class RedisBroker:
             except (RedisError, OSError, TimeoutError) as error:
                 cause = error
         await checkpoint()
-        failure = "reconnecting" if cause is None else describe(cause)
-        raise BrokerUnavailable(
-            f"cannot {what} {channel!r}: the broker at {self.display} is unreachable ({failure})"
-        ) from cause
+        raise BrokerUnavailable(self._unavailable(what, channel, cause)) from cause
+
+    def _unavailable(self, what: str, channel: str, cause: Exception | None) -> str:
+        """Returns what a ``BrokerUnavailable`` says: that nothing was sent (while
+        reconnecting), or what failed; a command without an answer in time was sent, and
+        the server may still run it (a publish may still be delivered)."""
+        where = f"cannot {what} {channel!r}: the broker at {self.display}"
+        if cause is None:
+            return f"{where} is unreachable (reconnecting)"
+        failure = describe(cause, self._timeout)
+        if not isinstance(cause, TimeoutError):
+            return f"{where} is unreachable ({failure})"
+        if what == "publish to":
+            return f"{where} did not answer ({failure}); the message may still be delivered"
+        return f"{where} did not answer ({failure})"
 
     async def join(self, channel: str, member: Member) -> None:
         async with self._calling(channel, "reach the presence in") as client:
@@ -181,6 +193,7 @@ class RedisBroker:
         self._dirty.set()
 
     async def wait_connected(self) -> None:
+        """Returns once connected, or closing."""
         await self._up.wait()
 
     # -- the listener -----------------------------------------------------------------------
@@ -226,6 +239,7 @@ class RedisBroker:
         listener unsubscribes from everything first (which coredis would otherwise do on its
         way out, waiting a fixed 0.1 s for the acknowledgements)."""
         self._closing = True
+        self._up.set()  # wait_connected returns: its hub is closed
         self._wanted.clear()
         if self.connected:
             self._dirty.set()  # _keep_synced unsubscribes, then cancels the listener
@@ -258,7 +272,7 @@ class RedisBroker:
             self._set_connected(False)
             if self._closing and started:
                 return  # the connection failed while the hub closed: nothing to report
-            reason = describe(failure) if failure is not None else "closed"
+            reason = describe(failure, self._timeout) if failure is not None else "closed"
             if not started:
                 raise BrokerUnavailable(
                     f"cannot reach the broker at {self.display} ({reason})"
@@ -328,7 +342,7 @@ class RedisBroker:
             self._up.set()
         else:
             self._live.clear()
-            if self._up.is_set():
+            if self._up.is_set() and not self._closing:
                 self._up = anyio.Event()
         self._notify()
 

@@ -16,6 +16,11 @@ it was. It checks every entry: an entry of another epoch means the history was l
 subscribers get ``Unrecovered``, and the cursor starts again at the new epoch's beginning), an
 offset that skips means entries were trimmed before this process read them (``Unrecovered``
 too). A private wake-up stream interrupts the blocking read when a channel is added here.
+What one read brings (up to ``_BATCH`` entries per stream: after a reconnection, all that was
+published meanwhile) goes to the subscribers paced, in parts that fit their buffers
+(``Hub._catch_up``), so a catch-up does not overflow a subscriber that keeps up; the cursor
+waits meanwhile, so nothing is lost, and a subscriber that stops reading holds it up for
+``connect_timeout`` at most, once.
 """
 
 from __future__ import annotations
@@ -182,13 +187,13 @@ class StreamFeed:
     ) -> Recovery:
         """Returns what was published after ``since`` (see ``recovery_of``)."""
         now = await self.now(client, channel)
-        if since is None or since.epoch != now.epoch or since.offset >= now.offset:
+        after = since.offset if since is not None and since.epoch == now.epoch else 0
+        if since is None or after >= now.offset:
             return recovery_of(since, now, 0, [])
-        if now.offset - since.offset > history.size:  # more than is kept: do not fetch it
+        if now.offset - after > history.size:  # more than is kept: do not fetch it
             return recovery_of(since, now, now.offset - history.size + 1, [])
-        entries = await client.xrange(
-            self.stream_key(channel), f"{since.offset + 1}-0", f"{now.offset}-0"
-        )
+        # since's epoch, or another: then the channel's epoch from its start, if still kept
+        entries = await client.xrange(self.stream_key(channel), f"{after + 1}-0", f"{now.offset}-0")
         found = [message for message in map(_message, entries) if message.epoch == now.epoch]
         first = found[0].offset if found else 0
         return recovery_of(since, now, first, found)
@@ -227,15 +232,21 @@ class StreamFeed:
                         wake_id = _text(entries[-1].identifier)
                     continue
                 channel = name[len(self._prefix) + len("stream:") :]
-                self._take(hub, channel, entries)
+                await self._take(hub, channel, entries)
 
-    def _take(self, hub: Sink, channel: str, entries: Any) -> None:
+    async def _take(self, hub: Sink, channel: str, entries: Any) -> None:
         cursor = self._cursors.get(channel)
+        if cursor is None:
+            return  # left meanwhile
+        run: list[Published] = []  # what follows the cursor, delivered paced
         for entry in entries:
-            if cursor is None or self._cursors.get(channel) is not cursor:
-                return  # left meanwhile
             message = _message(entry)
             epoch, offset = message.epoch, message.offset
+            if epoch != cursor.epoch or (offset > cursor.offset + 1 and run):
+                await hub.catch_up(channel, run, self._timeout)  # what came before the marker
+                run = []
+                if self._cursors.get(channel) is not cursor:
+                    return  # left meanwhile
             if epoch != cursor.epoch:
                 cursor.epoch, cursor.offset = epoch, 0
                 reason = "the channel's history was lost (a new epoch began)"
@@ -249,7 +260,9 @@ class StreamFeed:
                 reason = f"offsets {cursor.offset + 1}-{offset - 1} were trimmed before read"
                 hub.unrecovered(channel, reason, Position(epoch, offset - 1))
             cursor.offset = offset
-            hub.deliver(channel, message)
+            run.append(message)
+        if run:
+            await hub.catch_up(channel, run, self._timeout)
 
     async def _check_epochs(self, client: coredis.Redis[bytes], hub: Sink) -> None:
         for channel, cursor in list(self._cursors.items()):

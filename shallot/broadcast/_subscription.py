@@ -13,6 +13,9 @@ the seam between recovered and live messages never doubles one. What a recovery 
 found waits in a backlog of its own, read before the buffer: it is already in the history, so
 it does not count against ``max_buffer``, which bounds what arrives live. A message of such a
 channel dropped by the overflow policy leaves a ``Gap`` with the position to recover from.
+A batch the Redis stream feed read from the history (a catch-up after a reconnection) comes in
+parts that fit the buffers: the feed waits on the channel's ``paced`` event, which a reader
+sets when it has read everything (``_merge_poll`` finds nothing), before the next part.
 """
 
 from __future__ import annotations
@@ -72,13 +75,22 @@ class Channel:
     on, and the wake-ups of those a websocket handler merges (``receiver.merge``: the handler
     waits on its merge, not on the channel); how many want join and leave items."""
 
-    __slots__ = ("merged", "subscribers", "wakeup", "watchers")
+    __slots__ = ("merged", "paced", "subscribers", "wakeup", "watchers")
 
     def __init__(self) -> None:
         self.subscribers: dict[Subscription, None] = {}
         self.wakeup: anyio.Event | None = None
         self.merged: dict[Subscription, Callable[[], None]] = {}
         self.watchers = 0
+        self.paced: anyio.Event | None = None  # set by a reader that read all (see the hub)
+
+    def read_all(self) -> None:
+        """Tells a paced delivery (``Hub._catch_up``) that a subscriber read everything, or
+        left."""
+        paced = self.paced
+        if paced is not None:
+            self.paced = None
+            paced.set()
 
     def wake(self) -> None:
         """Wakes every subscription of the channel that waits, and every merge of one."""
@@ -196,8 +208,20 @@ class Subscription:
         queued while the reader was busy (``while messages.buffered: ...``).
 
         Raises:
-            anyio.WouldBlock: nothing is buffered.
+            anyio.WouldBlock: nothing is buffered (and the subscription is open).
+            SlowSubscriber: the policy is ``disconnect`` and the buffer overflowed.
+            BroadcastError: the subscription was left or the hub closed, and all it had
+                buffered was read.
+            RuntimeError: it was not entered.
         """
+        item = self._take()
+        if item is not NOTHING:
+            return item  # type: ignore[no-any-return]
+        self._check_open()
+        raise anyio.WouldBlock
+
+    def _take(self) -> Any:
+        """Returns the next buffered item, or ``NOTHING``."""
         if self._backlog:  # recovered messages first (they were published before the rest)
             recovered = self._backlog.popleft()
             if isinstance(recovered, Unrecovered):
@@ -215,8 +239,18 @@ class Subscription:
                 return item.message
             if type(item) is Unrecovered:
                 self._epoch, self._offset = item.position
-            return item  # type: ignore[return-value]  # Published was handled above
-        raise anyio.WouldBlock
+            return item
+        return NOTHING
+
+    def _check_open(self) -> None:
+        """Raises what reading a subscription with nothing buffered raises, unless it is
+        open."""
+        if self._error is not None:
+            raise SlowSubscriber(self.channel, self._error.dropped)
+        if self._state == _CLOSED:
+            raise BroadcastError(f"the subscription to {self.channel!r} is closed")
+        if self._channel is None:
+            raise RuntimeError("enter the subscription (async with) before reading it")
 
     def _merge_poll(self) -> Any:
         """Returns the next item without waiting, or ``NOTHING`` when none is buffered and
@@ -228,16 +262,18 @@ class Subscription:
             RuntimeError: it was not entered.
         """
         if self._buffer or self._backlog:
-            try:
-                return self.receive_nowait()
-            except anyio.WouldBlock:  # only duplicates at the history/live seam were left
-                pass
+            item = self._take()
+            if item is not NOTHING:  # else only duplicates at the history/live seam were left
+                return item
         if self._error is not None:
             raise SlowSubscriber(self.channel, self._error.dropped)
         if self._state == _CLOSED:
             raise StopAsyncIteration
-        if self._channel is None:
+        channel = self._channel
+        if channel is None:
             raise RuntimeError("enter the subscription (async with) before reading it")
+        if channel.paced is not None:  # a paced delivery waits for its readers
+            channel.read_all()
         return NOTHING
 
     def _merge_wake(self, wake: Callable[[], None] | None) -> bool:
@@ -357,6 +393,7 @@ class Subscription:
         self._state = _CLOSED
         channel = self._channel
         if channel is not None:
+            channel.read_all()  # a paced delivery waits for it no more
             wake = channel.merged.pop(self, None)
             if wake is not None:
                 wake()
