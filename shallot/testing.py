@@ -18,7 +18,10 @@ import anyio
 try:
     import httpx
 except ImportError as error:  # httpx comes with the test extra, not with shallot
-    raise ImportError("shallot.testing needs httpx: pip install 'shallot[test]'") from error
+    raise ImportError(
+        "shallot.testing needs httpx: install shallot's 'test' extra (from a checkout: "
+        "pip install -e '.[test]')"
+    ) from error
 
 from ._errors import single_exception
 from ._lifespan_driver import LifespanDriver, LifespanError

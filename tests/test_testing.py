@@ -326,5 +326,8 @@ def test_import_without_httpx_names_the_extra_to_install(monkeypatch: pytest.Mon
     monkeypatch.setitem(sys.modules, "httpx", None)  # what import sees when it is not installed
     for name in ("shallot.testing", "shallot._testing_http", "shallot._testing_ws"):
         monkeypatch.delitem(sys.modules, name)
-    with pytest.raises(ImportError, match=r"needs httpx: pip install 'shallot\[test\]'"):
+    with pytest.raises(
+        ImportError,
+        match=r"needs httpx: install shallot's 'test' extra \(from a checkout: pip install -e",
+    ):
         importlib.import_module("shallot.testing")

@@ -1,7 +1,7 @@
 """The broadcast hub: publish a message to a channel, and every subscriber of it gets it.
 
 In memory for one process (the default), or through Redis / Valkey for several processes or
-hosts (``pip install 'shallot[redis]'``). Each subscriber has a bounded buffer with an overflow
+hosts (``pip install -e '.[redis]'``). Each subscriber has a bounded buffer with an overflow
 policy; a ``Gap`` marks where messages may be missing after the broker connection dropped. See
 docs/broadcast.md::
 

@@ -42,7 +42,8 @@ def _broker_for(url: str | None, options: dict[str, Any]) -> Broker:
         from ._redis import RedisBroker
     except ModuleNotFoundError as error:  # pragma: no cover - the extra is not installed
         raise ModuleNotFoundError(
-            f"a {scheme}:// hub needs coredis: pip install 'shallot[redis]' ({error})"
+            f"a {scheme}:// hub needs coredis: install shallot's 'redis' extra (from a checkout: "
+            f"pip install -e '.[redis]') ({error})"
         ) from error
     return RedisBroker(url, **options)
 

@@ -73,14 +73,15 @@ def wrap_multipart(
         The middleware.
 
     Raises:
-        ImportError: python-multipart is not installed (``pip install shallot[multipart]``).
+        ImportError: python-multipart is not installed (``pip install -e '.[multipart]'``).
         ValueError: a size is not a positive whole number, or ``encoding`` not a text encoding.
     """
     try:
         from .._multipart import FormLimits, FormReader, boundary_of
     except ImportError as error:  # pragma: no cover - the extra is part of the test setup
         raise ImportError(
-            "wrap_multipart needs python-multipart: pip install 'shallot[multipart]'"
+            "wrap_multipart needs python-multipart: install shallot's 'multipart' extra "
+            "(from a checkout: pip install -e '.[multipart]')"
         ) from error
     for name, value in (
         ("max_file_size", max_file_size),

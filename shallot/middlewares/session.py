@@ -66,7 +66,7 @@ def wrap_session(
         The middleware. Websockets get the session too, read-only.
 
     Raises:
-        ImportError: itsdangerous is not installed (``pip install 'shallot[sessions]'``).
+        ImportError: itsdangerous is not installed (``pip install -e '.[sessions]'``).
         ValueError: a key is empty, ``max_age`` is not a positive int, ``same_site`` is not
             lax, strict or none, or ``"none"`` without ``https_only`` (browsers refuse it).
     """
@@ -74,7 +74,8 @@ def wrap_session(
         from itsdangerous import BadData, URLSafeTimedSerializer
     except ImportError as error:  # pragma: no cover - the test extra installs it
         raise ImportError(
-            "wrap_session needs itsdangerous: pip install 'shallot[sessions]'"
+            "wrap_session needs itsdangerous: install shallot's 'sessions' extra "
+            "(from a checkout: pip install -e '.[sessions]')"
         ) from error
     keys = _keys(secret_key)
     if max_age is not None and (
