@@ -24,6 +24,7 @@ from shallot.broadcast import (
 )
 from shallot.broadcast._history import MAX_HISTORY, Published, Ring, check_since, history_rules
 from shallot.broadcast._memory import MemoryBroker
+from shallot.broadcast._subscription import CATCH_UP_ROOM
 
 HISTORY = {"room:*": History(size=20, ttl=600), "small": History(size=3, ttl=600)}
 
@@ -385,32 +386,34 @@ async def test_a_burst_larger_than_the_buffer_overflows_in_memory_and_says_so() 
             assert hub.statistics().dropped == 12
 
 
-@pytest.mark.parametrize("anyio_backend", [("trio", {"clock": MockClock(autojump_threshold=0)})])
-async def test_a_paced_catch_up_waits_for_readers_once_for_one_that_stopped() -> None:
-    """What the Redis feed read in one go (``Hub._catch_up``): a reader that keeps up gets all
-    of it through a small buffer; a subscriber that stopped reading (its buffer empty) is
-    waited for once, ``patience`` seconds, then gets its overflow policy."""
+async def test_a_catch_up_batch_reaches_a_reader_whole_and_bounds_one_that_stopped() -> None:
+    """What the Redis feed read in one go (``Hub._deliver_batch``): a reader that keeps up gets
+    all of it through a small buffer, live messages that follow included, and waits for no
+    other subscriber; one that stopped reading holds at most ``max_buffer`` + the batch, past
+    which its overflow policy applies."""
     caught_up = [Published(str(offset), "e", offset) for offset in range(1, 101)]
+    live = [Published(str(offset), "e", offset) for offset in range(101, 111)]
     got: list[object] = []
-    with anyio.fail_after(60):
+    with anyio.fail_after(5):
         async with (
             open_hub(history=HISTORY) as hub,
-            hub.subscribe("room:paced", max_buffer=8) as reader,
-            hub.subscribe("room:paced", max_buffer=8) as stopped,
-            anyio.create_task_group() as tg,
+            hub.subscribe("room:batch", max_buffer=8) as reader,
+            hub.subscribe("room:batch", max_buffer=8) as stopped,
         ):
-
-            async def read() -> None:
-                async for item in reader:
-                    got.append(item)
-
-            tg.start_soon(read)
-            await anyio.wait_all_tasks_blocked()
-            began = anyio.current_time()
-            await hub._catch_up("room:paced", caught_up, 5.0)
-            assert anyio.current_time() - began == pytest.approx(5.0, abs=0.1)
-            await anyio.wait_all_tasks_blocked()
-            assert got == [entry.message for entry in caught_up]
-            assert stopped.buffered == 9  # the last 8, after a Gap
-            assert stopped.dropped == 92
-            tg.cancel_scope.cancel()
+            hub._deliver_batch("room:batch", caught_up)
+            for entry in live[:5]:  # live ones come while the reader is still behind
+                hub._deliver("room:batch", entry)
+            while reader.buffered:
+                got.append(reader.receive_nowait())
+            for entry in live[5:]:  # back within max_buffer: the usual bound again
+                hub._deliver("room:batch", entry)
+            while reader.buffered:
+                got.append(reader.receive_nowait())
+            assert got == [entry.message for entry in caught_up + live]
+            assert reader.dropped == 0
+            # the batch, then max_buffer of live ones, then its policy: a Gap, 2 dropped
+            assert (stopped.buffered, stopped.dropped) == (100 + 8 + 1, 2)
+            for _ in range(12):  # more catch-ups at the one that stopped: bounded
+                hub._deliver_batch("room:batch", caught_up)
+            assert stopped.buffered == 8 + CATCH_UP_ROOM  # the Gap among them
+            assert stopped.dropped == 100 + 10 + 12 * 100 - (8 + CATCH_UP_ROOM - 1)

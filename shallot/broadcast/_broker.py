@@ -19,10 +19,9 @@ class Sink(Protocol):
     def deliver(self, channel: str, message: str | bytes | Published) -> None:
         """Hands a message to the channel's subscribers here."""
 
-    async def catch_up(self, channel: str, messages: Sequence[Published], patience: float) -> None:
-        """Hands messages read from the channel's history to its subscribers here, in parts
-        that fit their buffers, waiting (``patience`` seconds at most) for readers between
-        parts."""
+    def deliver_batch(self, channel: str, messages: Sequence[Published]) -> None:
+        """Hands messages read from the channel's history at once (a catch-up) to its
+        subscribers here, which may hold the batch past their ``max_buffer``."""
 
     def gap(self, reason: str) -> None:
         """Tells the subscribers of channels without history that messages may be lost."""

@@ -14,26 +14,24 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import anyio
-
 from ._broker import Broker
 from ._checks import check_buffer, check_channel, check_overflow
 from ._errors import BroadcastError
 from ._history import History, Position, Published, Unrecovered, check_since
 from ._presence import Joined, Left, Member, new_member
 from ._statistics import HubStatistics
-from ._subscription import _OPEN, Channel, Gap, Overflow, Subscription
+from ._subscription import Channel, Gap, Overflow, Subscription
 
 
 class Fanout:
     """The hub as its broker sees it (``Sink``): a view, so that the hub's own methods for
     the broker stay out of its public API."""
 
-    __slots__ = ("catch_up", "deliver", "gap", "presence_event", "unrecovered")
+    __slots__ = ("deliver", "deliver_batch", "gap", "presence_event", "unrecovered")
 
     def __init__(self, hub: Hub) -> None:
         self.deliver = hub._deliver  # bound once: delivery is the hot path
-        self.catch_up = hub._catch_up
+        self.deliver_batch = hub._deliver_batch
         self.gap = hub._gap
         self.unrecovered = hub._unrecovered
         self.presence_event = hub._presence_event
@@ -245,49 +243,17 @@ class Hub:
                 subscription._put(message)
             found.wake()
 
-    async def _catch_up(self, channel: str, messages: Sequence[Published], patience: float) -> None:
-        """Hands over ``messages`` read from the channel's history (a catch-up after a
-        reconnection, a burst), in parts: each fits in the free room of every subscriber that
-        has some, and before the next one, those that had read everything read it. So a
-        subscriber that keeps up is not overflowed by a batch it could not have read as it
-        came, while buffers stay within ``max_buffer``: one that does not read gets its
-        overflow policy, as for live messages. Each wait lasts at most ``patience`` seconds;
-        a subscriber that did not read its part by then is not waited for again in this
-        batch, and one whose buffer stays full is not waited for at all."""
-        start, end = 0, len(messages)
+    def _deliver_batch(self, channel: str, messages: Sequence[Published]) -> None:
+        """Hands over ``messages`` read from the channel's history at once (a catch-up after
+        a reconnection, a burst): each subscription may hold the batch past its
+        ``max_buffer`` (``Subscription._put_batch``), so one that keeps up loses none of it."""
         found = self._channels.get(channel)
-        slow: set[Subscription] = set()  # did not read a part in time
-        while found is not None and start < end:
+        if found is not None:
             subscribers = found.subscribers
-            room = min(
-                (
-                    subscription.max_buffer - len(subscription._buffer)
-                    for subscription in subscribers
-                    if len(subscription._buffer) < subscription.max_buffer
-                    and subscription not in slow
-                ),
-                default=end,
-            )
-            readers = [
-                subscription
-                for subscription in subscribers
-                if not subscription._buffer and subscription not in slow
-            ]
-            part = messages[start : start + room]
-            start += len(part)
-            self._delivered += len(subscribers) * len(part)
+            self._delivered += len(subscribers) * len(messages)
             for subscription in subscribers:
-                for message in part:
-                    subscription._put(message)
+                subscription._put_batch(messages)
             found.wake()
-            if start < end and readers:
-                with anyio.move_on_after(patience):
-                    while any(reader._buffer and reader._state == _OPEN for reader in readers):
-                        paced = found.paced = found.paced or anyio.Event()
-                        await paced.wait()
-                slow.update(reader for reader in readers if reader._buffer)
-                if self._channels.get(channel) is not found:
-                    return  # left meanwhile: the channel's next subscribers start after these
 
     def _unrecovered(self, channel: str, reason: str, position: Position) -> None:
         found = self._channels.get(channel)

@@ -16,11 +16,11 @@ it was. It checks every entry: an entry of another epoch means the history was l
 subscribers get ``Unrecovered``, and the cursor starts again at the new epoch's beginning), an
 offset that skips means entries were trimmed before this process read them (``Unrecovered``
 too). A private wake-up stream interrupts the blocking read when a channel is added here.
-What one read brings (up to ``_BATCH`` entries per stream: after a reconnection, all that was
-published meanwhile) goes to the subscribers paced, in parts that fit their buffers
-(``Hub._catch_up``), so a catch-up does not overflow a subscriber that keeps up; the cursor
-waits meanwhile, so nothing is lost, and a subscriber that stops reading holds it up for
-``connect_timeout`` at most, once.
+The first read after a (re)connection brings what was published meanwhile (up to ``_BATCH``
+entries per stream, and the reads after it while they come full): that catch-up goes to the
+subscribers as batches (``Hub._deliver_batch``), which do not count against their
+``max_buffer``, so it does not overflow a subscriber that keeps up, and no subscriber waits for
+another. Later reads are delivered message by message, as live messages.
 """
 
 from __future__ import annotations
@@ -216,6 +216,9 @@ class StreamFeed:
     async def _follow(self, client: coredis.Redis[bytes], hub: Sink, wake_id: str) -> str:
         await self._check_epochs(client, hub)  # after a reconnection: was the history lost?
         block = max(1, int(self._timeout * 500))  # below the client's read timeout
+        # The first read after a (re)connection brings what was published meanwhile, and so
+        # do the reads after it while they come full: that catch-up is handed over as batches.
+        catching_up = True
         while True:
             if not self._cursors:
                 self._added = anyio.Event()
@@ -225,6 +228,7 @@ class StreamFeed:
             for channel, cursor in self._cursors.items():
                 streams[self.stream_key(channel)] = f"{cursor.offset}-0"
             reply = await client.xread(streams, count=_BATCH, block=block)
+            full = False
             for key, entries in (reply or {}).items():
                 name = key.decode() if isinstance(key, bytes) else key
                 if name == self._wake_key:
@@ -232,21 +236,21 @@ class StreamFeed:
                         wake_id = _text(entries[-1].identifier)
                     continue
                 channel = name[len(self._prefix) + len("stream:") :]
-                await self._take(hub, channel, entries)
+                self._take(hub, channel, entries, catching_up)
+                full = full or len(entries) >= _BATCH
+            catching_up = catching_up and full
 
-    async def _take(self, hub: Sink, channel: str, entries: Any) -> None:
+    def _take(self, hub: Sink, channel: str, entries: Any, catching_up: bool) -> None:
         cursor = self._cursors.get(channel)
         if cursor is None:
             return  # left meanwhile
-        run: list[Published] = []  # what follows the cursor, delivered paced
+        run: list[Published] = []  # what follows the cursor
         for entry in entries:
             message = _message(entry)
             epoch, offset = message.epoch, message.offset
-            if epoch != cursor.epoch or (offset > cursor.offset + 1 and run):
-                await hub.catch_up(channel, run, self._timeout)  # what came before the marker
+            if run and (epoch != cursor.epoch or offset > cursor.offset + 1):
+                _hand_over(hub, channel, run, catching_up)  # what came before the marker
                 run = []
-                if self._cursors.get(channel) is not cursor:
-                    return  # left meanwhile
             if epoch != cursor.epoch:
                 cursor.epoch, cursor.offset = epoch, 0
                 reason = "the channel's history was lost (a new epoch began)"
@@ -262,7 +266,7 @@ class StreamFeed:
             cursor.offset = offset
             run.append(message)
         if run:
-            await hub.catch_up(channel, run, self._timeout)
+            _hand_over(hub, channel, run, catching_up)
 
     async def _check_epochs(self, client: coredis.Redis[bytes], hub: Sink) -> None:
         for channel, cursor in list(self._cursors.items()):
@@ -271,3 +275,13 @@ class StreamFeed:
                 cursor.epoch, cursor.offset = now.epoch, 0
                 reason = "the channel's history was lost (a new epoch began)"
                 hub.unrecovered(channel, reason, Position(now.epoch, 0))
+
+
+def _hand_over(hub: Sink, channel: str, run: list[Published], catching_up: bool) -> None:
+    """Delivers what a read brought: a catch-up as one batch, which does not count against
+    the subscribers' ``max_buffer``; live messages one by one, as they would have come."""
+    if catching_up:
+        hub.deliver_batch(channel, run)
+    else:
+        for message in run:
+            hub.deliver(channel, message)

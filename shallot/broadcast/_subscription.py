@@ -13,15 +13,17 @@ the seam between recovered and live messages never doubles one. What a recovery 
 found waits in a backlog of its own, read before the buffer: it is already in the history, so
 it does not count against ``max_buffer``, which bounds what arrives live. A message of such a
 channel dropped by the overflow policy leaves a ``Gap`` with the position to recover from.
-A batch the Redis stream feed read from the history (a catch-up after a reconnection) comes in
-parts that fit the buffers: the feed waits on the channel's ``paced`` event, which a reader
-sets when it has read everything (``_merge_poll`` finds nothing), before the next part.
+A batch the Redis stream feed read from the history at once (a catch-up after a reconnection)
+does not count against ``max_buffer`` either (``_put_batch``; at most ``CATCH_UP_ROOM`` held
+past it, until the reader is back within ``max_buffer``): a subscriber that keeps up reads all
+of it, and live messages keep their own room. One that does not read gets its overflow policy
+past that, so its buffer stays bounded.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Literal, Protocol, TypeAlias
 
@@ -37,6 +39,9 @@ Overflow: TypeAlias = Literal["drop_oldest", "drop_newest", "disconnect"]
 OVERFLOW_POLICIES: tuple[Overflow, ...] = ("drop_oldest", "drop_newest", "disconnect")
 
 _NEW, _OPEN, _CLOSED = 0, 1, 2
+#: How far past ``max_buffer`` a catch-up batch may take a buffer: what the Redis stream feed
+#: reads of a channel at once (``_streams._BATCH``).
+CATCH_UP_ROOM = 1000
 
 
 class Gap:
@@ -75,22 +80,13 @@ class Channel:
     on, and the wake-ups of those a websocket handler merges (``receiver.merge``: the handler
     waits on its merge, not on the channel); how many want join and leave items."""
 
-    __slots__ = ("merged", "paced", "subscribers", "wakeup", "watchers")
+    __slots__ = ("merged", "subscribers", "wakeup", "watchers")
 
     def __init__(self) -> None:
         self.subscribers: dict[Subscription, None] = {}
         self.wakeup: anyio.Event | None = None
         self.merged: dict[Subscription, Callable[[], None]] = {}
         self.watchers = 0
-        self.paced: anyio.Event | None = None  # set by a reader that read all (see the hub)
-
-    def read_all(self) -> None:
-        """Tells a paced delivery (``Hub._catch_up``) that a subscriber read everything, or
-        left."""
-        paced = self.paced
-        if paced is not None:
-            self.paced = None
-            paced.set()
 
     def wake(self) -> None:
         """Wakes every subscription of the channel that waits, and every merge of one."""
@@ -113,8 +109,8 @@ class Subscription:
     closes. ``dropped`` counts the messages this subscriber lost to its overflow policy.
     """
 
-    __slots__ = ("_backlog", "_buffer", "_channel", "_epoch", "_error", "_hub", "_offset", "_state",
-                 "_waiting", "channel", "dropped", "join_leave", "max_buffer", "member",
+    __slots__ = ("_backlog", "_buffer", "_channel", "_epoch", "_error", "_extra", "_hub", "_offset",
+                 "_state", "_waiting", "channel", "dropped", "join_leave", "max_buffer", "member",
                  "overflow", "since")  # fmt: skip
 
     def __init__(
@@ -139,6 +135,7 @@ class Subscription:
         self._offset = 0
         self._buffer: deque[str | bytes | Gap | Unrecovered | Published | Joined | Left] = deque()
         self._backlog: deque[Published | Unrecovered] = deque()  # what a recovery found
+        self._extra = 0  # room past max_buffer that a catch-up batch needed (_put_batch)
         self._state = _NEW
         self._error: SlowSubscriber | None = None
         self._channel: Channel | None = None  # set while it is open
@@ -230,6 +227,8 @@ class Subscription:
             self._epoch, self._offset = recovered.epoch, recovered.offset
             return recovered.message
         buffer = self._buffer
+        if self._extra and len(buffer) <= self.max_buffer:
+            self._extra = 0  # the catch-up is read: back within max_buffer
         while buffer:
             item = buffer.popleft()
             if type(item) is Published:
@@ -272,8 +271,6 @@ class Subscription:
         channel = self._channel
         if channel is None:
             raise RuntimeError("enter the subscription (async with) before reading it")
-        if channel.paced is not None:  # a paced delivery waits for its readers
-            channel.read_all()
         return NOTHING
 
     def _merge_wake(self, wake: Callable[[], None] | None) -> bool:
@@ -309,8 +306,20 @@ class Subscription:
     def _put(self, message: str | bytes | Published | Joined | Left) -> None:
         """Buffers a message; the hub wakes the channel once all have theirs."""
         buffer = self._buffer
-        if self._state == _OPEN and (len(buffer) < self.max_buffer or self._make_room(message)):
+        if self._state == _OPEN and (
+            len(buffer) < self.max_buffer + self._extra or self._make_room(message)
+        ):
             buffer.append(message)
+
+    def _put_batch(self, messages: Sequence[Published]) -> None:
+        """Buffers messages read from the history at once (a catch-up): they do not count
+        against ``max_buffer`` (up to ``CATCH_UP_ROOM`` held past it), since they came in one
+        piece where they were published one by one, and live messages keep their own room."""
+        if self._state != _OPEN:
+            return
+        self._extra = min(self._extra + len(messages), CATCH_UP_ROOM)
+        for message in messages:
+            self._put(message)
 
     def _make_room(self, message: str | bytes | Published | Joined | Left) -> bool:
         """Applies the overflow policy to a full buffer; returns whether the new ``message``
@@ -393,7 +402,6 @@ class Subscription:
         self._state = _CLOSED
         channel = self._channel
         if channel is not None:
-            channel.read_all()  # a paced delivery waits for it no more
             wake = channel.merged.pop(self, None)
             if wake is not None:
                 wake()
