@@ -166,10 +166,19 @@ async def run_lifespan(
         state.living = False
 
 
-async def _refuse(receive: Receive, send: Send) -> None:
+async def _startup(receive: Receive) -> None:
+    """Receives the lifespan's first message, which must be its startup.
+
+    Raises:
+        ASGIProtocolError: it is something else.
+    """
     message = await receive()
     if message["type"] != "lifespan.startup":
         raise ASGIProtocolError(f"lifespan began with {message['type']!r}, not lifespan.startup")
+
+
+async def _refuse(receive: Receive, send: Send) -> None:
+    await _startup(receive)
     logger.error("startup refused: %s", ALREADY_RUNNING)
     await send({"type": "lifespan.startup.failed", "message": ALREADY_RUNNING})
 
@@ -191,9 +200,7 @@ async def run_protocol(
     server runs the context's exit like any other ``async with`` would.
     """
     hook_scope: Request = scope  # type: ignore[assignment]  # servers pass a dict
-    message = await receive()
-    if message["type"] != "lifespan.startup":
-        raise ASGIProtocolError(f"lifespan began with {message['type']!r}, not lifespan.startup")
+    await _startup(receive)
     state._begin_startup()
     phase = "startup"
     try:

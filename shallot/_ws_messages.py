@@ -210,6 +210,16 @@ def _as_bytes(part: Any) -> Any:
     return bytes(part) if isinstance(part, (bytearray, memoryview)) else part
 
 
+def check_subprotocol(subprotocol: Any) -> None:
+    """Checks an accept's subprotocol: a str, or None for none.
+
+    Raises:
+        TypeError: it is something else (``b"chat"`` would open without one, silently).
+    """
+    if subprotocol is not None and not isinstance(subprotocol, str):
+        raise TypeError(f"subprotocol must be a str or None, not {subprotocol!r}")
+
+
 def accept_headers(headers: Any) -> list[tuple[bytes, bytes]]:
     """Returns the extra headers of a handshake's answer as ASGI pairs, names in lower case,
     from a mapping or a list of pairs, each name and value str (latin-1) or bytes.
@@ -244,8 +254,10 @@ def classify_connect(result: Any, offered: list[str]) -> tuple[Verdict, Message 
     kind = result.get("type")
     if kind == "websocket.accept":
         subprotocol = result.get("subprotocol")
-        if subprotocol is not None and not isinstance(subprotocol, str):
-            return "invalid", f"on_connect's accept has a subprotocol {subprotocol!r}, not a str"
+        try:
+            check_subprotocol(subprotocol)
+        except TypeError as error:
+            return "invalid", f"on_connect's accept is wrong: {error}"
         if subprotocol is not None and subprotocol not in offered:
             # RFC 6455 §4.2.2: a server that agrees to none of the client's subprotocols
             # answers without one, and the client decides whether that will do.

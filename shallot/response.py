@@ -18,7 +18,7 @@ import anyio
 from ._errors import WSDisconnect
 from ._pages import html, redirect
 from ._types import Response, Scope, WSAccept, WSClose, WSSend
-from ._ws_messages import accept_headers, check_close
+from ._ws_messages import accept_headers, check_close, check_subprotocol
 from .sse import sse
 
 __all__ = [
@@ -218,8 +218,7 @@ def ws_accept(
             (``sec-websocket-protocol``: give ``subprotocol``; ``upgrade``, ...), a value
             holds a control character other than tab, or a str does not fit latin-1.
     """
-    if subprotocol is not None and not isinstance(subprotocol, str):
-        raise TypeError(f"subprotocol must be a str or None, not {subprotocol!r}")
+    check_subprotocol(subprotocol)
     message: WSAccept = {"type": "websocket.accept", "subprotocol": subprotocol}
     if headers:
         message["headers"] = accept_headers(headers)

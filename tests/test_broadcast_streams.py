@@ -9,7 +9,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -21,6 +22,7 @@ from shallot.broadcast import (
     BrokerUnavailable,
     Gap,
     History,
+    Hub,
     Position,
     Subscription,
     Unrecovered,
@@ -29,7 +31,7 @@ from shallot.broadcast import (
 from shallot.broadcast._subscription import CATCH_UP_ROOM
 
 from .integration.redis_server import RedisServer, running_redis
-from .integration.tcp_proxy import open_proxy
+from .integration.tcp_proxy import Proxy, open_proxy
 
 HISTORY = {"room:*": History(size=1_000, ttl=600)}
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,15 +48,25 @@ def prefix() -> str:
     return f"test-{uuid.uuid4().hex[:8]}:"
 
 
+@asynccontextmanager
+async def cut_off_pair(redis: RedisServer, prefix: str) -> AsyncIterator[tuple[Proxy, Hub, Hub]]:
+    """Yields a proxy to ``redis``, a hub ``here`` behind it (which the proxy can cut off) and a
+    hub ``there`` on Redis itself, another process as far as Redis knows."""
+    async with (
+        open_proxy(redis.port) as proxy,
+        open_hub(proxy.url, prefix=prefix, history=HISTORY, reconnect_max=0.1) as here,
+        open_hub(redis.url, prefix=prefix, history=HISTORY) as there,
+    ):
+        yield proxy, here, there
+
+
 async def test_a_dropped_connection_is_recovered_not_a_gap(redis: RedisServer, prefix: str) -> None:
     """Hub ``here`` loses its connections (the server stays up) while ``there``, another
     process as far as Redis knows, keeps publishing: the history subscriber gets every message,
     once, in order; the plain subscriber gets a gap."""
     with anyio.fail_after(20):
         async with (
-            open_proxy(redis.port) as proxy,
-            open_hub(proxy.url, prefix=prefix, history=HISTORY, reconnect_max=0.1) as here,
-            open_hub(redis.url, prefix=prefix, history=HISTORY) as there,
+            cut_off_pair(redis, prefix) as (proxy, here, there),
             here.subscribe("room:g", max_buffer=100) as room,
             here.subscribe("plain") as plain,
         ):
@@ -88,9 +100,7 @@ async def test_a_catch_up_longer_than_the_buffer_reaches_a_reader_that_keeps_up(
     got: list[object] = []
     with anyio.fail_after(20):
         async with (
-            open_proxy(redis.port) as proxy,
-            open_hub(proxy.url, prefix=prefix, history=HISTORY, reconnect_max=0.1) as here,
-            open_hub(redis.url, prefix=prefix, history=HISTORY) as there,
+            cut_off_pair(redis, prefix) as (proxy, here, there),
             here.subscribe("room:c", max_buffer=8) as room,
             here.subscribe("room:c", max_buffer=8) as stuck,  # never read
             here.subscribe("plain") as plain,

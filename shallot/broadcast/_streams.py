@@ -38,13 +38,14 @@ from coredis.tokens import PureToken
 
 from ._broker import Sink
 from ._history import History, Position, Published, Recovery, new_epoch, recovery_of
+from ._subscription import CATCH_UP_ROOM
 from ._wire import decode
 
 logger = logging.getLogger("shallot.broadcast")
 
 #: the epoch hash outlives the stream by this much (an idle channel keeps its epoch)
 META_TTL = 30 * 24 * 3600.0
-_BATCH = 1000  # entries per stream per XREAD
+_BATCH = CATCH_UP_ROOM  # entries per stream per XREAD: a catch-up batch holds no more
 
 # The channel's epoch (KEYS[2] the hash, KEYS[1] the stream; ARGV[1] a new epoch's name,
 # ARGV[2] the hash's ttl). An epoch belongs to one run of the server, its run_id: a server

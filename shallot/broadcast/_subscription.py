@@ -39,8 +39,8 @@ Overflow: TypeAlias = Literal["drop_oldest", "drop_newest", "disconnect"]
 OVERFLOW_POLICIES: tuple[Overflow, ...] = ("drop_oldest", "drop_newest", "disconnect")
 
 _NEW, _OPEN, _CLOSED = 0, 1, 2
-#: How far past ``max_buffer`` a catch-up batch may take a buffer: what the Redis stream feed
-#: reads of a channel at once (``_streams._BATCH``).
+#: How far past ``max_buffer`` a catch-up batch may take a buffer: as much as the Redis stream
+#: feed reads of a channel at once (its ``_BATCH``).
 CATCH_UP_ROOM = 1000
 
 
@@ -214,7 +214,7 @@ class Subscription:
         item = self._take()
         if item is not NOTHING:
             return item  # type: ignore[no-any-return]
-        self._check_open()
+        self._check_open(BroadcastError(f"the subscription to {self.channel!r} is closed"))
         raise anyio.WouldBlock
 
     def _take(self) -> Any:
@@ -241,13 +241,13 @@ class Subscription:
             return item
         return NOTHING
 
-    def _check_open(self) -> None:
+    def _check_open(self, closed: Exception) -> None:
         """Raises what reading a subscription with nothing buffered raises, unless it is
-        open."""
+        open: ``closed`` once it was left or the hub closed."""
         if self._error is not None:
             raise SlowSubscriber(self.channel, self._error.dropped)
         if self._state == _CLOSED:
-            raise BroadcastError(f"the subscription to {self.channel!r} is closed")
+            raise closed
         if self._channel is None:
             raise RuntimeError("enter the subscription (async with) before reading it")
 
@@ -264,13 +264,7 @@ class Subscription:
             item = self._take()
             if item is not NOTHING:  # else only duplicates at the history/live seam were left
                 return item
-        if self._error is not None:
-            raise SlowSubscriber(self.channel, self._error.dropped)
-        if self._state == _CLOSED:
-            raise StopAsyncIteration
-        channel = self._channel
-        if channel is None:
-            raise RuntimeError("enter the subscription (async with) before reading it")
+        self._check_open(StopAsyncIteration())
         return NOTHING
 
     def _merge_wake(self, wake: Callable[[], None] | None) -> bool:
